@@ -1,0 +1,35 @@
+/*
+ * crypto.h - the few primitives every layer shares: SHA-256, HMAC-SHA256, hex,
+ * base64url, and constant-time comparison.  OpenSSL does the hashing; libsodium
+ * does the comparison.  Nothing here allocates except the *_alloc helpers.
+ */
+#ifndef TN_CRYPTO_H
+#define TN_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TN_SHA256_LEN 32
+
+void tn__sha256(const void *data, size_t len, unsigned char out[TN_SHA256_LEN]);
+void tn__hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                     unsigned char out[TN_SHA256_LEN]);
+/* Lowercase hex of len bytes into out, which must hold 2*len+1 bytes. */
+void tn__hex(const unsigned char *in, size_t len, char *out);
+/* SHA-256 of data as 64 lowercase hex digits plus NUL. */
+void tn__sha256_hex(const void *data, size_t len, char out[2 * TN_SHA256_LEN + 1]);
+
+/* base64url without padding.  Encode writes 4*ceil(len/3) bytes at most plus NUL. */
+size_t tn__b64url_encoded_len(size_t len);
+void tn__b64url_encode(const unsigned char *in, size_t len, char *out);
+/*
+ * Decodes strict unpadded base64url: rejects '=', characters outside the
+ * alphabet, a length of 1 mod 4, and non-zero trailing bits (so each value has
+ * exactly one encoding).  out must hold len*3/4 bytes.  Returns 0 or -1.
+ */
+int tn__b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);
+
+/* Constant-time equality of two byte strings of the same length: 1 if equal. */
+int tn__ct_equal(const void *a, const void *b, size_t len);
+
+#endif

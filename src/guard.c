@@ -1,0 +1,190 @@
+/*
+ * guard.c - what a tenant session may do in SQL: an SQLite authorizer plus a
+ * check of the statement text.
+ *
+ * The authorizer (installed on every connection, active unless c->trusted):
+ *   - top-level SQL may read and write the tenant views (items, files) and
+ *     read json_each/json_tree and the schema table; nothing else;
+ *   - the private tables the views and triggers work on (_items, _files,
+ *     _outbox) may be touched only with an authorizer context that names one
+ *     of the schema's own views or triggers;
+ *   - no ATTACH/DETACH (hence no VACUUM), no CREATE/DROP/ALTER, no REINDEX or
+ *     ANALYZE, no load_extension, PRAGMAs only from a short read-only list.
+ *
+ * Why the text check too: SQLite reports a common table expression with the
+ * CTE's name as the context, so `WITH items AS (SELECT * FROM _items) ...`
+ * would look like the real view.  A tenant can reach a private table only by
+ * naming it, so tn__guard_text() refuses any statement that names a private
+ * table (any schema table whose name starts with '_') or an internal function
+ * as a whole word,
+ * wherever the name appears: quoted, bracketed, in a string literal (SQLite
+ * takes 'x' for an identifier where one is expected) or in a comment.  With
+ * that, an authorizer context naming a view or trigger can only be the schema's
+ * own.
+ */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const internal_functions[] = {
+    "current_tenant", "tn_version", "tn_now", "tn_new_id", "load_extension",
+};
+
+static const char *const readable_tables[] = {
+    "items", "files", "json_each", "json_tree",
+    "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema",
+};
+
+/* The private tables that the schema's views and triggers work on. */
+static const char *const view_tables[] = {"_items", "_files", "_outbox"};
+
+/* Read-only PRAGMAs a console may run, and only without a value. */
+static const char *const safe_pragmas[] = {"data_version", "encoding"};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static int in_list(const char *name, const char *const *list, size_t n) {
+    if (!name) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(name, list[i]) == 0) return 1;
+    return 0;
+}
+
+static int is_schema_context(const tn_store *st, const char *ctx) {
+    if (!ctx) return 0;
+    for (int i = 0; i < st->guard_nctx; i++)
+        if (strcasecmp(ctx, st->guard_ctx[i]) == 0) return 1;
+    return 0;
+}
+
+static int main_db(const char *db) {
+    return db == NULL || strcmp(db, "main") == 0;
+}
+
+static int guard(void *arg, int action, const char *a, const char *b, const char *db,
+                 const char *ctx) {
+    tn__conn *c = arg;
+    if (c->trusted) return SQLITE_OK;
+
+    switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_RECURSIVE:
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+        return SQLITE_OK;
+    case SQLITE_READ:
+        if (in_list(a, readable_tables, COUNT(readable_tables))) return SQLITE_OK;
+        if (main_db(db) && in_list(a, view_tables, COUNT(view_tables)) &&
+            is_schema_context(c->st, ctx))
+            return SQLITE_OK;
+        /* The foreign-key check of a trigger's insert reads the parent key. */
+        if (main_db(db) && strcmp(a, "_tenants") == 0 && b && strcmp(b, "tid") == 0 &&
+            is_schema_context(c->st, ctx))
+            return SQLITE_OK;
+        return SQLITE_DENY;
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+        if (!main_db(db)) return SQLITE_DENY;
+        if (strcasecmp(a, "items") == 0 || strcasecmp(a, "files") == 0) return SQLITE_OK;
+        if (in_list(a, view_tables, COUNT(view_tables)) && is_schema_context(c->st, ctx))
+            return SQLITE_OK;
+        return SQLITE_DENY;
+    case SQLITE_FUNCTION:
+        /* Internal functions serve the schema's views and triggers only. */
+        if (in_list(b, internal_functions, COUNT(internal_functions)))
+            return is_schema_context(c->st, ctx) && strcmp(b, "load_extension") != 0
+                       ? SQLITE_OK
+                       : SQLITE_DENY;
+        return SQLITE_OK;
+    case SQLITE_PRAGMA:
+        return b == NULL && in_list(a, safe_pragmas, COUNT(safe_pragmas)) ? SQLITE_OK
+                                                                          : SQLITE_DENY;
+    default:
+        /* ATTACH, DETACH, CREATE_*, DROP_*, ALTER_TABLE, REINDEX, ANALYZE,
+         * CREATE_VTABLE, DROP_VTABLE, and anything newer SQLite adds. */
+        return SQLITE_DENY;
+    }
+}
+
+void tn__guard_install(tn__conn *c) {
+    sqlite3_set_authorizer(c->db, guard, c);
+}
+
+static int ident_byte(unsigned char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '$' || ch >= 0x80;
+}
+
+/* Does sql contain name as a whole word, ignoring ASCII case? */
+static int names(const char *sql, size_t len, const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i + n <= len; i++) {
+        if (strncasecmp(sql + i, name, n) != 0) continue;
+        if (i > 0 && ident_byte((unsigned char)sql[i - 1])) continue;
+        if (i + n < len && ident_byte((unsigned char)sql[i + n])) continue;
+        return 1;
+    }
+    return 0;
+}
+
+int tn__guard_text(const tn_store *st, const char *sql) {
+    size_t len = strlen(sql);
+    for (size_t i = 0; i < COUNT(internal_functions); i++)
+        if (names(sql, len, internal_functions[i])) return TN_DENIED;
+    for (int i = 0; i < st->guard_nprivate; i++)
+        if (names(sql, len, st->guard_private[i])) return TN_DENIED;
+    return TN_OK;
+}
+
+static int load_names(tn_store *st, sqlite3 *db, const char *sql, char ***out, int *nout) {
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return tn__fail(st, tn__code(rc), "loading the schema: %s", sqlite3_errmsg(db));
+    int n = 0, cap = 16;
+    char **v = calloc((size_t)cap, sizeof *v);
+    while (v && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            char **nv = realloc(v, (size_t)cap * 2 * sizeof *nv);
+            if (!nv) break;
+            v = nv;
+            cap *= 2;
+        }
+        v[n] = strdup((const char *)sqlite3_column_text(s, 0));
+        if (!v[n]) break;
+        n++;
+    }
+    sqlite3_finalize(s);
+    if (!v || rc != SQLITE_DONE) {
+        for (int i = 0; v && i < n; i++) free(v[i]);
+        free(v);
+        return tn__fail(st, TN_NOMEM, "loading the schema: out of memory");
+    }
+    *out = v;
+    *nout = n;
+    return TN_OK;
+}
+
+int tn__guard_load(tn_store *st, sqlite3 *db) {
+    int rc = load_names(st, db,
+                        "SELECT name FROM sqlite_schema WHERE type IN ('view', 'trigger')",
+                        &st->guard_ctx, &st->guard_nctx);
+    if (rc == TN_OK)
+        rc = load_names(st, db,
+                        "SELECT name FROM sqlite_schema WHERE type = 'table' "
+                        "AND substr(name, 1, 1) = '_'",
+                        &st->guard_private, &st->guard_nprivate);
+    return rc;
+}
+
+void tn__guard_free(tn_store *st) {
+    for (int i = 0; i < st->guard_nctx; i++) free(st->guard_ctx[i]);
+    for (int i = 0; i < st->guard_nprivate; i++) free(st->guard_private[i]);
+    free(st->guard_ctx);
+    free(st->guard_private);
+    st->guard_ctx = st->guard_private = NULL;
+    st->guard_nctx = st->guard_nprivate = 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * outbox.h - the store's side of sync: reading the transactional outbox and
+ * acknowledging what the remote accepted.
+ *
+ * The schema's triggers append one _outbox row (seq, tenant, kind, ref) for
+ * every insert and update of an item or a file, in the writer's transaction.
+ * tn__outbox_fetch() reads the oldest rows, groups them by changed row (so ten
+ * writes to one item become one change carrying the item's current state), and
+ * takes rows round-robin across tenants so one tenant's backlog cannot starve
+ * another.  tn__outbox_ack() deletes exactly the outbox rows a change was built
+ * from, in one transaction with whatever progress the caller records there; a
+ * write that happened after the fetch keeps its own row and is sent next time.
+ */
+#ifndef TN_OUTBOX_H
+#define TN_OUTBOX_H
+
+#include "tenantry.h"
+
+typedef struct tn__change {
+    int kind;           /* 1 item, 2 file */
+    int64_t ref;        /* rowid in _items or _files */
+    char tenant_id[37]; /* the tenant's UUID, for the remote key */
+    char *key;          /* item id or file name */
+    char *data;         /* item JSON; NULL for files and tombstones */
+    int deleted;
+    int64_t version;
+    int64_t updated_at; /* ms since the epoch */
+    /* files only */
+    int64_t size;
+    char sha256[65];
+    char *content_type;
+    /* the outbox rows this change stands for */
+    int64_t *seqs;
+    int nseqs;
+} tn__change;
+
+typedef struct tn__batch {
+    tn__change *changes;
+    int n;
+} tn__batch;
+
+/* Reads up to max distinct changes (scanning at most scan outbox rows). */
+int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out);
+/* Deletes the outbox rows of changes[i] for each i with done[i] set. */
+int tn__outbox_ack(tn_store *st, const tn__batch *b, const unsigned char *done);
+void tn__batch_free(tn__batch *b);
+/* Pending outbox rows, for one tenant (tenant_id non-NULL) or all. */
+int tn__outbox_pending_tenant(tn_store *st, const char *tenant_id, int64_t *rows);
+
+#endif

@@ -1,0 +1,38 @@
+#!/bin/sh
+# deps.sh - installs the Debian packages tenantry builds and tests with, when missing.
+# Fast when everything is present (one pkg-config call per library); otherwise runs
+# apt-get update once, then apt-get install.  Needs root (or sudo) only to install.
+set -eu
+
+pkgs=""
+need() { pkgs="$pkgs $1"; }
+
+command -v pkg-config >/dev/null 2>&1 || need pkg-config
+for pair in sqlite3:libsqlite3-dev libsodium:libsodium-dev libcjson:libcjson-dev \
+            openssl:libssl-dev libcurl:libcurl4-openssl-dev libmicrohttpd:libmicrohttpd-dev; do
+    pc=${pair%%:*}
+    deb=${pair#*:}
+    if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists "$pc"; then
+        need "$deb"
+    fi
+done
+command -v cc >/dev/null 2>&1 || need gcc
+command -v make >/dev/null 2>&1 || need make
+if [ "${1:-}" = "--test" ]; then
+    # Tools the test suites drive: the sqlite3 shell (migration fixtures), curl.
+    command -v sqlite3 >/dev/null 2>&1 || need sqlite3
+    command -v curl >/dev/null 2>&1 || need curl
+fi
+if [ "${1:-}" = "--bench" ]; then
+    command -v wrk >/dev/null 2>&1 || need wrk
+    command -v nginx >/dev/null 2>&1 || need nginx-light
+fi
+
+[ -z "$pkgs" ] && exit 0
+echo "deps: installing$pkgs" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
