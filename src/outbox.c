@@ -18,7 +18,7 @@ static const char SQL_TENANTS[] =
     "SELECT t.tid, t.id FROM _tenants t "
     " WHERE EXISTS (SELECT 1 FROM _outbox o WHERE o.tenant = t.tid) ORDER BY t.tid";
 static const char SQL_ROWS[] =
-    "SELECT seq, kind, ref FROM _outbox WHERE tenant = ?1 ORDER BY seq LIMIT ?2";
+    "SELECT seq, kind, ref FROM _outbox WHERE tenant = ?1 AND seq > ?3 ORDER BY seq LIMIT ?2";
 static const char SQL_ITEM[] =
     "SELECT id, data, deleted, version, updated_at FROM _items WHERE rowid = ?1 AND tenant = ?2";
 static const char SQL_FILE[] =
@@ -87,24 +87,29 @@ static int add_seq(tn__change *ch, int64_t seq) {
     return TN_OK;
 }
 
-/* Reads one tenant's share: up to quota distinct changes from its oldest rows. */
+/*
+ * Reads one tenant's share: up to quota new distinct changes from its oldest
+ * rows after *after_seq, which it advances past the rows it took.
+ */
 static int fetch_tenant(tn__conn *c, int64_t tid, const char *tenant_id, int quota, int scan,
-                        tn__batch *b, int cap) {
+                        tn__batch *b, int cap, int64_t *after_seq) {
     sqlite3_stmt *s;
     int rc = tn__stmt(c, SQL_ROWS, &s);
     if (rc != TN_OK) return rc;
     sqlite3_bind_int64(s, 1, tid);
     sqlite3_bind_int(s, 2, scan);
-    int first = b->n, src;
+    sqlite3_bind_int64(s, 3, *after_seq);
+    int first = b->n, src, added = 0;
     while (rc == TN_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(s, 0), ref = sqlite3_column_int64(s, 2);
         int kind = sqlite3_column_int(s, 1);
         tn__change *ch = NULL;
-        for (int i = first; i < b->n; i++)
+        for (int i = 0; i < b->n; i++)
             if (b->changes[i].kind == kind && b->changes[i].ref == ref) ch = &b->changes[i];
         if (!ch) {
             /* Stop at the first new row past the quota: it stays for next time. */
-            if (b->n - first >= quota || b->n >= cap) break;
+            if (added >= quota || b->n >= cap) break;
+            added++;
             ch = &b->changes[b->n++];
             memset(ch, 0, sizeof *ch);
             ch->kind = kind;
@@ -112,6 +117,7 @@ static int fetch_tenant(tn__conn *c, int64_t tid, const char *tenant_id, int quo
             snprintf(ch->tenant_id, sizeof ch->tenant_id, "%s", tenant_id);
         }
         rc = add_seq(ch, seq);
+        *after_seq = seq;
     }
     sqlite3_reset(s);
     for (int i = first; rc == TN_OK && i < b->n; i++) {
@@ -179,12 +185,20 @@ int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out) {
         if (start == nt) start = 0;
         round_start = tids[start];
         pthread_mutex_unlock(&round_mu);
+        /* Round one: an equal share each.  Round two: what is left of the
+         * batch goes to the tenants that still have rows, in the same order. */
+        int64_t *after = calloc((size_t)nt, sizeof *after);
+        if (!after) rc = tn__fail(st, TN_NOMEM, "out of memory");
         int quota = (max + nt - 1) / nt;
         int per_scan = scan / nt > quota ? scan / nt : quota;
-        for (int k = 0; rc == TN_OK && k < nt && out->n < max; k++) {
-            int i = (start + k) % nt;
-            rc = fetch_tenant(c, tids[i], ids[i], quota, per_scan, out, max);
+        for (int round = 0; rc == TN_OK && round < 2; round++) {
+            for (int k = 0; rc == TN_OK && k < nt && out->n < max; k++) {
+                int i = (start + k) % nt;
+                rc = fetch_tenant(c, tids[i], ids[i], round ? max - out->n : quota, per_scan,
+                                  out, max, &after[i]);
+            }
         }
+        free(after);
     }
     if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     free(tids);

@@ -1,0 +1,272 @@
+/*
+ * test_guard.c - hostile SQL typed into a tenant's console.
+ *
+ * Each attack runs in acme's session.  It must be refused, or succeed while
+ * returning only acme's rows; afterwards globex's rows must be exactly as they
+ * were and the store's invariants must hold.  Output is scanned for globex's
+ * marker and for both tenants' ids.
+ */
+#include "fixture.h"
+
+typedef struct capture {
+    char buf[1 << 16];
+    size_t len;
+    int rows;
+} capture;
+
+static int grab(void *arg, int stmt, int ncol, const char *const *names,
+                const char *const *values) {
+    (void)stmt;
+    (void)names;
+    capture *c = arg;
+    c->rows++;
+    for (int i = 0; i < ncol; i++) {
+        const char *v = values[i] ? values[i] : "NULL";
+        size_t n = strlen(v);
+        if (c->len + n + 2 < sizeof c->buf) {
+            memcpy(c->buf + c->len, v, n);
+            c->len += n;
+            c->buf[c->len++] = '|';
+            c->buf[c->len] = '\0';
+        }
+    }
+    return 0;
+}
+
+typedef struct snapshot {
+    long long items, outbox, tenants, keys, audit;
+    char shared[256], gonly[256];
+} snapshot;
+
+static void take(fixture *f, snapshot *s) {
+    memset(s, 0, sizeof *s);
+    tn_item it = {0};
+    ASSERT_OK(tn_item_get(f->g, "shared-id", &it));
+    snprintf(s->shared, sizeof s->shared, "%s/%lld", it.data, (long long)it.version);
+    tn_item_clear(&it);
+    ASSERT_OK(tn_item_get(f->g, "g-only", &it));
+    snprintf(s->gonly, sizeof s->gonly, "%s/%lld", it.data, (long long)it.version);
+    tn_item_clear(&it);
+    int64_t n = 0;
+    ASSERT_OK(tn_item_count(f->g, &n));
+    s->items = n;
+}
+
+/* Runs one attack; returns 1 when it was refused, 0 when it ran (own rows only). */
+static int attack(fixture *f, const char *sql) {
+    snapshot before, after;
+    take(f, &before);
+    capture cap = {.len = 0};
+    int rc = tn_session_exec(f->a, sql, grab, &cap);
+    if (strstr(cap.buf, "GLOBEX") || strstr(cap.buf, f->globex.id) || strstr(cap.buf, f->acme.id))
+        TN_FAIL_("leak from: %s\n    output: %s", sql, cap.buf);
+    /* A refused statement must not leave a transaction open either. */
+    tn_session_exec(f->a, "ROLLBACK", NULL, NULL);
+    take(f, &after);
+    if (strcmp(before.shared, after.shared) || strcmp(before.gonly, after.gonly) ||
+        before.items != after.items)
+        TN_FAIL_("globex's rows changed after: %s", sql);
+    return rc != TN_OK;
+}
+
+#define REFUSED(sql)                                                         \
+    do { if (!attack(&f, sql)) TN_FAIL_("not refused: %s", sql); } while (0)
+
+TEST(guard_refuses_direct_access_to_private_tables) {
+    fixture f;
+    fixture_init(&f);
+    const char *tables[] = {"_items", "_tenants", "_outbox", "_meta", "_api_keys", "_audit",
+                            "_files", "sqlite_sequence", NULL};
+    char sql[256];
+    for (int i = 0; tables[i]; i++) {
+        const char *forms[] = {"SELECT * FROM %s", "SELECT * FROM \"%s\"", "SELECT * FROM [%s]",
+                               "SELECT * FROM `%s`", "SELECT * FROM '%s'", "SELECT * FROM main.%s",
+                               "SELECT count(*) FROM %s", "SELECT 1 FROM %s LIMIT 1",
+                               "DELETE FROM %s", "UPDATE %s SET rowid = rowid",
+                               "INSERT INTO %s DEFAULT VALUES", "SELECT * FROM /* x */ %s", NULL};
+        for (int k = 0; forms[k]; k++) {
+            snprintf(sql, sizeof sql, forms[k], tables[i]);
+            REFUSED(sql);
+        }
+    }
+    /* Upper case and mixed case name the same table. */
+    REFUSED("SELECT * FROM _ITEMS");
+    REFUSED("SELECT * FROM _Items");
+    fixture_done(&f);
+}
+
+TEST(guard_refuses_joins_subqueries_and_ctes_that_reach_private_tables) {
+    fixture f;
+    fixture_init(&f);
+    REFUSED("SELECT * FROM items JOIN _items");
+    REFUSED("SELECT * FROM items, _items USING (id)");
+    REFUSED("SELECT (SELECT data FROM _items LIMIT 1)");
+    REFUSED("SELECT * FROM items WHERE id IN (SELECT id FROM _items)");
+    REFUSED("SELECT * FROM items WHERE EXISTS (SELECT 1 FROM _tenants)");
+    REFUSED("SELECT * FROM items UNION ALL SELECT id, data, version, created_at, updated_at "
+            "FROM _items");
+    /* A CTE named like the view (SQLite reports the CTE's name as context). */
+    REFUSED("WITH items AS (SELECT * FROM _items) SELECT * FROM items");
+    REFUSED("WITH items_insert AS (SELECT * FROM _items) SELECT * FROM items_insert");
+    REFUSED("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
+            "SELECT * FROM r, _items");
+    REFUSED("WITH RECURSIVE r(x) AS (SELECT data FROM _items UNION SELECT x FROM r) "
+            "SELECT * FROM r");
+    REFUSED("SELECT * FROM pragma_table_info('_items')");
+    REFUSED("SELECT * FROM dbstat");
+    REFUSED("SELECT * FROM sqlite_stmt");
+    REFUSED("SELECT * FROM pragma_database_list");
+    /* Recursive CTEs over the view itself are fine and see only acme. */
+    ASSERT(!attack(&f, "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r "
+                       "WHERE n < 3) SELECT n, id, data FROM r, items"));
+    ASSERT(!attack(&f, "WITH x AS (SELECT * FROM items) SELECT * FROM x"));
+    fixture_done(&f);
+}
+
+TEST(guard_keeps_writes_inside_the_tenant) {
+    fixture f;
+    fixture_init(&f);
+    REFUSED("UPDATE items SET tenant_id = 2");
+    REFUSED("UPDATE items SET tenant = 2");
+    REFUSED("INSERT INTO items (tenant, id, data) VALUES (2, 'x', '{}')");
+    REFUSED("INSERT INTO items (tenant_id, id, data) VALUES (2, 'x', '{}')");
+    REFUSED("UPDATE items SET id = 'g-only' WHERE id = 'shared-id'");
+    REFUSED("UPDATE items SET version = 1");
+    REFUSED("INSERT INTO items (id, data, version) VALUES ('v', '{}', 1)");
+    REFUSED("INSERT INTO items (id, data) VALUES ('bad json', '{')");
+    REFUSED("INSERT INTO items (id, data) VALUES ('x', 'not json')");
+    /* These run but can only touch acme's rows. */
+    ASSERT(!attack(&f, "UPDATE items SET data = '{\"pwned\":1}' WHERE id = 'g-only'"));
+    ASSERT(!attack(&f, "UPDATE items SET data = '{\"pwned\":1}'"));
+    ASSERT(!attack(&f, "DELETE FROM items WHERE id = 'g-only'"));
+    ASSERT(!attack(&f, "INSERT INTO items (id, data) VALUES ('g-only', '{\"mine\":1}')"));
+    ASSERT(!attack(&f, "DELETE FROM items"));
+    ASSERT(!attack(&f, "REPLACE INTO items (id, data) VALUES ('shared-id', '{}')"));
+    ASSERT(!attack(&f, "INSERT INTO files (name, size, sha256) VALUES ('f', 1, '')"));
+    fixture_done(&f);
+}
+
+TEST(guard_refuses_schema_attach_pragma_and_extensions) {
+    fixture f;
+    fixture_init(&f);
+    char sql[4500];
+    snprintf(sql, sizeof sql, "ATTACH '%s/tenantry.db' AS other", f.dir);
+    REFUSED(sql);
+    REFUSED("ATTACH ':memory:' AS m");
+    REFUSED("DETACH main");
+    snprintf(sql, sizeof sql, "VACUUM INTO '%s/copy.db'", f.dir);
+    REFUSED(sql);
+    REFUSED("VACUUM");
+    REFUSED("PRAGMA writable_schema = ON");
+    REFUSED("PRAGMA writable_schema");
+    REFUSED("PRAGMA foreign_keys = OFF");
+    REFUSED("PRAGMA trusted_schema = ON");
+    REFUSED("PRAGMA journal_mode = DELETE");
+    REFUSED("PRAGMA table_info(items)");
+    REFUSED("PRAGMA user_version = 7");
+    REFUSED("DROP VIEW items");
+    REFUSED("DROP TRIGGER items_insert");
+    REFUSED("DROP TABLE _items");
+    REFUSED("ALTER TABLE items RENAME TO x");
+    REFUSED("CREATE TABLE t (x)");
+    REFUSED("CREATE TEMP TABLE t (x)");
+    REFUSED("CREATE INDEX i ON items (id)");
+    REFUSED("CREATE TEMP VIEW items AS SELECT 'x' AS id, 'y' AS data");
+    REFUSED("CREATE TEMP VIEW v AS SELECT * FROM items");
+    REFUSED("CREATE TEMP TRIGGER t INSTEAD OF INSERT ON items BEGIN SELECT 1; END");
+    REFUSED("CREATE TEMP TRIGGER t AFTER INSERT ON _items BEGIN SELECT 1; END");
+    REFUSED("CREATE VIRTUAL TABLE v USING fts5(x)");
+    REFUSED("REINDEX");
+    REFUSED("ANALYZE");
+    REFUSED("SELECT load_extension('libc.so.6')");
+    REFUSED("SELECT current_tenant()");
+    REFUSED("SELECT current_tenant(1)");
+    REFUSED("SELECT * FROM items WHERE current_tenant(2) = 2");
+    REFUSED("SELECT tn_version(0)");
+    REFUSED("INSERT INTO sqlite_master VALUES ('table', 'x', 'x', 0, 'CREATE TABLE x(y)')");
+    REFUSED("UPDATE sqlite_schema SET sql = ''");
+    /* The store still works, and the schema is intact. */
+    ASSERT_OK(tn_item_put(f.a, "after", "{}", NULL));
+    char *report = NULL;
+    int rc = tn_check(f.st, &report);
+    if (rc != TN_OK) TN_FAIL_("check: %s", report ? report : "");
+    fixture_done(&f);
+}
+
+TEST(guard_handles_hostile_identifiers) {
+    fixture f;
+    fixture_init(&f);
+    /* A very long identifier. */
+    size_t n = 200000;
+    char *sql = malloc(n + 64);
+    ASSERT(sql != NULL);
+    memcpy(sql, "SELECT * FROM \"", 15);
+    memset(sql + 15, 'x', n);
+    memcpy(sql + 15 + n, "\"", 2);
+    REFUSED(sql);
+    /* A long identifier ending in a private name, and a private name padded. */
+    memcpy(sql + 15 + n - 6, "_items", 6);
+    REFUSED(sql);
+    free(sql);
+    /* Text after a NUL is not SQL: only the part before it runs. */
+    const char nul[] = "SELECT id FROM items\0; SELECT * FROM _items";
+    ASSERT(!attack(&f, nul));
+    REFUSED("SELECT * FROM \"_items\0\"");
+    /* Quoting games with embedded quotes do not reach the table. */
+    REFUSED("SELECT * FROM \"_it\"\"ems\"");
+    REFUSED("SELECT * FROM \"\"\"_items\"\"\"");
+    /* Unicode look-alikes name no table. */
+    REFUSED("SELECT * FROM \"\xef\xbc\xbfitems\"");
+    fixture_done(&f);
+}
+
+TEST(guard_allows_ordinary_tenant_sql) {
+    fixture f;
+    fixture_init(&f);
+    capture cap = {.len = 0};
+    ASSERT_OK(tn_session_exec(f.a, "SELECT id, json_extract(data, '$.owner') FROM items", grab,
+                              &cap));
+    ASSERT_INT_EQ(cap.rows, 1);
+    ASSERT_STR_EQ(cap.buf, "shared-id|acme|");
+    cap = (capture){.len = 0};
+    ASSERT_OK(tn_session_exec(f.a,
+                              "BEGIN; INSERT INTO items (id, data) VALUES ('c1', '{\"n\":1}');"
+                              "INSERT INTO items (id, data) VALUES ('c2', '{\"n\":2}');"
+                              "UPDATE items SET data = json_set(data, '$.n', 9) WHERE id = 'c1';"
+                              "DELETE FROM items WHERE id = 'c2'; COMMIT;"
+                              "SELECT id, data FROM items WHERE id LIKE 'c%' ORDER BY id;"
+                              "SELECT count(*) FROM items, json_each(items.data);"
+                              "PRAGMA data_version",
+                              grab, &cap));
+    ASSERT(strstr(cap.buf, "c1|{\"n\":9}|") == cap.buf);
+    ASSERT(strstr(cap.buf, "c2|") == NULL);
+    /* Identifiers that merely contain a private name are fine. */
+    ASSERT_OK(tn_session_exec(f.a, "SELECT json_extract(data, '$.my_items') AS x_items FROM items",
+                              NULL, NULL));
+    fixture_done(&f);
+}
+
+TEST(guard_refuses_the_schema_table) {
+    fixture f;
+    fixture_init(&f);
+    REFUSED("SELECT * FROM sqlite_schema");
+    REFUSED("SELECT * FROM sqlite_master");
+    REFUSED("SELECT * FROM temp.sqlite_master");
+    REFUSED("SELECT * FROM sqlite_temp_schema");
+    REFUSED("UPDATE sqlite_master SET sql = '' WHERE name = 'items'");
+    REFUSED("WITH q AS (SELECT sql FROM sqlite_schema) SELECT * FROM q");
+    fixture_done(&f);
+}
+
+TEST(open_transaction_is_rolled_back_when_the_session_ends) {
+    fixture f;
+    fixture_init(&f);
+    ASSERT_OK(tn_session_exec(f.a, "BEGIN; INSERT INTO items (id, data) VALUES ('pending', '{}')",
+                              NULL, NULL));
+    tn_session_close(f.a);
+    ASSERT_OK(tn_session_open(f.st, f.acme.id, &f.a));
+    ASSERT_INT_EQ(tn_item_get(f.a, "pending", NULL), TN_NOTFOUND);
+    /* The connection is usable by the next tenant, with no leftovers. */
+    ASSERT_OK(tn_item_put(f.g, "next", "{}", NULL));
+    fixture_done(&f);
+}
