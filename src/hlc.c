@@ -135,6 +135,12 @@ static void fn_json_valid(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     sqlite3_result_int(ctx, tn__json_valid(text, (size_t)n, TN_JSON_MAX_DEPTH));
 }
 
+static void fn_item_id_valid(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    const unsigned char *id = sqlite3_value_text(argv[0]);
+    sqlite3_result_int(ctx, id && tn__item_id_valid((const char *)id));
+}
+
 int tn__functions_register(tn__conn *c) {
     /* INNOCUOUS: callable from the schema's views and triggers while
      * trusted_schema is OFF.  current_tenant() is constant within a statement,
@@ -148,6 +154,9 @@ int tn__functions_register(tn__conn *c) {
         rc = sqlite3_create_function(c->db, "tn_now", 0, inno, c, fn_now, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_create_function(c->db, "tn_new_id", 0, inno, c, fn_new_id, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(c->db, "tn_item_id_valid", 1, inno | SQLITE_DETERMINISTIC,
+                                     c, fn_item_id_valid, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_create_function(c->db, "tn_json_valid", 1, inno | SQLITE_DETERMINISTIC, c,
                                      fn_json_valid, NULL, NULL);

@@ -1,9 +1,7 @@
 /*
  * outbox.c - reading and acknowledging the transactional outbox (see outbox.h).
  *
- * Fairness: each fetch asks which tenants have pending rows (an index on
- * _outbox(tenant, seq) keeps that cheap), gives each the same share of the
- * batch, and starts the round after the tenant that led the previous one.
+ * Fairness: see tn__outbox_fetch.
  */
 #include "outbox.h"
 
@@ -14,11 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char SQL_TENANTS[] =
-    "SELECT t.tid, t.id FROM _tenants t "
-    " WHERE EXISTS (SELECT 1 FROM _outbox o WHERE o.tenant = t.tid) ORDER BY t.tid";
-static const char SQL_ROWS[] =
-    "SELECT seq, kind, ref FROM _outbox WHERE tenant = ?1 AND seq > ?3 ORDER BY seq LIMIT ?2";
+static const char SQL_WINDOW[] =
+    "SELECT seq, tenant, kind, ref FROM _outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+static const char SQL_TENANT_ID[] = "SELECT id FROM _tenants WHERE tid = ?1";
 static const char SQL_ITEM[] =
     "SELECT id, data, deleted, version, updated_at FROM _items WHERE rowid = ?1 AND tenant = ?2";
 static const char SQL_FILE[] =
@@ -87,54 +83,83 @@ static int add_seq(tn__change *ch, int64_t seq) {
     return TN_OK;
 }
 
-/*
- * Reads one tenant's share: up to quota new distinct changes from its oldest
- * rows after *after_seq, which it advances past the rows it took.
- */
-static int fetch_tenant(tn__conn *c, int64_t tid, const char *tenant_id, int quota, int scan,
-                        tn__batch *b, int cap, int64_t *after_seq) {
+typedef struct row {
+    int64_t seq, tenant, ref;
+    int kind;
+} row;
+
+typedef struct rows {
+    row *v;
+    int n, cap;
+} rows;
+
+/* Appends up to limit outbox rows after seq `after`; returns the last seq read
+ * (or -1 when there were none). */
+static int read_window(tn__conn *c, int64_t after, int limit, rows *r, int64_t *last) {
     sqlite3_stmt *s;
-    int rc = tn__stmt(c, SQL_ROWS, &s);
+    int rc = tn__stmt(c, SQL_WINDOW, &s);
     if (rc != TN_OK) return rc;
-    sqlite3_bind_int64(s, 1, tid);
-    sqlite3_bind_int(s, 2, scan);
-    sqlite3_bind_int64(s, 3, *after_seq);
-    int first = b->n, src, added = 0;
-    while (rc == TN_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t seq = sqlite3_column_int64(s, 0), ref = sqlite3_column_int64(s, 2);
-        int kind = sqlite3_column_int(s, 1);
-        tn__change *ch = NULL;
-        for (int i = 0; i < b->n; i++)
-            if (b->changes[i].kind == kind && b->changes[i].ref == ref) ch = &b->changes[i];
-        if (!ch) {
-            /* Stop at the first new row past the quota: it stays for next time. */
-            if (added >= quota || b->n >= cap) break;
-            added++;
-            ch = &b->changes[b->n++];
-            memset(ch, 0, sizeof *ch);
-            ch->kind = kind;
-            ch->ref = ref;
-            snprintf(ch->tenant_id, sizeof ch->tenant_id, "%s", tenant_id);
+    sqlite3_bind_int64(s, 1, after);
+    sqlite3_bind_int(s, 2, limit);
+    *last = -1;
+    int src;
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        if (r->n == r->cap) {
+            int cap = r->cap ? r->cap * 2 : 256;
+            row *nv = realloc(r->v, (size_t)cap * sizeof *nv);
+            if (!nv) {
+                sqlite3_reset(s);
+                return tn__fail(c->st, TN_NOMEM, "out of memory");
+            }
+            r->v = nv;
+            r->cap = cap;
         }
-        rc = add_seq(ch, seq);
-        *after_seq = seq;
+        row *x = &r->v[r->n++];
+        x->seq = sqlite3_column_int64(s, 0);
+        x->tenant = sqlite3_column_int64(s, 1);
+        x->kind = sqlite3_column_int(s, 2);
+        x->ref = sqlite3_column_int64(s, 3);
+        *last = x->seq;
     }
     sqlite3_reset(s);
-    for (int i = first; rc == TN_OK && i < b->n; i++) {
-        tn__change *ch = &b->changes[i];
-        rc = load_row(c, tid, ch);
-        /* A row that no longer exists (a purged tombstone) needs no sync; it
-         * is sent as a delete, which the remote applies idempotently. */
-        if (rc == TN_NOTFOUND) {
-            ch->deleted = 1;
-            rc = TN_OK;
-        }
-    }
-    return rc;
+    return src == SQLITE_DONE ? TN_OK : tn__fail_db(c->st, c, src);
 }
 
-static int64_t round_start; /* tid after which the next round begins */
-static pthread_mutex_t round_mu = PTHREAD_MUTEX_INITIALIZER;
+static int cmp_seq(const void *a, const void *b) {
+    const row *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static tn__change *find_change(tn__batch *b, int kind, int64_t ref) {
+    for (int i = 0; i < b->n; i++)
+        if (b->changes[i].kind == kind && b->changes[i].ref == ref) return &b->changes[i];
+    return NULL;
+}
+
+static int tenant_uuid(tn__conn *c, int64_t tid, char out[37]) {
+    sqlite3_stmt *s;
+    int rc = tn__stmt(c, SQL_TENANT_ID, &s);
+    if (rc != TN_OK) return rc;
+    sqlite3_bind_int64(s, 1, tid);
+    int src = sqlite3_step(s);
+    if (src == SQLITE_ROW)
+        snprintf(out, 37, "%s", (const char *)sqlite3_column_text(s, 0));
+    else
+        out[0] = '\0'; /* tenant gone: its rows are skipped */
+    sqlite3_reset(s);
+    return src == SQLITE_ROW || src == SQLITE_DONE ? TN_OK : tn__fail_db(c->st, c, src);
+}
+
+/*
+ * Fairness without an index on the outbox (which would cost every write):
+ * each fetch reads the head of the queue plus a probe window that walks
+ * through the rest of it a window per fetch, so a tenant queued behind another
+ * tenant's large backlog is reached within (backlog / window) fetches.  The
+ * rows found are shared out round-robin: every tenant seen gets an equal quota
+ * of new changes, then what is left of the batch goes to the oldest rows.
+ */
+static int64_t probe_after; /* the probe window starts after this seq */
+static pthread_mutex_t probe_mu = PTHREAD_MUTEX_INITIALIZER;
 
 int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out) {
     memset(out, 0, sizeof *out);
@@ -144,65 +169,81 @@ int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out) {
     int rc = tn__conn_get(st, 1, &c);
     if (rc != TN_OK) return rc;
     out->changes = calloc((size_t)max, sizeof *out->changes);
-    if (!out->changes) {
-        tn__conn_put(st, c);
-        return tn__fail(st, TN_NOMEM, "out of memory");
-    }
+    rows r = {0};
+    int64_t *tids = NULL;
+    int *given = NULL;
+    if (!out->changes) rc = tn__fail(st, TN_NOMEM, "out of memory");
 
-    /* Tenants with pending rows, in tid order. */
-    int nt = 0, capt = 16;
-    int64_t *tids = malloc((size_t)capt * sizeof *tids);
-    char (*ids)[37] = malloc((size_t)capt * sizeof *ids);
-    sqlite3_stmt *s;
-    if (!tids || !ids) rc = tn__fail(st, TN_NOMEM, "out of memory");
-    if (rc == TN_OK) rc = tn__stmt(c, SQL_TENANTS, &s);
-    if (rc == TN_OK) {
-        /* One read transaction, so the tenant list and rows agree. */
-        sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
-        int src;
-        while (rc == TN_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
-            if (nt == capt) {
-                capt *= 2;
-                int64_t *nt_ = realloc(tids, (size_t)capt * sizeof *tids);
-                char(*ni)[37] = realloc(ids, (size_t)capt * sizeof *ids);
-                if (nt_) tids = nt_;
-                if (ni) ids = ni;
-                if (!nt_ || !ni) {
-                    rc = tn__fail(st, TN_NOMEM, "out of memory");
-                    break;
-                }
-            }
-            tids[nt] = sqlite3_column_int64(s, 0);
-            snprintf(ids[nt], sizeof ids[nt], "%s", (const char *)sqlite3_column_text(s, 1));
-            nt++;
-        }
-        sqlite3_reset(s);
+    /* One read transaction, so the rows and the row contents agree. */
+    if (rc == TN_OK) sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL);
+    int64_t head_last = -1, probe_last = -1;
+    if (rc == TN_OK) rc = read_window(c, 0, scan, &r, &head_last);
+    if (rc == TN_OK && head_last >= 0) {
+        pthread_mutex_lock(&probe_mu);
+        int64_t from = probe_after > head_last ? probe_after : head_last;
+        pthread_mutex_unlock(&probe_mu);
+        rc = read_window(c, from, scan, &r, &probe_last);
+        pthread_mutex_lock(&probe_mu);
+        probe_after = probe_last >= 0 ? probe_last : 0; /* past the end: start over */
+        pthread_mutex_unlock(&probe_mu);
     }
-    if (rc == TN_OK && nt > 0) {
-        pthread_mutex_lock(&round_mu);
-        int start = 0;
-        while (start < nt && tids[start] <= round_start) start++;
-        if (start == nt) start = 0;
-        round_start = tids[start];
-        pthread_mutex_unlock(&round_mu);
-        /* Round one: an equal share each.  Round two: what is left of the
-         * batch goes to the tenants that still have rows, in the same order. */
-        int64_t *after = calloc((size_t)nt, sizeof *after);
-        if (!after) rc = tn__fail(st, TN_NOMEM, "out of memory");
-        int quota = (max + nt - 1) / nt;
-        int per_scan = scan / nt > quota ? scan / nt : quota;
-        for (int round = 0; rc == TN_OK && round < 2; round++) {
-            for (int k = 0; rc == TN_OK && k < nt && out->n < max; k++) {
-                int i = (start + k) % nt;
-                rc = fetch_tenant(c, tids[i], ids[i], round ? max - out->n : quota, per_scan,
-                                  out, max, &after[i]);
+    if (rc == TN_OK && r.n > 0) {
+        qsort(r.v, (size_t)r.n, sizeof *r.v, cmp_seq);
+        /* Distinct tenants in the rows read, in order of their oldest row. */
+        tids = calloc((size_t)r.n, sizeof *tids);
+        given = calloc((size_t)r.n, sizeof *given);
+        if (!tids || !given) rc = tn__fail(st, TN_NOMEM, "out of memory");
+        int nt = 0;
+        for (int i = 0; rc == TN_OK && i < r.n; i++) {
+            int k = 0;
+            while (k < nt && tids[k] != r.v[i].tenant) k++;
+            if (k == nt) tids[nt++] = r.v[i].tenant;
+        }
+        int quota = nt ? (max + nt - 1) / nt : max;
+        char (*uuid)[37] = nt ? calloc((size_t)nt, sizeof *uuid) : NULL;
+        if (nt && !uuid) rc = tn__fail(st, TN_NOMEM, "out of memory");
+        for (int k = 0; rc == TN_OK && k < nt; k++) rc = tenant_uuid(c, tids[k], uuid[k]);
+        /* Pass 0 within each tenant's quota; pass 1 fills the rest in seq order. */
+        for (int pass = 0; rc == TN_OK && pass < 2; pass++) {
+            for (int i = 0; rc == TN_OK && i < r.n; i++) {
+                row *x = &r.v[i];
+                if (x->seq < 0) continue; /* taken in pass 0 */
+                int k = 0;
+                while (tids[k] != x->tenant) k++;
+                if (!uuid[k][0]) continue;
+                tn__change *ch = find_change(out, x->kind, x->ref);
+                if (!ch) {
+                    if (out->n >= max || (pass == 0 && given[k] >= quota)) continue;
+                    ch = &out->changes[out->n++];
+                    memset(ch, 0, sizeof *ch);
+                    ch->kind = x->kind;
+                    ch->ref = x->ref;
+                    memcpy(ch->tenant_id, uuid[k], sizeof ch->tenant_id);
+                    given[k]++;
+                }
+                rc = add_seq(ch, x->seq);
+                x->seq = -1;
             }
         }
-        free(after);
+        /* Load the current state of every change. */
+        for (int i = 0; rc == TN_OK && i < out->n; i++) {
+            tn__change *ch = &out->changes[i];
+            int k = 0;
+            while (strcmp(uuid[k], ch->tenant_id) != 0) k++;
+            rc = load_row(c, tids[k], ch);
+            /* A row that no longer exists (a purged tombstone) is sent as a
+             * delete, which the remote applies idempotently. */
+            if (rc == TN_NOTFOUND) {
+                ch->deleted = 1;
+                rc = TN_OK;
+            }
+        }
+        free(uuid);
     }
     if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+    free(r.v);
     free(tids);
-    free(ids);
+    free(given);
     tn__conn_put(st, c);
     if (rc != TN_OK) tn__batch_free(out);
     return rc;

@@ -69,7 +69,7 @@ void tn_session_close(tn_session *s) {
 
 /* ---- validation ----------------------------------------------------------- */
 
-static int item_id_valid(const char *id) {
+int tn__item_id_valid(const char *id) {
     size_t n = id ? strlen(id) : 0;
     if (n < 1 || n > TN_ITEM_ID_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -229,7 +229,7 @@ static int item_copy(tn_session *s, const tn_item *in, tn_item *out) {
 }
 
 int tn_item_get(tn_session *s, const char *id, tn_item *out) {
-    if (!item_id_valid(id)) return sfail(s, TN_NOTFOUND, "no such item");
+    if (!tn__item_id_valid(id)) return sfail(s, TN_NOTFOUND, "no such item");
     sqlite3_stmt *q;
     int rc = tn__stmt(s->c, SQL_ITEM_GET, &q);
     if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
@@ -270,7 +270,7 @@ int tn_item_put(tn_session *s, const char *id, const char *json, tn_item *out) {
         tn__uuid4(fresh);
         id = fresh;
     }
-    if (!item_id_valid(id))
+    if (!tn__item_id_valid(id))
         return sfail(s, TN_INVALID, "an item id is 1-%d characters of A-Z a-z 0-9 . _ : -",
                      TN_ITEM_ID_MAX);
     if (!json) return sfail(s, TN_INVALID, "no data");
@@ -290,7 +290,7 @@ int tn_item_create(tn_session *s, const char *id, const char *json, tn_item *out
         tn__uuid4(fresh);
         id = fresh;
     }
-    if (!item_id_valid(id))
+    if (!tn__item_id_valid(id))
         return sfail(s, TN_INVALID, "an item id is 1-%d characters of A-Z a-z 0-9 . _ : -",
                      TN_ITEM_ID_MAX);
     int rc = tn__hlc_ensure(s->c);
@@ -325,7 +325,7 @@ static int why_untouched(tn_session *s, const char *id) {
 
 static int item_conditional(tn_session *s, const char *sql, const char *id, const char *json,
                             int64_t expected) {
-    if (!item_id_valid(id)) return sfail(s, TN_NOTFOUND, "no such item");
+    if (!tn__item_id_valid(id)) return sfail(s, TN_NOTFOUND, "no such item");
     if (expected < 0) return sfail(s, TN_INVALID, "bad version");
     sqlite3_stmt *q;
     int rc = item_prepare(s, sql, &q);

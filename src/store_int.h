@@ -99,6 +99,10 @@ int tn__audit(tn__conn *c, const char *actor, int64_t tid, const char *action,
 /* Looks a tenant's internal key up by its id. */
 int tn__tenant_tid(tn__conn *c, const char *id, int64_t *tid);
 
+/* ---- session.c ---- */
+/* 1 when id is 1-TN_ITEM_ID_MAX bytes of [A-Za-z0-9._:-]. */
+int tn__item_id_valid(const char *id);
+
 /* ---- guard.c ---- */
 void tn__guard_install(tn__conn *c);
 /* TN_OK when sql names no private table or internal function; else TN_DENIED. */

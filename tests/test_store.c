@@ -870,3 +870,34 @@ TEST(json_check_is_strict_and_bounded) {
     ASSERT(tn__json_valid(deep, 300, 150));
     ASSERT(!tn__json_valid("{\"a\":1}\0x", 9, 64)); /* NUL is not white space */
 }
+
+/* A tenant queued behind another tenant's large backlog, beyond the head
+ * window, is still reached by the probe window within a bounded number of
+ * fetches (without any of the backlog being acknowledged). */
+TEST(outbox_fetch_reaches_a_tenant_behind_a_large_backlog) {
+    fixture f;
+    fixture_init(&f);
+    tn__batch b;
+    ASSERT_OK(tn__outbox_fetch(f.st, 100, 1000, &b)); /* clear the fixture's rows */
+    ASSERT_OK(tn__outbox_ack(f.st, &b, NULL));
+    tn__batch_free(&b);
+    char id[16];
+    ASSERT_OK(tn_session_exec(f.a, "BEGIN", NULL, NULL));
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof id, "bulk%04d", i);
+        ASSERT_OK(tn_item_put(f.a, id, "{}", NULL));
+    }
+    ASSERT_OK(tn_session_exec(f.a, "COMMIT", NULL, NULL));
+    ASSERT_OK(tn_item_put(f.g, "late", "{}", NULL));
+    int found_at = -1;
+    for (int k = 0; k < 40 && found_at < 0; k++) {
+        ASSERT_OK(tn__outbox_fetch(f.st, 25, 200, &b));
+        ASSERT_INT_EQ(b.n, 25);
+        for (int i = 0; i < b.n; i++)
+            if (strcmp(b.changes[i].tenant_id, f.globex.id) == 0) found_at = k;
+        tn__batch_free(&b);
+    }
+    ASSERT(found_at >= 0);
+    ASSERT(found_at <= 3000 / 200 + 1);
+    fixture_done(&f);
+}
