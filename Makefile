@@ -32,7 +32,9 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -fPIC \
              -Iinclude -Isrc -Isync -I$(BUILD) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(EXTRA_LDFLAGS)
 
-LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard sync/*.c)
+# Command-line modules (main.c, cli.c, serve.c, cmd_*.c) go into the binary only.
+CLI_SRC  = src/main.c src/cli.c $(wildcard src/serve.c src/cmd_*.c)
+LIB_SRC  = $(filter-out $(CLI_SRC),$(wildcard src/*.c)) $(wildcard sync/*.c)
 LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/schema_gen.o
 TEST_SRC = tests/runner.c $(wildcard tests/test_*.c)
 TEST_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC))
@@ -60,7 +62,7 @@ $(BUILD)/libtenantry.a: $(LIB_OBJ)
 $(BUILD)/libtenantry.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libtenantry.so.0 -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/tenantry: $(BUILD)/src/main.o $(BUILD)/libtenantry.a
+$(BUILD)/tenantry: $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC)) $(BUILD)/libtenantry.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/unit: $(TEST_OBJ) $(BUILD)/libtenantry.a

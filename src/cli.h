@@ -10,6 +10,10 @@
 
 #define TN__CLI_MAXARGS 8
 
+/* Exit codes, documented in `tenantry --help` and README. */
+enum { EX_OK = 0, EX_FAIL = 1, EX_USAGE = 2, EX_NOTFOUND = 3, EX_EXISTS = 4, EX_CHECK = 5,
+       EX_DENIED = 6 };
+
 typedef struct tn__cli_opts {
     const char *data, *tenant, *command, *cursor, *id, *listen, *synchronous;
     const char *scopes, *expires_in, *overlap;
@@ -33,7 +37,15 @@ int tn__cli_usage(const char *msg);
 /* Pending outbox rows (src/outbox.c). */
 int tn__outbox_pending(tn_store *st, int64_t *rows);
 
+/* Commands of the HTTP layer (src/serve.c). */
+int tn__cmd_serve(int argc, char **argv);
+int tn__cmd_key(int argc, char **argv);
+int tn__cmd_admin_key(int argc, char **argv);
+
 /* Commands from other modules: name, function, summary. */
-#define TN__CLI_MORE_COMMANDS
+#define TN__CLI_MORE_COMMANDS                                                      \
+    {"serve", tn__cmd_serve, "serve the local HTTP API"},                          \
+    {"key", tn__cmd_key, "create, list, rotate or revoke a tenant's API keys"},    \
+    {"admin-key", tn__cmd_admin_key, "replace the admin key"},
 
 #endif

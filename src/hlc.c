@@ -13,8 +13,10 @@
  * a minute ahead once less than half a minute remains, in its own small
  * transaction; tn_version() refuses to pass the lease.  At open the clock starts
  * from the lease, so no restart or clock jump can reissue an old version.  A
- * row's own version is also a floor (tn_version(old)), which keeps one item's
- * versions increasing even with several processes on one file.
+ * row's own version is also a floor (tn_version(old)), so one item's versions
+ * always increase; when that floor lies above our lease (another process wrote
+ * the row), the statement fails once, the lease is renewed past it, and the
+ * store retries.
  */
 #include "store_int.h"
 
@@ -29,7 +31,18 @@
 static const char SQL_LEASE_GET[] = "SELECT value FROM _meta WHERE key = 'hlc_lease'";
 static const char SQL_LEASE_PUT[] =
     "INSERT INTO _meta (key, value) VALUES ('hlc_lease', ?1) "
-    "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)";
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+/* The clock state is read on every write, so it is kept in atomics, not
+ * behind a mutex: hlc_last only grows (compare-and-swap), hlc_lease too. */
+static int64_t load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+
+static void raise_to(int64_t *p, int64_t v) {
+    int64_t cur = load(p);
+    while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, 0, __ATOMIC_ACQ_REL,
+                                                   __ATOMIC_ACQUIRE)) {
+    }
+}
 
 int tn__hlc_init(tn_store *st, sqlite3 *db) {
     sqlite3_stmt *s;
@@ -44,66 +57,92 @@ int tn__hlc_init(tn_store *st, sqlite3 *db) {
     return TN_OK;
 }
 
-int tn__hlc_ensure(tn__conn *c) {
+/*
+ * Extends the lease in its own transaction.  The stored lease may be ahead of
+ * ours when another process shares the file: then every version up to it may
+ * be in use there, so our clock jumps past it.  That keeps the ranges two
+ * processes hand out disjoint, and versions unique per file.
+ */
+static int renew(tn__conn *c, int64_t base) {
     tn_store *st = c->st;
-    pthread_mutex_lock(&st->hlc_mu);
-    int64_t now = st->clock_ms() << 16;
-    int64_t base = now > st->hlc_last ? now : st->hlc_last;
-    int enough = st->hlc_lease >= base + LEASE_MARGIN;
-    pthread_mutex_unlock(&st->hlc_mu);
-    /* Inside a caller's explicit transaction the lease cannot be committed on
-     * its own; the half minute of margin covers that transaction. */
-    if (enough || !sqlite3_get_autocommit(c->db)) return TN_OK;
-
-    int64_t lease = base + LEASE_AHEAD;
     int was_trusted = c->trusted;
     c->trusted = 1;
     sqlite3_stmt *s;
-    int rc = tn__stmt(c, SQL_LEASE_PUT, &s);
-    if (rc == TN_OK) {
+    int64_t stored = 0, lease = 0;
+    int rc = tn__begin(c);
+    if (rc == TN_OK && (rc = tn__stmt(c, SQL_LEASE_GET, &s)) == TN_OK) {
+        int src = sqlite3_step(s);
+        if (src == SQLITE_ROW) stored = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        if (src != SQLITE_ROW && src != SQLITE_DONE) rc = tn__fail_db(st, c, src);
+    }
+    if (rc == TN_OK && (rc = tn__stmt(c, SQL_LEASE_PUT, &s)) == TN_OK) {
+        lease = (stored > base ? stored : base) + LEASE_AHEAD;
         sqlite3_bind_int64(s, 1, lease);
         int src = sqlite3_step(s);
         sqlite3_reset(s);
-        rc = src == SQLITE_DONE ? TN_OK : tn__fail_db(st, c, src);
+        if (src != SQLITE_DONE) rc = tn__fail_db(st, c, src);
     }
+    if (rc == TN_OK) rc = tn__commit(c);
+    if (rc != TN_OK) tn__rollback(c);
     c->trusted = was_trusted;
     if (rc != TN_OK) return rc;
-    pthread_mutex_lock(&st->hlc_mu);
-    if (lease > st->hlc_lease) st->hlc_lease = lease;
-    pthread_mutex_unlock(&st->hlc_mu);
+    if (stored > load(&st->hlc_lease)) raise_to(&st->hlc_last, stored);
+    raise_to(&st->hlc_lease, lease);
     return TN_OK;
+}
+
+int tn__hlc_ensure(tn__conn *c) {
+    tn_store *st = c->st;
+    c->now_ms = 0; /* a new statement reads the clock afresh */
+    int64_t now = st->clock_ms() << 16, last = load(&st->hlc_last);
+    int64_t base = now > last ? now : last;
+    if (c->lease_short) {
+        /* The last statement found a row version above our lease. */
+        int64_t need = c->lease_short;
+        c->lease_short = 0;
+        if (need > base) base = need;
+        if (sqlite3_get_autocommit(c->db)) return renew(c, base);
+    }
+    /* Inside a caller's explicit transaction the lease cannot be committed on
+     * its own; the half minute of margin covers that transaction. */
+    if (load(&st->hlc_lease) >= base + LEASE_MARGIN || !sqlite3_get_autocommit(c->db))
+        return TN_OK;
+    return renew(c, base);
 }
 
 static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     tn__conn *c = sqlite3_user_data(ctx);
     tn_store *st = c->st;
     int64_t floor = argc > 0 ? sqlite3_value_int64(argv[0]) : 0;
-
-    pthread_mutex_lock(&st->hlc_mu);
-    int64_t v = st->clock_ms() << 16;
-    if (v <= st->hlc_last) v = st->hlc_last + 1;
-    int from_floor = v <= floor;
-    if (from_floor) v = floor + 1;
-    /* A version above the lease could repeat after a crash; one derived from
-     * a row's persisted version cannot, so only the clock's own is capped. */
-    if (v > st->hlc_lease && !from_floor) {
-        pthread_mutex_unlock(&st->hlc_mu);
-        sqlite3_result_error(ctx, "version clock lease exhausted; retry", -1);
-        return;
-    }
-    st->hlc_last = v;
-    pthread_mutex_unlock(&st->hlc_mu);
-
+    int64_t now = st->clock_ms();
+    int64_t last = load(&st->hlc_last), v;
+    do {
+        v = now << 16;
+        if (v <= last) v = last + 1;
+        if (v <= floor) v = floor + 1;
+        /* Nothing above the lease: it could repeat after a crash, or collide
+         * with another process's range.  The caller renews and retries. */
+        if (v > load(&st->hlc_lease)) {
+            c->lease_short = v;
+            sqlite3_result_error(ctx, "version clock lease exhausted; retry", -1);
+            return;
+        }
+    } while (!__atomic_compare_exchange_n(&st->hlc_last, &last, v, 0, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_ACQUIRE));
+    c->now_ms = now;
     c->last_version = v;
     c->nversions++;
     sqlite3_result_int64(ctx, v);
 }
 
+/* The timestamp of the row being written: the clock reading its version was
+ * made from, so one row costs one clock read. */
 static void fn_now(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     (void)argc;
     (void)argv;
     tn__conn *c = sqlite3_user_data(ctx);
-    sqlite3_result_int64(ctx, c->st->clock_ms());
+    sqlite3_result_int64(ctx, c->now_ms ? c->now_ms : c->st->clock_ms());
 }
 
 static void fn_new_id(sqlite3_context *ctx, int argc, sqlite3_value **argv) {

@@ -5,7 +5,7 @@
  *   tenantry.db (+ -wal, -shm)   the database, WAL mode
  *   files/<tenant id>/<name>     tenant files (src/session.c builds the paths)
  *
- * Locking: st->mu guards the pool (idle list, nconn); st->hlc_mu the clock
+ * Locking: st->mu guards the pool (idle list, nconn); the clock uses atomics
  * (src/hlc.c).  Every connection is used by one thread at a time, so SQLite is
  * opened without its own per-connection mutex.
  */
@@ -319,7 +319,6 @@ int tn_open(const char *dir, const tn_options *opt, tn_store **out) {
     if (st->opt.max_connections <= 0) st->opt.max_connections = 64;
     st->clock_ms = wall_ms;
     pthread_mutex_init(&st->mu, NULL);
-    pthread_mutex_init(&st->hlc_mu, NULL);
     int rc = TN_NOMEM;
     tn__conn *c = NULL;
     st->dir = strdup(dir);
@@ -361,7 +360,12 @@ int tn_open(const char *dir, const tn_options *opt, tn_store **out) {
         }
     } else {
         int v = 0;
-        if (tn_schema_version(st, &v) == TN_OK && v > tn__migration_count) {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &q, NULL) == SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW)
+            v = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+        if (v > tn__migration_count) {
             rc = tn__fail(st, TN_VERSION, "%s has schema version %d, newer than this "
                           "tenantry's %d; upgrade tenantry", st->dbpath, v, tn__migration_count);
             goto fail;
@@ -392,7 +396,6 @@ void tn_close(tn_store *st) {
     }
     tn__guard_free(st);
     pthread_mutex_destroy(&st->mu);
-    pthread_mutex_destroy(&st->hlc_mu);
     sodium_memzero(st->secret, sizeof st->secret);
     free(st->dir);
     free(st->dbpath);

@@ -40,6 +40,8 @@ typedef struct tn__conn {
     int trusted;          /* guard open: internal statements only */
     int64_t last_version; /* last value tn_version() returned */
     int64_t nversions;    /* tn_version() calls since the counter was reset */
+    int64_t now_ms;       /* clock reading of the row being written, 0 = none */
+    int64_t lease_short;  /* a version above the lease was needed: renew */
     tn__stmt_slot cache[TN__STMT_CACHE];
     struct tn__conn *next; /* pool free list */
 } tn__conn;
@@ -53,8 +55,7 @@ struct tn_store {
     tn__conn *idle;
     int nconn;
 
-    /* Hybrid logical clock (src/hlc.c). */
-    pthread_mutex_t hlc_mu;
+    /* Hybrid logical clock (src/hlc.c); atomics, see there. */
     int64_t hlc_last;  /* last version handed out */
     int64_t hlc_lease; /* versions up to this are covered by _meta */
     int64_t (*clock_ms)(void);
@@ -116,8 +117,9 @@ void tn__guard_free(tn_store *st);
 int tn__functions_register(tn__conn *c);
 /* Loads the persisted lease at open. */
 int tn__hlc_init(tn_store *st, sqlite3 *db);
-/* Makes sure the lease covers the next minute; call before any statement that
- * may write versions.  Runs trusted on c, inside c's current transaction. */
+/* Makes sure the lease covers the next half minute; call before every
+ * statement that may write versions.  Renews in its own small transaction
+ * (trusted) when c is not inside one. */
 int tn__hlc_ensure(tn__conn *c);
 
 #endif

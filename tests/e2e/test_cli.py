@@ -246,6 +246,39 @@ def synchronous_option_is_validated():
         check(rc == 0, "synchronous normal")
 
 
+@test
+def make_install_gives_a_usable_library():
+    """make install PREFIX=...: the binary, both libraries, the header and a
+    pkg-config file that a program can build against."""
+    tmp = tempfile.mkdtemp(prefix="tn-install-")
+    try:
+        prefix, build = os.path.join(tmp, "prefix"), os.path.join(tmp, "build")
+        p = subprocess.run(["make", "-s", "-j2", "install", "PREFIX=" + prefix, "BUILD=" + build],
+                           capture_output=True, text=True, timeout=600)
+        check(p.returncode == 0, f"make install: {p.stderr[-2000:]}")
+        for rel in ("bin/tenantry", "include/tenantry.h", "lib/libtenantry.a", "lib/libtenantry.so",
+                    "lib/libtenantry.so.0", "lib/pkgconfig/tenantry.pc"):
+            check(os.path.exists(os.path.join(prefix, rel)), f"installed {rel}")
+        src = os.path.join(tmp, "use.c")
+        with open(src, "w") as f:
+            f.write('#include <tenantry.h>\n#include <stdio.h>\n'
+                    'int main(void) { puts(tn_errname(TN_CONFLICT)); return 0; }\n')
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(prefix, "lib", "pkgconfig"))
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "tenantry"], env=env,
+                               capture_output=True, text=True).stdout.split()
+        exe = os.path.join(tmp, "use")
+        p = subprocess.run(["cc", src, "-o", exe] + flags, capture_output=True, text=True)
+        check(p.returncode == 0, f"build against the installed library: {p.stderr}")
+        p = subprocess.run([exe], capture_output=True, text=True,
+                           env=dict(os.environ, LD_LIBRARY_PATH=os.path.join(prefix, "lib")))
+        check(p.stdout.strip() == "TN_CONFLICT", f"runs: {p.stdout!r} {p.stderr!r}")
+        p = subprocess.run([os.path.join(prefix, "bin", "tenantry"), "--help"],
+                           capture_output=True, text=True)
+        check(p.returncode == 0, "installed binary runs")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     passed = failed = 0
     for fn in tests:

@@ -1,0 +1,160 @@
+/*
+ * api_int.h - what the HTTP server (src/http.c) shares with its handlers
+ * (src/api_items.c, src/api_files.c, src/api_admin.c).
+ *
+ * A handler is reached only through http.c's entry point, which has already
+ * routed the request, authenticated the caller (r->is_admin, or r->key for a
+ * tenant key), checked scopes and rate limits, read and bounded the body, and
+ * for tenant routes opened r->s, a session of the key's tenant.  A handler
+ * fills *out through the tn__resp_* helpers and never writes a tenant id into
+ * a tenant-facing response.
+ */
+#ifndef TN_API_INT_H
+#define TN_API_INT_H
+
+#include "auth.h"
+#include "http.h"
+#include "ratelimit.h"
+#include "tenantry.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+struct MHD_Connection;
+struct MHD_Daemon;
+
+enum { TN__M_GET = 1, TN__M_HEAD = 2, TN__M_POST = 4, TN__M_PUT = 8, TN__M_PATCH = 16,
+       TN__M_DELETE = 32 };
+
+typedef struct tn__srv {
+    tn_store *st;
+    tn__auth *auth;
+    tn__rl *key_rl;  /* per API key */
+    tn__rl *fail_rl; /* failed authentication per client */
+    tn__http_config cfg;
+    struct MHD_Daemon *d;
+    int listen_fd;
+    char *unix_path;
+    uint32_t rid_prefix;
+    atomic_ullong rid_next;
+    atomic_llong by_class[6]; /* index status / 100; 0 = no response */
+    atomic_llong auth_failures, rate_limited, in_flight;
+    /* Writers take turns here rather than in SQLite's busy handler, which
+     * sleeps in steps of milliseconds (ruinous for p99 under load). */
+    pthread_mutex_t write_mu;
+} tn__srv;
+
+typedef struct tn__resp {
+    int status;
+    char *body; /* malloc'd */
+    size_t len;
+    const char *ctype;
+    char ctype_buf[256]; /* a stored file's content type */
+    char etag[32];
+    char allow[48];
+    char content_range[96];
+    int retry_after;
+    int fd;             /* >= 0: stream this file (for GET /v1/files/...) */
+    uint64_t off, flen; /* the part of fd to send */
+    int ranges;         /* Accept-Ranges: bytes */
+} tn__resp;
+
+struct tn__route;
+
+typedef struct tn__req {
+    tn__srv *srv;
+    struct MHD_Connection *conn;
+    const struct tn__route *route;
+    int method;
+    char *arg[2]; /* percent-decoded path parameters */
+    char rid[17];
+    char path[256]; /* for the log: the raw path, no query, truncated */
+    struct timespec t0;
+    char client[64]; /* for throttling failed authentication */
+    int is_unix;
+    int is_admin;
+    tn__key_info key; /* the caller of a tenant route */
+    tn_session *s;
+    /* body */
+    int64_t content_length; /* -1: not given */
+    int has_body;
+    char *body;
+    size_t len, cap;
+    /* file upload (api_files.c) */
+    int fd;
+    char *tmp_path, *final_path, *ctype;
+    crypto_hash_sha256_state sha;
+    int64_t written, quota_left; /* quota_left -1: none */
+    /* an error found before the handler ran */
+    int err_status;
+    const char *err_msg;
+    int err_retry;
+    int queued;
+    int status; /* for the log */
+    tn__resp resp;
+} tn__req;
+
+typedef void (*tn__handler)(tn__req *r, tn__resp *out);
+
+/* ---- http.c helpers ---- */
+void tn__resp_json(tn__resp *o, int status, cJSON *j); /* takes j (may be NULL: 500) */
+void tn__resp_error(tn__resp *o, int status, const char *msg);
+void tn__resp_empty(tn__resp *o, int status); /* 204 */
+/* The response for a tn_code from the store: generic words only. */
+void tn__resp_code(tn__resp *o, int rc);
+/* A request header, or NULL. */
+const char *tn__req_header(tn__req *r, const char *name);
+/* A query parameter, percent-decoded into a malloc'd *out (NULL when absent).
+ * -1 for a malformed encoding. */
+int tn__req_query(tn__req *r, const char *name, char **out);
+/* limit=N: def when absent; -1 when not an integer in 1..max. */
+int tn__req_limit(tn__req *r, int def, int max);
+/* The body parsed as a JSON object (after the nesting check), or NULL after
+ * setting a 400 in *out. */
+cJSON *tn__req_json(tn__req *r, tn__resp *out);
+cJSON *tn__json_int(int64_t v);
+/* RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.123Z"); 0 -> null. */
+cJSON *tn__json_time(int64_t ms);
+void tn__metrics(tn__req *r, tn__resp *out);
+void tn__health(tn__req *r, tn__resp *out);
+
+/* ---- api_items.c ---- */
+void tn__api_me(tn__req *r, tn__resp *out);
+void tn__api_items_list(tn__req *r, tn__resp *out);
+void tn__api_item_create(tn__req *r, tn__resp *out);
+void tn__api_item_get(tn__req *r, tn__resp *out);
+void tn__api_item_put(tn__req *r, tn__resp *out);
+void tn__api_item_delete(tn__req *r, tn__resp *out);
+void tn__api_sync_status(tn__req *r, tn__resp *out);
+
+/* ---- api_files.c ---- */
+void tn__api_files_list(tn__req *r, tn__resp *out);
+void tn__api_file_get(tn__req *r, tn__resp *out);
+void tn__api_file_delete(tn__req *r, tn__resp *out);
+/* Streaming upload: begin runs once the caller is authenticated (it may set
+ * r->err_status), data for each chunk, finish at the end (opens r->s itself),
+ * abort whenever the request ends without finish. */
+void tn__upload_begin(tn__req *r);
+void tn__upload_data(tn__req *r, const char *data, size_t n);
+void tn__api_file_put(tn__req *r, tn__resp *out);
+void tn__upload_abort(tn__req *r);
+
+/* ---- api_admin.c ---- */
+void tn__api_auth(tn__req *r, tn__resp *out);
+void tn__api_tenants_create(tn__req *r, tn__resp *out);
+void tn__api_tenants_list(tn__req *r, tn__resp *out);
+void tn__api_tenant_patch(tn__req *r, tn__resp *out);
+void tn__api_tenant_delete(tn__req *r, tn__resp *out);
+void tn__api_keys_create(tn__req *r, tn__resp *out);
+void tn__api_keys_list(tn__req *r, tn__resp *out);
+void tn__api_key_rotate(tn__req *r, tn__resp *out);
+void tn__api_key_delete(tn__req *r, tn__resp *out);
+void tn__api_audit(tn__req *r, tn__resp *out);
+/* Counts a failed authentication for r's client and audits it. */
+void tn__auth_failed(tn__req *r, const char *why);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * auth.h - tenant API keys, the tokens minted from them, and the tenant
+ * settings (quotas) the HTTP layer enforces.
+ *
+ * API key format: "tnk_" <key id: 24 lowercase hex digits> "_" <secret: 43
+ * base64url characters = 256 bits from libsodium's CSPRNG>.  The key id is
+ * public (it names the key in listings, audit rows and tokens); only a keyed
+ * BLAKE2b-256 of the whole key (key = a random 16-byte salt per API key) is
+ * stored in _api_keys, and the check compares hashes in constant time.
+ *
+ * Tokens are HS256 JWTs (src/jwt.h) whose subject is the key id.  The signing
+ * secret is 32 random bytes in <data dir>/jwt.key (mode 0600), never in the
+ * database.  A token names no tenant: every request maps the key id to its
+ * tenant through the store, and a revoked or expired key fails that lookup,
+ * so revocation takes effect on the next request.
+ *
+ * Rotation issues a new key with the old one's tenant and scopes and cuts the
+ * old key's lifetime down to now + overlap (default 14 days).
+ *
+ * Every function borrows a trusted connection; none keeps state between
+ * calls except the tn__auth handle (read-only after tn__auth_open).
+ */
+#ifndef TN_AUTH_H
+#define TN_AUTH_H
+
+#include "tenantry.h"
+
+#define TN__KEY_PREFIX "tnk_"
+#define TN__KEY_ID_LEN 24
+/* "tnk_" + id + "_" + 43 + NUL */
+#define TN__API_KEY_LEN (4 + TN__KEY_ID_LEN + 1 + 43 + 1)
+#define TN__OVERLAP_DEFAULT_S (14 * 24 * 3600)
+
+enum {
+    TN__SCOPE_ITEMS_READ = 1,
+    TN__SCOPE_ITEMS_WRITE = 2,
+    TN__SCOPE_FILES_READ = 4,
+    TN__SCOPE_FILES_WRITE = 8,
+    TN__SCOPE_ALL = 15
+};
+#define TN__SCOPES_TEXT_MAX 64
+
+/* Parses scope names separated by spaces or commas into a mask.  TN_INVALID
+ * on an unknown name or none at all. */
+int tn__scopes_parse(const char *text, unsigned *mask);
+/* The name of single scope bit `bit`, or NULL. */
+const char *tn__scope_name(unsigned bit);
+/* Space-separated names of mask into buf (TN__SCOPES_TEXT_MAX bytes). */
+void tn__scopes_format(unsigned mask, char buf[TN__SCOPES_TEXT_MAX]);
+
+/* Splits an API key into its id; 1 when the text has the key format. */
+int tn__key_parse(const char *api_key, char id[TN__KEY_ID_LEN + 1]);
+
+typedef struct tn__key_info {
+    char key_id[TN__KEY_ID_LEN + 1];
+    char tenant_id[37];
+    char tenant_name[TN_TENANT_NAME_MAX + 1];
+    unsigned scopes;
+    int64_t created_at, expires_at, revoked_at; /* ms; 0 = never / live */
+    int64_t max_items, max_file_bytes;          /* tenant quotas; -1 = none */
+} tn__key_info;
+
+typedef int (*tn__key_fn)(const tn__key_info *k, void *arg); /* non-zero stops */
+
+/* A new key for the tenant with id tenant_id; expires_at 0 = never.  The key
+ * text (shown once) goes to key. */
+int tn__key_create(tn_store *st, const char *tenant_id, unsigned scopes, int64_t expires_at,
+                   tn__key_info *out, char key[TN__API_KEY_LEN]);
+/* Every key of a tenant (revoked and expired ones too), oldest first. */
+int tn__key_list(tn_store *st, const char *tenant_id, tn__key_fn fn, void *arg);
+/* Issues a replacement for a live key; the old key stays valid for
+ * overlap_ms more (0: it ends now).  new_expires_at 0 = never.  *old_expires
+ * gets the old key's new end.  TN_NOTFOUND for an absent, revoked or
+ * expired key. */
+int tn__key_rotate(tn_store *st, const char *key_id, int64_t overlap_ms, int64_t new_expires_at,
+                   tn__key_info *out, char key[TN__API_KEY_LEN], int64_t *old_expires);
+/* Revokes at once.  TN_NOTFOUND for an absent or already revoked key. */
+int tn__key_revoke(tn_store *st, const char *key_id);
+/* Metadata of a key by id, whatever its state (admin use). */
+int tn__key_get(tn_store *st, const char *key_id, tn__key_info *out);
+
+/* The caller of a request.  TN_DENIED for a wrong, revoked or expired key;
+ * *why gets a short reason for the audit log (never shown to the client). */
+int tn__key_verify(tn_store *st, const char *api_key, tn__key_info *out, const char **why);
+/* The live key with this id (a token's subject).  TN_DENIED otherwise. */
+int tn__key_lookup(tn_store *st, const char *key_id, tn__key_info *out, const char **why);
+
+/* ---- tokens --------------------------------------------------------------- */
+
+typedef struct tn__auth tn__auth;
+
+/* Loads <dir>/jwt.key, creating it (32 random bytes, mode 0600, atomically)
+ * when absent.  Refuses a key file readable by group or others. */
+int tn__auth_open(tn_store *st, tn__auth **out);
+void tn__auth_close(tn__auth *a);
+/* A token for key_id valid for ttl seconds; *token is malloc'd. */
+int tn__token_mint(tn__auth *a, const char *key_id, int ttl, char **token);
+/* Verifies the token and looks its key up.  TN_DENIED on any failure. */
+int tn__token_verify(tn__auth *a, const char *token, tn__key_info *out, const char **why);
+
+/* ---- tenant settings and audit -------------------------------------------- */
+
+/* Quotas in _tenants.settings ({"max_items":N,"max_file_bytes":N}); -1 = none. */
+int tn__tenant_quotas_get(tn_store *st, const char *tenant_id, int64_t *max_items,
+                          int64_t *max_file_bytes);
+/* Sets both quotas (-1 removes one), audited as tenant.quotas. */
+int tn__tenant_quotas_set(tn_store *st, const char *tenant_id, int64_t max_items,
+                          int64_t max_file_bytes);
+
+/* Appends an audit event in its own transaction.  tenant_id may be NULL. */
+int tn__auth_audit(tn_store *st, const char *actor, const char *tenant_id, const char *action,
+                   const char *detail);
+
+/* One audit event, for GET /v1/admin/audit. */
+typedef struct tn__audit_event {
+    int64_t seq, at;
+    const char *actor, *tenant_id, *action, *detail; /* tenant_id/detail may be NULL */
+} tn__audit_event;
+typedef int (*tn__audit_fn)(const tn__audit_event *e, void *arg);
+/* Events with seq > after, oldest first, at most limit; *last gets the last
+ * seq seen and *more whether more events follow. */
+int tn__audit_list(tn_store *st, int64_t after, int limit, tn__audit_fn fn, void *arg,
+                   int64_t *last, int *more);
+
+#endif

@@ -1,0 +1,893 @@
+/*
+ * http.c - the HTTP server of `tenantry serve`: listening, libmicrohttpd's
+ * thread pool on epoll, the one authentication entry point, routing, JSON
+ * responses, metrics and request logs.
+ *
+ * A request's life (on_request, called by libmicrohttpd, always on the one
+ * worker thread that owns the connection):
+ *   1st call  begin(): route, authenticate (admin key, or bearer token ->
+ *             API key -> tenant, looked up on every request), scopes, rate
+ *             limits, body limits, content type.  Nothing is queued here:
+ *             libmicrohttpd 0.9.75 answers "Connection: close" to a response
+ *             queued on the first call, which ruins keep-alive.  The exception
+ *             is an error on a request with a body still to come: closing is
+ *             then what we want.
+ *   body      JSON bodies are buffered up to the item limit; file uploads are
+ *             streamed to a temp file by api_files.c.
+ *   last call dispatch(): for tenant routes open a session of the key's
+ *             tenant, run the handler, close the session, queue the response.
+ *   completed on_completed(): metrics, one JSON log line, cleanup.
+ *
+ * Tenant ids never leave through here: handlers of tenant routes see only
+ * their session; errors are fixed generic words; logs carry the method, the
+ * path without its query, the status and the duration, never a header value,
+ * key, token or body.
+ */
+#include "http.h"
+
+#include "admin.h"
+#include "api_int.h"
+#include "json_check.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define JSON_DEPTH 32
+
+/* ---- routes --------------------------------------------------------------- */
+
+enum { AUTH_NONE, AUTH_ADMIN, AUTH_ADMIN_OR_UNIX, AUTH_TENANT, AUTH_KEY_IN_BODY };
+enum { BODY_NONE, BODY_JSON, BODY_FILE };
+
+typedef struct tn__route {
+    int method;
+    const char *pattern; /* segments; "*" one segment, "**" the rest (>= 1) */
+    int auth;
+    unsigned scope;
+    int body;
+    tn__handler fn;
+} tn__route;
+
+static const tn__route routes[] = {
+    {TN__M_GET, "/healthz", AUTH_NONE, 0, BODY_NONE, tn__health},
+    {TN__M_GET, "/metrics", AUTH_ADMIN_OR_UNIX, 0, BODY_NONE, tn__metrics},
+    {TN__M_POST, "/v1/auth", AUTH_KEY_IN_BODY, 0, BODY_JSON, tn__api_auth},
+    {TN__M_GET, "/v1/me", AUTH_TENANT, 0, BODY_NONE, tn__api_me},
+    {TN__M_GET, "/v1/items", AUTH_TENANT, TN__SCOPE_ITEMS_READ, BODY_NONE, tn__api_items_list},
+    {TN__M_POST, "/v1/items", AUTH_TENANT, TN__SCOPE_ITEMS_WRITE, BODY_JSON, tn__api_item_create},
+    {TN__M_GET, "/v1/items/*", AUTH_TENANT, TN__SCOPE_ITEMS_READ, BODY_NONE, tn__api_item_get},
+    {TN__M_PUT, "/v1/items/*", AUTH_TENANT, TN__SCOPE_ITEMS_WRITE, BODY_JSON, tn__api_item_put},
+    {TN__M_DELETE, "/v1/items/*", AUTH_TENANT, TN__SCOPE_ITEMS_WRITE, BODY_NONE,
+     tn__api_item_delete},
+    {TN__M_GET, "/v1/files", AUTH_TENANT, TN__SCOPE_FILES_READ, BODY_NONE, tn__api_files_list},
+    {TN__M_GET, "/v1/files/**", AUTH_TENANT, TN__SCOPE_FILES_READ, BODY_NONE, tn__api_file_get},
+    {TN__M_PUT, "/v1/files/**", AUTH_TENANT, TN__SCOPE_FILES_WRITE, BODY_FILE, tn__api_file_put},
+    {TN__M_DELETE, "/v1/files/**", AUTH_TENANT, TN__SCOPE_FILES_WRITE, BODY_NONE,
+     tn__api_file_delete},
+    {TN__M_GET, "/v1/sync/status", AUTH_TENANT, 0, BODY_NONE, tn__api_sync_status},
+    {TN__M_POST, "/v1/admin/tenants", AUTH_ADMIN, 0, BODY_JSON, tn__api_tenants_create},
+    {TN__M_GET, "/v1/admin/tenants", AUTH_ADMIN, 0, BODY_NONE, tn__api_tenants_list},
+    {TN__M_PATCH, "/v1/admin/tenants/*", AUTH_ADMIN, 0, BODY_JSON, tn__api_tenant_patch},
+    {TN__M_DELETE, "/v1/admin/tenants/*", AUTH_ADMIN, 0, BODY_NONE, tn__api_tenant_delete},
+    {TN__M_POST, "/v1/admin/tenants/*/keys", AUTH_ADMIN, 0, BODY_JSON, tn__api_keys_create},
+    {TN__M_GET, "/v1/admin/tenants/*/keys", AUTH_ADMIN, 0, BODY_NONE, tn__api_keys_list},
+    {TN__M_POST, "/v1/admin/keys/*/rotate", AUTH_ADMIN, 0, BODY_JSON, tn__api_key_rotate},
+    {TN__M_DELETE, "/v1/admin/keys/*", AUTH_ADMIN, 0, BODY_NONE, tn__api_key_delete},
+    {TN__M_GET, "/v1/admin/audit", AUTH_ADMIN, 0, BODY_NONE, tn__api_audit},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+static const char *const method_names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+
+static int method_of(const char *m) {
+    for (int i = 0; i < 6; i++)
+        if (strcmp(m, method_names[i]) == 0) return 1 << i;
+    return 0;
+}
+
+/* Matches the raw (still percent-encoded) path against pattern; captured
+ * segments are stored as [start, end) offsets into path. */
+static int match(const char *pattern, const char *path, size_t cap[2][2]) {
+    const char *p = pattern, *u = path;
+    int n = 0;
+    while (*p && *u) {
+        if (*p != '/' || *u != '/') return 0;
+        p++, u++;
+        size_t pl = strcspn(p, "/"), ul = strcspn(u, "/");
+        if (pl == 2 && p[0] == '*' && p[1] == '*') {
+            if (!*u) return 0;
+            cap[n][0] = (size_t)(u - path);
+            cap[n][1] = strlen(path);
+            return 1;
+        }
+        if (pl == 1 && p[0] == '*') {
+            if (ul == 0 || n == 2) return 0;
+            cap[n][0] = (size_t)(u - path);
+            cap[n][1] = (size_t)(u - path) + ul;
+            n++;
+        } else if (pl != ul || memcmp(p, u, pl) != 0) {
+            return 0;
+        }
+        p += pl, u += ul;
+    }
+    return !*p && !*u;
+}
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into a malloc'd string.  -1 for a bad escape or an
+ * encoded NUL (a C string would end there and mean something else). */
+static int pct_decode(const char *s, size_t n, char **out) {
+    *out = NULL;
+    char *d = malloc(n + 1);
+    if (!d) return -2;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            d[j++] = s[i];
+            continue;
+        }
+        if (i + 2 >= n) { /* fewer than two characters follow */
+            free(d);
+            return -1;
+        }
+        int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
+        if (a < 0 || b < 0 || (a == 0 && b == 0)) {
+            free(d);
+            return -1;
+        }
+        d[j++] = (char)(a * 16 + b);
+        i += 2;
+    }
+    d[j] = '\0';
+    *out = d;
+    return 0;
+}
+
+cJSON *tn__json_int(int64_t v) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    return cJSON_CreateRaw(buf);
+}
+
+static void rfc3339(int64_t ms, char buf[32]) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+cJSON *tn__json_time(int64_t ms) {
+    if (ms <= 0) return cJSON_CreateNull();
+    char buf[32];
+    rfc3339(ms, buf);
+    return cJSON_CreateString(buf);
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* JSON string escaping for log fields we build ourselves. */
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+void tn__log(const char *level, const char *msg) {
+    char ts[32];
+    rfc3339(wall_ms(), ts);
+    flockfile(stderr);
+    fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level);
+    json_str(stderr, msg);
+    fputs("}\n", stderr);
+    funlockfile(stderr);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    tn__log("warn", msg);
+}
+
+/* ---- responses ------------------------------------------------------------- */
+
+static void resp_reset(tn__resp *o) {
+    free(o->body);
+    if (o->fd >= 0) close(o->fd);
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+}
+
+void tn__resp_json(tn__resp *o, int status, cJSON *j) {
+    resp_reset(o);
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!text) {
+        tn__resp_error(o, 500, "internal error");
+        return;
+    }
+    o->status = status;
+    o->body = text;
+    o->len = strlen(text);
+    o->ctype = "application/json";
+}
+
+void tn__resp_error(tn__resp *o, int status, const char *msg) {
+    resp_reset(o);
+    size_t n = strlen(msg) + 16;
+    o->body = malloc(n);
+    if (o->body) {
+        snprintf(o->body, n, "{\"error\":\"%s\"}", msg); /* msg: our fixed words */
+        o->len = strlen(o->body);
+    }
+    o->status = status;
+    o->ctype = "application/json";
+}
+
+void tn__resp_empty(tn__resp *o, int status) {
+    resp_reset(o);
+    o->status = status;
+}
+
+void tn__resp_code(tn__resp *o, int rc) {
+    switch (rc) {
+    case TN_INVALID: tn__resp_error(o, 400, "bad request"); break;
+    case TN_NOTFOUND: tn__resp_error(o, 404, "not found"); break;
+    case TN_EXISTS: tn__resp_error(o, 409, "already exists"); break;
+    case TN_CONFLICT: tn__resp_error(o, 412, "precondition failed"); break;
+    case TN_DENIED: tn__resp_error(o, 403, "forbidden"); break;
+    case TN_TOOBIG: tn__resp_error(o, 413, "too large"); break;
+    case TN_THROTTLED: tn__resp_error(o, 429, "too many requests"); o->retry_after = 1; break;
+    case TN_FULL: tn__resp_error(o, 507, "insufficient storage"); break;
+    case TN_QUOTA: tn__resp_error(o, 507, "quota exceeded"); break;
+    case TN_BUSY:
+    case TN_NOMEM:
+    case TN_TIMEOUT:
+    case TN_READONLY:
+        tn__resp_error(o, 503, "unavailable");
+        o->retry_after = 1;
+        break;
+    default: tn__resp_error(o, 500, "internal error"); break;
+    }
+}
+
+const char *tn__req_header(tn__req *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int tn__req_query(tn__req *r, const char *name, char **out) {
+    *out = NULL;
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v) return 0;
+    int rc = pct_decode(v, strlen(v), out);
+    return rc == 0 ? 1 : -1;
+}
+
+int tn__req_limit(tn__req *r, int def, int max) {
+    char *v;
+    int rc = tn__req_query(r, "limit", &v);
+    if (rc == 0) return def;
+    long n = -1;
+    if (rc > 0 && v[0] >= '0' && v[0] <= '9' && strlen(v) <= 6) {
+        char *end;
+        n = strtol(v, &end, 10);
+        if (*end) n = -1;
+    }
+    free(v);
+    return n >= 1 && n <= max ? (int)n : -1;
+}
+
+cJSON *tn__req_json(tn__req *r, tn__resp *out) {
+    cJSON *j = NULL;
+    if (r->len > 0 && !memchr(r->body, 0, r->len) && tn__json_valid(r->body, r->len, JSON_DEPTH))
+        j = cJSON_ParseWithLength(r->body, r->len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        tn__resp_error(out, 400, "bad request");
+        return NULL;
+    }
+    return j;
+}
+
+/* ---- health and metrics --------------------------------------------------- */
+
+void tn__health(tn__req *r, tn__resp *out) {
+    (void)r;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", "ok");
+    tn__resp_json(out, 200, j);
+}
+
+void tn__metrics(tn__req *r, tn__resp *out) {
+    tn__srv *s = r->srv;
+    char buf[2048];
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, sizeof buf - n,
+                          "# HELP tenantry_http_requests_total Requests answered, by status class.\n"
+                          "# TYPE tenantry_http_requests_total counter\n");
+    for (int c = 1; c <= 5; c++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n,
+                              "tenantry_http_requests_total{class=\"%dxx\"} %lld\n", c,
+                              (long long)atomic_load(&s->by_class[c]));
+    n += (size_t)snprintf(
+        buf + n, sizeof buf - n,
+        "# HELP tenantry_http_auth_failures_total Failed authentications.\n"
+        "# TYPE tenantry_http_auth_failures_total counter\n"
+        "tenantry_http_auth_failures_total %lld\n"
+        "# HELP tenantry_http_rate_limited_total Requests refused by a rate limit.\n"
+        "# TYPE tenantry_http_rate_limited_total counter\n"
+        "tenantry_http_rate_limited_total %lld\n"
+        "# HELP tenantry_http_in_flight Requests being processed.\n"
+        "# TYPE tenantry_http_in_flight gauge\n"
+        "tenantry_http_in_flight %lld\n",
+        (long long)atomic_load(&s->auth_failures), (long long)atomic_load(&s->rate_limited),
+        (long long)atomic_load(&s->in_flight));
+    resp_reset(out);
+    out->body = strdup(buf);
+    out->len = out->body ? strlen(out->body) : 0;
+    out->status = out->body ? 200 : 500;
+    out->ctype = "text/plain; version=0.0.4";
+}
+
+/* ---- the authentication entry point --------------------------------------- */
+
+static void early_error(tn__req *r, int status, const char *msg, int retry) {
+    if (r->err_status) return;
+    r->err_status = status;
+    r->err_msg = msg;
+    r->err_retry = retry;
+}
+
+void tn__auth_failed(tn__req *r, const char *why) {
+    atomic_fetch_add(&r->srv->auth_failures, 1);
+    tn__rl_take(r->srv->fail_rl, r->client, wall_ms());
+    char detail[160];
+    snprintf(detail, sizeof detail, "%s %s: %s", method_names[__builtin_ctz((unsigned)r->method)],
+             r->route ? r->route->pattern : "?", why);
+    char actor[80];
+    snprintf(actor, sizeof actor, "client:%s", r->client);
+    tn__auth_audit(r->srv->st, actor, NULL, "auth.failure", detail);
+}
+
+/* Throttled clients get 429 before any credential is even looked at. */
+static int throttled(tn__req *r) {
+    int wait = tn__rl_check(r->srv->fail_rl, r->client, wall_ms());
+    if (!wait) return 0;
+    atomic_fetch_add(&r->srv->rate_limited, 1);
+    early_error(r, 429, "too many requests", wait);
+    return 1;
+}
+
+/*
+ * The one place a caller becomes someone: the admin (X-Admin-Key), or a
+ * tenant key reached through a bearer token.  The tenant always comes from
+ * the key row in the store, never from the request.
+ */
+static void authenticate(tn__req *r) {
+    const tn__route *rt = r->route;
+    if (rt->auth == AUTH_NONE) return;
+    if (rt->auth == AUTH_ADMIN_OR_UNIX && r->is_unix) {
+        r->is_admin = 1;
+        return;
+    }
+    if (throttled(r)) return;
+    if (rt->auth == AUTH_KEY_IN_BODY) return; /* tn__api_auth checks the key */
+    if (rt->auth == AUTH_ADMIN || rt->auth == AUTH_ADMIN_OR_UNIX) {
+        const char *k = tn__req_header(r, "X-Admin-Key");
+        if (k && tn_admin_key_verify(r->srv->st, k) == TN_OK) {
+            r->is_admin = 1;
+            return;
+        }
+        tn__auth_failed(r, k ? "wrong admin key" : "no admin key");
+        early_error(r, 401, "unauthorized", 0);
+        return;
+    }
+    const char *h = tn__req_header(r, "Authorization");
+    const char *why = "no bearer token";
+    int rc = TN_DENIED;
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        const char *tok = h + 7;
+        while (*tok == ' ') tok++;
+        rc = tn__token_verify(r->srv->auth, tok, &r->key, &why);
+    }
+    if (rc != TN_OK) {
+        if (rc == TN_DENIED) {
+            tn__auth_failed(r, why);
+            early_error(r, 401, "unauthorized", 0);
+        } else {
+            early_error(r, tn_err_retryable(rc) ? 503 : 500,
+                        tn_err_retryable(rc) ? "unavailable" : "internal error", 1);
+        }
+        return;
+    }
+    if ((r->key.scopes & rt->scope) != rt->scope) {
+        early_error(r, 403, "forbidden", 0);
+        return;
+    }
+    int wait = tn__rl_take(r->srv->key_rl, r->key.key_id, wall_ms());
+    if (wait) {
+        atomic_fetch_add(&r->srv->rate_limited, 1);
+        early_error(r, 429, "too many requests", wait);
+    }
+}
+
+/* ---- request lifecycle ---------------------------------------------------- */
+
+static int json_content_type(const char *ct) {
+    if (!ct) return 0;
+    while (*ct == ' ') ct++;
+    if (strncasecmp(ct, "application/json", 16) != 0) return 0;
+    ct += 16;
+    while (*ct == ' ') ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+static void client_of(tn__req *r) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    snprintf(r->client, sizeof r->client, "unknown");
+    if (!sa) return;
+    if (sa->sa_family == AF_UNIX) {
+        r->is_unix = 1;
+        snprintf(r->client, sizeof r->client, "unix");
+    } else if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client,
+                  sizeof r->client);
+    } else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client,
+                  sizeof r->client);
+    }
+}
+
+static void begin(tn__req *r, const char *url, const char *method) {
+    r->method = method_of(method);
+    const char *cl = tn__req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = tn__req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    r->content_length = -1;
+    if (cl) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(cl, &end, 10);
+        if (errno || *end || v < 0) return early_error(r, 400, "bad request", 0);
+        r->content_length = v;
+    }
+    r->has_body = (cl && r->content_length > 0) || te != NULL;
+
+    /* Route on the raw path: an encoded '/' inside a parameter stays inside it. */
+    size_t cap[2][2] = {{0, 0}, {0, 0}};
+    int allowed = 0, path_found = 0;
+    const tn__route *rt = NULL;
+    for (size_t i = 0; i < NROUTES; i++) {
+        size_t c[2][2] = {{0, 0}, {0, 0}};
+        if (!match(routes[i].pattern, url, c)) continue;
+        path_found = 1;
+        int m = routes[i].method | (routes[i].method == TN__M_GET ? TN__M_HEAD : 0);
+        allowed |= m;
+        if ((m & r->method) && !rt) {
+            rt = &routes[i];
+            memcpy(cap, c, sizeof cap);
+        }
+    }
+    if (!path_found) return early_error(r, 404, "not found", 0);
+    if (!rt) {
+        size_t n = 0;
+        r->resp.allow[0] = '\0';
+        for (int i = 0; i < 6; i++)
+            if (allowed & (1 << i))
+                n += (size_t)snprintf(r->resp.allow + n, sizeof r->resp.allow - n, "%s%s",
+                                      n ? ", " : "", method_names[i]);
+        return early_error(r, 405, "method not allowed", 0);
+    }
+    r->route = rt;
+    for (int i = 0; i < 2; i++) {
+        if (cap[i][1] <= cap[i][0]) continue;
+        int rc = pct_decode(url + cap[i][0], cap[i][1] - cap[i][0], &r->arg[i]);
+        if (rc == -2) return early_error(r, 503, "unavailable", 1);
+        /* A file name that is not valid is a client error (400), raw or
+         * encoded; any other parameter simply names nothing (404). */
+        int is_file = strstr(rt->pattern, "/**") != NULL;
+        if (rc != 0 || (is_file && !tn_file_name_valid(r->arg[i])))
+            return early_error(r, is_file ? 400 : 404, is_file ? "bad request" : "not found", 0);
+    }
+
+    authenticate(r);
+    if (r->err_status) return;
+
+    if (rt->body == BODY_JSON) {
+        if (r->has_body && !json_content_type(tn__req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE)))
+            return early_error(r, 415, "unsupported media type", 0);
+        if (r->content_length > r->srv->cfg.max_item_bytes)
+            return early_error(r, 413, "too large", 0);
+    } else if (rt->body == BODY_NONE) {
+        if (r->content_length > r->srv->cfg.max_item_bytes)
+            return early_error(r, 413, "too large", 0);
+    } else if (rt->body == BODY_FILE) {
+        tn__upload_begin(r);
+    }
+}
+
+/* Buffers a JSON body up to the item limit (bodies of other routes too:
+ * they are bounded and ignored). */
+static void consume(tn__req *r, const char *data, size_t n) {
+    if (r->route && r->route->body == BODY_FILE) {
+        tn__upload_data(r, data, n);
+        return;
+    }
+    if ((int64_t)(r->len + n) > r->srv->cfg.max_item_bytes) {
+        early_error(r, 413, "too large", 0);
+        return;
+    }
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 1024;
+        while (cap < r->len + n + 1) cap *= 2;
+        char *b = realloc(r->body, cap);
+        if (!b) {
+            early_error(r, 503, "unavailable", 1);
+            return;
+        }
+        r->body = b;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+}
+
+static void dispatch(tn__req *r) {
+    const tn__route *rt = r->route;
+    if (rt->auth == AUTH_TENANT && rt->body != BODY_FILE) {
+        int rc = tn_session_open(r->srv->st, r->key.tenant_id, &r->s);
+        if (rc != TN_OK) {
+            /* The tenant went away between the key lookup and now. */
+            if (rc == TN_NOTFOUND) tn__resp_error(&r->resp, 401, "unauthorized");
+            else tn__resp_code(&r->resp, rc);
+            return;
+        }
+    }
+    int writes = rt->method & (TN__M_POST | TN__M_PUT | TN__M_PATCH | TN__M_DELETE);
+    if (writes) pthread_mutex_lock(&r->srv->write_mu);
+    rt->fn(r, &r->resp);
+    if (writes) pthread_mutex_unlock(&r->srv->write_mu);
+    tn_session_close(r->s);
+    r->s = NULL;
+    if (r->resp.status == 500) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "request %s failed: %s", r->rid, tn_errmsg(r->srv->st));
+        tn__log("error", msg);
+    }
+}
+
+static enum MHD_Result queue(tn__req *r) {
+    tn__resp *o = &r->resp;
+    if (r->err_status) {
+        char allow[sizeof o->allow];
+        memcpy(allow, o->allow, sizeof allow);
+        tn__resp_error(o, r->err_status, r->err_msg);
+        memcpy(o->allow, allow, sizeof allow);
+        o->retry_after = r->err_retry;
+    }
+    if (!o->status) tn__resp_error(o, 500, "internal error");
+    struct MHD_Response *resp;
+    if (o->fd >= 0) {
+        resp = MHD_create_response_from_fd_at_offset64(o->flen, o->fd, o->off);
+        if (resp) o->fd = -1; /* libmicrohttpd closes it now */
+    } else {
+        resp = MHD_create_response_from_buffer(o->len, o->body, MHD_RESPMEM_MUST_FREE);
+        if (resp) o->body = NULL;
+    }
+    if (!resp) return MHD_NO;
+    if (o->ctype && o->status != 204)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, o->ctype);
+    MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (o->etag[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, o->etag);
+    if (o->allow[0] && o->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, o->allow);
+    if (o->content_range[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, o->content_range);
+    if (o->ranges) MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (o->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", o->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (o->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)o->status, resp);
+    MHD_destroy_response(resp);
+    r->queued = 1;
+    r->status = o->status;
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls) {
+    (void)version;
+    tn__srv *srv = cls;
+    tn__req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        r->srv = srv;
+        r->conn = conn;
+        r->fd = -1;
+        r->resp.fd = -1;
+        r->quota_left = -1;
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        snprintf(r->rid, sizeof r->rid, "%08x%08llx", srv->rid_prefix,
+                 (unsigned long long)(atomic_fetch_add(&srv->rid_next, 1) & 0xffffffffull));
+        atomic_fetch_add(&srv->in_flight, 1);
+        *con_cls = r;
+        client_of(r);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        begin(r, url, method);
+        /* An early error with a body on the way: answer now and let the
+         * connection close instead of reading what we will refuse. */
+        if (r->err_status && r->has_body) return queue(r);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->queued) return MHD_YES;
+        if (!r->err_status) consume(r, upload_data, n);
+        if (r->err_status) return queue(r);
+        return MHD_YES;
+    }
+    if (r->queued) return MHD_YES;
+    if (!r->err_status) dispatch(r);
+    return queue(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls, (void)conn, (void)toe;
+    tn__req *r = *con_cls;
+    if (!r) return;
+    *con_cls = NULL;
+    tn__srv *srv = r->srv;
+    int cls_i = r->status >= 100 && r->status < 600 ? r->status / 100 : 0;
+    atomic_fetch_add(&srv->by_class[cls_i], 1);
+    atomic_fetch_sub(&srv->in_flight, 1);
+    tn__upload_abort(r);
+    if (!srv->cfg.quiet || r->status >= 500) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 +
+                    (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+        char ts[32];
+        rfc3339(wall_ms(), ts);
+        flockfile(stderr);
+        fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"request_id\":\"%s\",\"method\":",
+                ts, r->status >= 500 || r->status == 0 ? "error" : "info", r->rid);
+        json_str(stderr, r->method ? method_names[__builtin_ctz((unsigned)r->method)] : "other");
+        fputs(",\"path\":", stderr);
+        json_str(stderr, r->path);
+        fprintf(stderr, ",\"status\":%d,\"duration_ms\":%.3f}\n", r->status, ms);
+        funlockfile(stderr);
+    }
+    tn_session_close(r->s);
+    free(r->arg[0]);
+    free(r->arg[1]);
+    free(r->body);
+    resp_reset(&r->resp);
+    free(r);
+}
+
+/* libmicrohttpd would decode %00 into a NUL that silently shortens the path;
+ * we keep the raw path and decode each parameter ourselves (pct_decode). */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s) {
+    (void)cls, (void)c;
+    return strlen(s);
+}
+
+/* ---- listening ------------------------------------------------------------- */
+
+static int is_loopback(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+static int listen_unix(tn__srv *srv, const char *path, const char **err) {
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) == 0 || strlen(path) >= sizeof sa.sun_path) {
+        *err = "the unix socket path is empty or too long";
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path));
+    struct stat sb;
+    if (lstat(path, &sb) == 0) {
+        if (!S_ISSOCK(sb.st_mode)) {
+            *err = "the unix socket path exists and is not a socket";
+            return -1;
+        }
+        unlink(path); /* a stale socket from an earlier run */
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        *err = "cannot create a socket";
+        return -1;
+    }
+    mode_t old = umask(0117); /* the socket is born 0660 */
+    int b = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (b != 0 || chmod(path, 0660) != 0 || listen(fd, 1024) != 0) {
+        *err = "cannot bind the unix socket";
+        close(fd);
+        return -1;
+    }
+    srv->unix_path = strdup(path);
+    return fd;
+}
+
+static int listen_tcp(const char *spec, int allow_remote, const char **err) {
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || strlen(colon + 1) == 0 || (size_t)(colon - spec) >= sizeof host) {
+        *err = "--listen takes HOST:PORT or unix:/path";
+        return -1;
+    }
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    char *h = host;
+    size_t hl = strlen(h);
+    if (h[0] == '[' && h[hl - 1] == ']') {
+        h[hl - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (getaddrinfo(h, colon + 1, &hints, &ai) != 0 || !ai) {
+        *err = "cannot resolve the --listen address";
+        return -1;
+    }
+    if (!is_loopback(ai->ai_addr) && !allow_remote) {
+        freeaddrinfo(ai);
+        *err = "refusing to listen on a non-loopback address without --allow-remote "
+               "(the API is meant for programs on this machine)";
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        *err = errno == EADDRINUSE ? "the --listen address is in use"
+                                   : "cannot bind the --listen address";
+        if (fd >= 0) close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* ---- start and stop -------------------------------------------------------- */
+
+void tn__http_config_init(tn__http_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen = "127.0.0.1:8787";
+    cfg->max_connections = 1024;
+    cfg->timeout_s = 30;
+    cfg->max_item_bytes = 64 * 1024;
+    cfg->max_file_bytes = 1024LL * 1024 * 1024;
+    cfg->rate = 50;
+    cfg->burst = 100;
+    cfg->auth_fail_rate = 0.2;
+    cfg->auth_fail_burst = 20;
+    cfg->token_ttl = 3600;
+}
+
+struct tn__http {
+    tn__srv srv;
+};
+
+void tn__http_stop(tn__http *h) {
+    if (!h) return;
+    tn__srv *s = &h->srv;
+    if (s->d) MHD_stop_daemon(s->d);
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    if (s->unix_path) unlink(s->unix_path);
+    free(s->unix_path);
+    tn__rl_free(s->key_rl);
+    tn__rl_free(s->fail_rl);
+    tn__auth_close(s->auth);
+    pthread_mutex_destroy(&s->write_mu);
+    free(h);
+}
+
+int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, const char **err) {
+    *out = NULL;
+    *err = "out of memory";
+    tn__http *h = calloc(1, sizeof *h);
+    if (!h) return TN_NOMEM;
+    tn__srv *s = &h->srv;
+    s->st = st;
+    s->cfg = *cfg;
+    s->listen_fd = -1;
+    pthread_mutex_init(&s->write_mu, NULL);
+    randombytes_buf(&s->rid_prefix, sizeof s->rid_prefix);
+    int rc = tn__auth_open(st, &s->auth);
+    if (rc != TN_OK) {
+        *err = tn_errmsg(st);
+        goto fail;
+    }
+    s->key_rl = tn__rl_new(cfg->rate, cfg->burst, 4096);
+    s->fail_rl = tn__rl_new(cfg->auth_fail_rate, cfg->auth_fail_burst, 4096);
+    rc = TN_INVALID;
+    if (!s->key_rl || !s->fail_rl) {
+        *err = "bad rate limit settings";
+        goto fail;
+    }
+    const char *l = cfg->listen ? cfg->listen : "127.0.0.1:8787";
+    s->listen_fd = strncmp(l, "unix:", 5) == 0 ? listen_unix(s, l + 5, err)
+                                               : listen_tcp(l, cfg->allow_remote, err);
+    if (s->listen_fd < 0) goto fail;
+    int threads = cfg->threads;
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n < 1 ? 1 : n > 16 ? 16 : (int)n;
+    }
+    s->d = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+    if (!s->d) {
+        *err = "cannot start the HTTP server";
+        rc = TN_ERROR;
+        goto fail;
+    }
+    *out = h;
+    return TN_OK;
+fail:
+    tn__http_stop(h);
+    return rc;
+}

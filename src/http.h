@@ -1,0 +1,38 @@
+/*
+ * http.h - the local HTTP API server (`tenantry serve`): libmicrohttpd with a
+ * thread pool on epoll, the one authentication entry point, routing, JSON
+ * responses and request logs.  See docs/openapi.yaml for the endpoints.
+ */
+#ifndef TN_HTTP_H
+#define TN_HTTP_H
+
+#include "tenantry.h"
+
+#include <stdint.h>
+
+typedef struct tn__http_config {
+    const char *listen;       /* "HOST:PORT" or "unix:/path"; default 127.0.0.1:8787 */
+    int allow_remote;         /* permit a non-loopback address */
+    int threads;              /* worker threads; 0 = one per CPU (at most 16) */
+    int max_connections;      /* default 1024 */
+    int timeout_s;            /* idle connection timeout; default 30 */
+    int64_t max_item_bytes;   /* request body limit for JSON; default 64 KiB */
+    int64_t max_file_bytes;   /* upload limit; default 1 GiB */
+    double rate, burst;       /* per API key; default 50/s, burst 100 */
+    double auth_fail_rate, auth_fail_burst; /* failed auth per client; 0.2/s, 20 */
+    int token_ttl;            /* seconds; default 3600 */
+    int quiet;                /* no per-request log lines */
+} tn__http_config;
+
+typedef struct tn__http tn__http;
+
+void tn__http_config_init(tn__http_config *cfg);
+/* Binds and starts serving; returns at once (the workers run in threads).
+ * On failure *err (static text) says why. */
+int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, const char **err);
+/* Stops accepting, finishes nothing further, joins the workers, frees. */
+void tn__http_stop(tn__http *h);
+/* A JSON log line on stderr: {"time":...,"level":...,"msg":...}. */
+void tn__log(const char *level, const char *msg);
+
+#endif

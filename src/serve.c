@@ -1,0 +1,332 @@
+/*
+ * serve.c - the CLI commands of the HTTP layer:
+ *
+ *   tenantry serve [--listen HOST:PORT|unix:/path] [--allow-remote] [tuning]
+ *   tenantry key create|list|rotate|revoke --tenant NAME ...
+ *   tenantry admin-key rotate
+ *
+ * `serve` runs until SIGINT or SIGTERM, then stops the HTTP server (in-flight
+ * requests finish) and closes the store.  Background work that belongs to
+ * the daemon (the sync engine) starts and stops at the marked places in
+ * cmd_serve.
+ */
+#include "admin.h"
+#include "auth.h"
+#include "cli.h"
+#include "http.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- serve's own options ---------------------------------------------------- */
+
+typedef struct num_opt {
+    const char *name;
+    double min, max;
+    double *d; /* one of d / i / l is set */
+    int *i;
+    int64_t *l;
+} num_opt;
+
+/* Takes serve's tuning options out of argv (into cfg) so the shared parser
+ * sees only the common ones.  Returns 0, or 2 after a usage message. */
+static int take_tuning(int argc, char **argv, tn__http_config *cfg, int *outc, char **outv) {
+    num_opt opts[] = {
+        {"--rate", 0.001, 1e6, &cfg->rate, NULL, NULL},
+        {"--burst", 1, 1e6, &cfg->burst, NULL, NULL},
+        {"--auth-fail-rate", 0.001, 1e6, &cfg->auth_fail_rate, NULL, NULL},
+        {"--auth-fail-burst", 1, 1e6, &cfg->auth_fail_burst, NULL, NULL},
+        {"--threads", 1, 256, NULL, &cfg->threads, NULL},
+        {"--max-connections", 1, 65536, NULL, &cfg->max_connections, NULL},
+        {"--timeout", 1, 3600, NULL, &cfg->timeout_s, NULL},
+        {"--token-ttl", 1, 86400 * 7, NULL, &cfg->token_ttl, NULL},
+        {"--max-item-bytes", 64, 16 * 1024 * 1024, NULL, NULL, &cfg->max_item_bytes},
+        {"--max-file-bytes", 1, 1024.0 * 1024 * 1024 * 1024, NULL, NULL, &cfg->max_file_bytes},
+    };
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i >= 2 && strcmp(argv[i], "--quiet") == 0) {
+            cfg->quiet = 1;
+            continue;
+        }
+        num_opt *o = NULL;
+        for (size_t k = 0; i >= 2 && k < sizeof opts / sizeof opts[0]; k++)
+            if (strcmp(argv[i], opts[k].name) == 0) o = &opts[k];
+        if (!o) {
+            outv[n++] = argv[i];
+            continue;
+        }
+        char *end;
+        double v = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
+        if (i + 1 >= argc || *end || !(v >= o->min && v <= o->max) ||
+            ((o->i || o->l) && v != (double)(int64_t)v)) {
+            fprintf(stderr, "tenantry: %s takes a number from %g to %g (see --help)\n", o->name,
+                    o->min, o->max);
+            return 2;
+        }
+        if (o->d) *o->d = v;
+        if (o->i) *o->i = (int)v;
+        if (o->l) *o->l = (int64_t)v;
+        i++;
+    }
+    outv[n] = NULL;
+    *outc = n;
+    return 0;
+}
+
+static const char serve_help[] =
+    "usage: tenantry serve [--data DIR] [--listen HOST:PORT | --listen unix:/path]\n"
+    "                      [--allow-remote] [--quiet] [tuning options]\n"
+    "\n"
+    "Serves the local HTTP API (see docs/openapi.yaml) until SIGINT or SIGTERM.\n"
+    "The default address is 127.0.0.1:8787.  A non-loopback address is refused\n"
+    "unless --allow-remote is given; a unix socket is created with mode 0660.\n"
+    "Logs are JSON lines on stderr (--quiet: errors only).\n"
+    "\n"
+    "Tuning (defaults in brackets):\n"
+    "  --rate N             requests per second per API key [50]\n"
+    "  --burst N            burst per API key [100]\n"
+    "  --auth-fail-rate N   failed authentications per second per client [0.2]\n"
+    "  --auth-fail-burst N  failed authentications before 429s start [20]\n"
+    "  --threads N          worker threads [one per CPU, at most 16]\n"
+    "  --max-connections N  open connections [1024]\n"
+    "  --timeout SECONDS    idle connection timeout [30]\n"
+    "  --token-ttl SECONDS  lifetime of tokens from POST /v1/auth [3600]\n"
+    "  --max-item-bytes N   JSON request body limit [65536]\n"
+    "  --max-file-bytes N   file upload limit [1073741824]";
+
+static int cmd_serve(int argc, char **argv) {
+    tn__http_config cfg;
+    tn__http_config_init(&cfg);
+    char **av = calloc((size_t)argc + 1, sizeof *av);
+    if (!av) return 1;
+    int ac = 0, ex = take_tuning(argc, argv, &cfg, &ac, av);
+    tn__cli_opts o;
+    if (ex == 0) ex = tn__cli_parse(ac, av, 2, &o);
+    free(av);
+    if (ex != 0) return ex;
+    if (o.help) {
+        puts(serve_help);
+        return 0;
+    }
+    if (o.nargs) return tn__cli_usage("serve takes no arguments");
+    if (o.listen) cfg.listen = o.listen;
+    cfg.allow_remote = o.allow_remote;
+
+    /* Signals are taken synchronously by this thread; every thread started
+     * from here on (HTTP workers, sync) inherits the blocked mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    tn_store *st;
+    if ((ex = tn__cli_open(&o, 0, &st)) != 0) return ex;
+    tn__http *h;
+    const char *err = NULL;
+    int rc = tn__http_start(st, &cfg, &h, &err);
+    if (rc != TN_OK) {
+        ex = tn__cli_error("serve", err, rc);
+        tn_close(st);
+        return ex;
+    }
+    char msg[300];
+    snprintf(msg, sizeof msg, "listening on %s", cfg.listen);
+    tn__log("info", msg);
+
+    /* ---- background services start here (the sync engine: start it with
+     *      st, and stop it below before the HTTP server stops) ---- */
+
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    snprintf(msg, sizeof msg, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    tn__log("info", msg);
+
+    /* ---- background services stop here ---- */
+
+    tn__http_stop(h);
+    tn_close(st);
+    tn__log("info", "stopped");
+    return 0;
+}
+
+/* ---- key ------------------------------------------------------------------- */
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whole seconds from an option value: -1 when absent, -2 when bad. */
+static int64_t opt_seconds(const char *v, int64_t min) {
+    if (!v) return -1;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || !*v || n < min || n > 100LL * 365 * 86400) return -2;
+    return n;
+}
+
+static void print_time(FILE *f, const char *label, int64_t ms) {
+    if (!ms) {
+        fprintf(f, "%s never\n", label);
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[32];
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(f, "%s %s\n", label, buf);
+}
+
+static int print_key(const tn__key_info *k, void *arg) {
+    cJSON *list = arg;
+    char scopes[TN__SCOPES_TEXT_MAX];
+    tn__scopes_format(k->scopes, scopes);
+    const char *state = k->revoked_at ? "revoked"
+                        : k->expires_at && k->expires_at <= now_ms() ? "expired" : "active";
+    if (list) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "key_id", k->key_id);
+        cJSON_AddStringToObject(j, "scopes", scopes);
+        cJSON_AddStringToObject(j, "state", state);
+        char b[24];
+        snprintf(b, sizeof b, "%lld", (long long)k->created_at);
+        cJSON_AddRawToObject(j, "created_at", b);
+        snprintf(b, sizeof b, "%lld", (long long)k->expires_at);
+        if (k->expires_at) cJSON_AddRawToObject(j, "expires_at", b);
+        else cJSON_AddNullToObject(j, "expires_at");
+        cJSON_AddItemToArray(list, j);
+    } else {
+        printf("%s  %-8s  %s\n", k->key_id, state, scopes);
+    }
+    return 0;
+}
+
+static const char key_help[] =
+    "usage: tenantry key create --tenant NAME --scopes LIST [--expires-in SECONDS]\n"
+    "       tenantry key list --tenant NAME [--json]\n"
+    "       tenantry key rotate --tenant NAME KEY_ID [--overlap SECONDS]\n"
+    "       tenantry key revoke --tenant NAME KEY_ID\n"
+    "\n"
+    "API keys for the HTTP API.  Scopes: items:read items:write files:read\n"
+    "files:write (separated by commas or spaces).  create and rotate print the\n"
+    "new key once; only its hash is kept.  rotate keeps the old key valid for\n"
+    "--overlap seconds (default 14 days); revoke ends a key at once.";
+
+static int cmd_key(int argc, char **argv) {
+    tn__cli_opts o;
+    int ex = tn__cli_parse(argc, argv, 2, &o);
+    if (ex != 0) return ex;
+    const char *sub = o.nargs ? o.args[0] : NULL;
+    if (o.help || !sub) {
+        puts(key_help);
+        return o.help ? 0 : 2;
+    }
+    int needs_id = strcmp(sub, "rotate") == 0 || strcmp(sub, "revoke") == 0;
+    if (!needs_id && strcmp(sub, "create") && strcmp(sub, "list"))
+        return tn__cli_usage("key takes create, list, rotate or revoke");
+    if (o.nargs != (needs_id ? 2 : 1)) return tn__cli_usage("wrong number of arguments");
+    if (!o.tenant) return tn__cli_usage("--tenant NAME is required");
+    unsigned scopes = 0;
+    int64_t expires = opt_seconds(o.expires_in, 1), overlap = opt_seconds(o.overlap, 0);
+    if (strcmp(sub, "create") == 0 && tn__scopes_parse(o.scopes, &scopes) != TN_OK)
+        return tn__cli_usage("--scopes takes items:read items:write files:read files:write");
+    if (expires == -2) return tn__cli_usage("--expires-in takes a number of seconds");
+    if (overlap == -2) return tn__cli_usage("--overlap takes a number of seconds");
+
+    tn_store *st;
+    if ((ex = tn__cli_open(&o, 0, &st)) != 0) return ex;
+    tn_tenant t;
+    int rc = tn_tenant_find(st, o.tenant, &t);
+    if (rc != TN_OK) {
+        ex = tn__cli_error(o.tenant, rc == TN_NOTFOUND ? "no such tenant" : tn_errmsg(st), rc);
+        tn_close(st);
+        return ex;
+    }
+    char key[TN__API_KEY_LEN];
+    tn__key_info k;
+    if (strcmp(sub, "create") == 0) {
+        rc = tn__key_create(st, t.id, scopes, expires > 0 ? now_ms() + expires * 1000 : 0, &k, key);
+        if (rc == TN_OK) {
+            fprintf(stderr, "tenantry: key %s created; it is shown only this once:\n", k.key_id);
+            printf("%s\n", key);
+        }
+    } else if (strcmp(sub, "list") == 0) {
+        cJSON *list = o.json ? cJSON_CreateArray() : NULL;
+        rc = tn__key_list(st, t.id, print_key, list);
+        if (list) {
+            char *text = cJSON_PrintUnformatted(list);
+            if (text) puts(text);
+            free(text);
+            cJSON_Delete(list);
+        }
+    } else {
+        /* The key must belong to --tenant: a typo never touches another tenant. */
+        rc = tn__key_get(st, o.args[1], &k);
+        if (rc == TN_OK && strcmp(k.tenant_id, t.id) != 0) rc = TN_NOTFOUND;
+        if (rc == TN_OK && strcmp(sub, "revoke") == 0) {
+            rc = tn__key_revoke(st, o.args[1]);
+            if (rc == TN_OK) printf("revoked %s\n", o.args[1]);
+        } else if (rc == TN_OK) {
+            int64_t old_end = 0;
+            rc = tn__key_rotate(st, o.args[1],
+                                (overlap >= 0 ? overlap : TN__OVERLAP_DEFAULT_S) * 1000,
+                                expires > 0 ? now_ms() + expires * 1000 : 0, &k, key, &old_end);
+            if (rc == TN_OK) {
+                fprintf(stderr, "tenantry: key %s replaces %s; the new key is shown only this "
+                                "once:\n", k.key_id, o.args[1]);
+                printf("%s\n", key);
+                print_time(stderr, "tenantry: the old key stays valid until", old_end);
+            }
+        }
+    }
+    sodium_memzero(key, sizeof key);
+    if (rc != TN_OK) ex = tn__cli_error(sub, rc == TN_NOTFOUND ? "no such key" : tn_errmsg(st), rc);
+    tn_close(st);
+    return ex;
+}
+
+/* ---- admin-key ------------------------------------------------------------ */
+
+static int cmd_admin_key(int argc, char **argv) {
+    tn__cli_opts o;
+    int ex = tn__cli_parse(argc, argv, 2, &o);
+    if (ex != 0) return ex;
+    if (o.help || o.nargs != 1 || strcmp(o.args[0], "rotate") != 0) {
+        puts("usage: tenantry admin-key rotate [--data DIR]\n"
+             "\n"
+             "Replaces the admin key (X-Admin-Key) and prints the new one once; the old\n"
+             "key stops working at once, also for a running server.");
+        return o.help ? 0 : 2;
+    }
+    tn_store *st;
+    if ((ex = tn__cli_open(&o, 0, &st)) != 0) return ex;
+    char key[TN_ADMIN_KEY_LEN];
+    int rc = tn_admin_key_rotate(st, key);
+    if (rc == TN_OK) {
+        fprintf(stderr, "tenantry: new admin key; it is shown only this once:\n");
+        printf("%s\n", key);
+    } else {
+        ex = tn__cli_error("admin-key rotate", tn_errmsg(st), rc);
+    }
+    sodium_memzero(key, sizeof key);
+    tn_close(st);
+    return ex;
+}
+
+int tn__cmd_serve(int argc, char **argv) { return cmd_serve(argc, argv); }
+int tn__cmd_key(int argc, char **argv) { return cmd_key(argc, argv); }
+int tn__cmd_admin_key(int argc, char **argv) { return cmd_admin_key(argc, argv); }
