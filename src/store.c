@@ -343,6 +343,12 @@ int tn_open(const char *dir, const tn_options *opt, tn_store **out) {
     rc = conn_new(st, st->opt.create, &c);
     if (rc != TN_OK) goto fail;
     st->nconn = 1;
+    /* Tenant data and key hashes: owner only.  SQLite gives the -wal and -shm
+     * files the database file's mode. */
+    if (st->opt.create && chmod(st->dbpath, 0600) != 0) {
+        rc = tn__fail(st, TN_IO, "cannot restrict %s: %s", st->dbpath, strerror(errno));
+        goto fail;
+    }
     if (!st->opt.readonly) {
         char *err = NULL;
         int src = sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", NULL, NULL, &err);

@@ -59,6 +59,13 @@ TEST(open_creates_wal_database_with_current_schema) {
     ASSERT_STR_EQ((const char *)sqlite3_column_text(s, 0), "wal");
     sqlite3_finalize(s);
     sqlite3_close(db);
+    /* Only the owner may read the store. */
+    struct stat sb;
+    ASSERT(stat(path, &sb) == 0);
+    ASSERT_INT_EQ(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/files", f.dir);
+    ASSERT(stat(path, &sb) == 0);
+    ASSERT_INT_EQ(sb.st_mode & 0777, 0700);
 }
 
 static long long conn_pragma(tn_store *st, const char *sql) {
