@@ -91,6 +91,9 @@ void tn_close(tn_store *st);
 const char *tn_errmsg(tn_store *st);
 const char *tn_store_dir(tn_store *st);
 int tn_schema_version(tn_store *st, int *version); /* PRAGMA user_version */
+/* Gives the page caches of idle connections and free heap back to the
+ * system; for a daemon that has gone quiet.  Safe at any time. */
+void tn_store_trim(tn_store *st);
 
 /* PRAGMA integrity_check plus the store's own invariants.  On TN_CORRUPT the
  * problems are described in *report (malloc'd, one per line). */

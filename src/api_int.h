@@ -45,7 +45,6 @@ typedef struct tn__srv {
     atomic_llong auth_failures, rate_limited, in_flight;
     /* Writers take turns here rather than in SQLite's busy handler, which
      * sleeps in steps of milliseconds (ruinous for p99 under load). */
-    pthread_mutex_t write_mu;
 } tn__srv;
 
 typedef struct tn__resp {

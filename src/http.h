@@ -13,7 +13,7 @@
 typedef struct tn__http_config {
     const char *listen;       /* "HOST:PORT" or "unix:/path"; default 127.0.0.1:8787 */
     int allow_remote;         /* permit a non-loopback address */
-    int threads;              /* worker threads; 0 = one per CPU (at most 16) */
+    int threads;              /* worker threads; 0 = four per CPU (4 to 32) */
     int max_connections;      /* default 1024 */
     int timeout_s;            /* idle connection timeout; default 30 */
     int64_t max_item_bytes;   /* request body limit for JSON; default 64 KiB */
@@ -32,6 +32,8 @@ void tn__http_config_init(tn__http_config *cfg);
 int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, const char **err);
 /* Stops accepting, finishes nothing further, joins the workers, frees. */
 void tn__http_stop(tn__http *h);
+/* Requests received so far (for idle detection). */
+uint64_t tn__http_requests(tn__http *h);
 /* A JSON log line on stderr: {"time":...,"level":...,"msg":...}. */
 void tn__log(const char *level, const char *msg);
 

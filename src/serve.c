@@ -95,7 +95,7 @@ static const char serve_help[] =
     "  --burst N            burst per API key [100]\n"
     "  --auth-fail-rate N   failed authentications per second per client [0.2]\n"
     "  --auth-fail-burst N  failed authentications before 429s start [20]\n"
-    "  --threads N          worker threads [one per CPU, at most 16]\n"
+    "  --threads N          worker threads [four per CPU, 4 to 32]\n"
     "  --max-connections N  open connections [1024]\n"
     "  --timeout SECONDS    idle connection timeout [30]\n"
     "  --token-ttl SECONDS  lifetime of tokens from POST /v1/auth [3600]\n"
@@ -146,8 +146,26 @@ static int cmd_serve(int argc, char **argv) {
     /* ---- background services start here (the sync engine: start it with
      *      st, and stop it below before the HTTP server stops) ---- */
 
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0) {
+    /* Wait for SIGINT/SIGTERM; every 10 s without a request, give the
+     * SQLite page caches and free heap back to the system. */
+    int sig = -1;
+    uint64_t seen = tn__http_requests(h);
+    int trimmed = 0;
+    while (sig < 0) {
+        struct timespec tick = {10, 0};
+        int got = sigtimedwait(&set, NULL, &tick);
+        if (got == SIGINT || got == SIGTERM) {
+            sig = got;
+            break;
+        }
+        uint64_t now = tn__http_requests(h);
+        if (now == seen && !trimmed) {
+            tn_store_trim(st);
+            trimmed = 1;
+        } else if (now != seen) {
+            trimmed = 0;
+        }
+        seen = now;
     }
     snprintf(msg, sizeof msg, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tn__log("info", msg);

@@ -273,7 +273,35 @@ static int item_prepare(tn_session *s, const char *sql, sqlite3_stmt **q) {
     return rc == TN_OK ? TN_OK : sfail(s, rc, "%s", tn_errmsg(s->st));
 }
 
-int tn_item_put(tn_session *s, const char *id, const char *json, tn_item *out) {
+/* The arguments of a write, for the group-commit leader (src/group.c). */
+typedef struct write_args {
+    const char *id, *json, *sha256, *content_type;
+    int64_t expected, size;
+    tn_item *item;
+    tn_file *file;
+} write_args;
+
+static int put_body(tn_session *s, void *arg) {
+    write_args *a = arg;
+    sqlite3_stmt *q;
+    int rc = item_prepare(s, SQL_ITEM_PUT, &q);
+    if (rc != TN_OK) return rc;
+    sqlite3_bind_text(q, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, a->json, -1, SQLITE_STATIC);
+    rc = run_write(s, q, NULL);
+    if (rc == TN_OK && a->item) rc = tn_item_get(s, a->id, a->item);
+    return rc;
+}
+
+static int create_body(tn_session *s, void *arg) {
+    write_args *a = arg;
+    int rc = tn_item_get(s, a->id, NULL);
+    if (rc == TN_OK) return sfail(s, TN_EXISTS, "an item with that id exists");
+    return rc == TN_NOTFOUND ? put_body(s, a) : rc;
+}
+
+static int put_or_create(tn_session *s, const char *id, const char *json, tn_item *out,
+                         tn__op_fn body) {
     char fresh[37];
     if (!id) {
         tn__uuid4(fresh);
@@ -283,40 +311,16 @@ int tn_item_put(tn_session *s, const char *id, const char *json, tn_item *out) {
         return sfail(s, TN_INVALID, "an item id is 1-%d characters of A-Z a-z 0-9 . _ : -",
                      TN_ITEM_ID_MAX);
     if (!json) return sfail(s, TN_INVALID, "no data");
-    sqlite3_stmt *q;
-    int rc = item_prepare(s, SQL_ITEM_PUT, &q);
-    if (rc != TN_OK) return rc;
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, json, -1, SQLITE_STATIC);
-    rc = run_write(s, q, NULL);
-    if (rc == TN_OK && out) rc = tn_item_get(s, id, out);
-    return rc;
+    write_args a = {.id = id, .json = json, .item = out};
+    return tn__group_write(s, body, &a);
+}
+
+int tn_item_put(tn_session *s, const char *id, const char *json, tn_item *out) {
+    return put_or_create(s, id, json, out, put_body);
 }
 
 int tn_item_create(tn_session *s, const char *id, const char *json, tn_item *out) {
-    char fresh[37];
-    if (!id) {
-        tn__uuid4(fresh);
-        id = fresh;
-    }
-    if (!tn__item_id_valid(id))
-        return sfail(s, TN_INVALID, "an item id is 1-%d characters of A-Z a-z 0-9 . _ : -",
-                     TN_ITEM_ID_MAX);
-    int rc = tn__hlc_ensure(s->c);
-    if (rc == TN_OK) rc = tn__begin(s->c);
-    if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
-    rc = tn_item_get(s, id, NULL);
-    if (rc == TN_OK) {
-        rc = sfail(s, TN_EXISTS, "an item with that id exists");
-    } else if (rc == TN_NOTFOUND) {
-        rc = tn_item_put(s, id, json, NULL);
-        if (rc == TN_OK && (rc = tn__commit(s->c)) != TN_OK) sfail(s, rc, "%s", tn_errmsg(s->st));
-    }
-    if (rc != TN_OK) {
-        tn__rollback(s->c);
-        return rc;
-    }
-    return out ? tn_item_get(s, id, out) : TN_OK;
+    return put_or_create(s, id, json, out, create_body);
 }
 
 /* After a conditional write touched nothing: stale version, or no item? */
@@ -349,16 +353,28 @@ static int item_conditional(tn_session *s, const char *sql, const char *id, cons
     return rc;
 }
 
-int tn_item_update(tn_session *s, const char *id, const char *json, int64_t expected_version,
-                   tn_item *out) {
-    if (!json) return sfail(s, TN_INVALID, "no data");
-    int rc = item_conditional(s, SQL_ITEM_UPDATE, id, json, expected_version);
-    if (rc == TN_OK && out) rc = tn_item_get(s, id, out);
+static int update_body(tn_session *s, void *arg) {
+    write_args *a = arg;
+    int rc = item_conditional(s, SQL_ITEM_UPDATE, a->id, a->json, a->expected);
+    if (rc == TN_OK && a->item) rc = tn_item_get(s, a->id, a->item);
     return rc;
 }
 
+static int delete_body(tn_session *s, void *arg) {
+    write_args *a = arg;
+    return item_conditional(s, SQL_ITEM_DELETE, a->id, NULL, a->expected);
+}
+
+int tn_item_update(tn_session *s, const char *id, const char *json, int64_t expected_version,
+                   tn_item *out) {
+    if (!json) return sfail(s, TN_INVALID, "no data");
+    write_args a = {.id = id, .json = json, .expected = expected_version, .item = out};
+    return tn__group_write(s, update_body, &a);
+}
+
 int tn_item_delete(tn_session *s, const char *id, int64_t expected_version) {
-    return item_conditional(s, SQL_ITEM_DELETE, id, NULL, expected_version);
+    write_args a = {.id = id, .expected = expected_version};
+    return tn__group_write(s, delete_body, &a);
 }
 
 int tn_item_count(tn_session *s, int64_t *count) {
@@ -496,34 +512,47 @@ static int sha_valid(const char *h) {
     return 1;
 }
 
+static int file_record_body(tn_session *s, void *arg) {
+    write_args *a = arg;
+    sqlite3_stmt *q;
+    int rc = item_prepare(s, SQL_FILE_PUT, &q);
+    if (rc != TN_OK) return rc;
+    sqlite3_bind_text(q, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, a->size);
+    sqlite3_bind_text(q, 3, a->sha256, -1, SQLITE_STATIC);
+    if (a->content_type) sqlite3_bind_text(q, 4, a->content_type, -1, SQLITE_STATIC);
+    rc = run_write(s, q, NULL);
+    if (rc == TN_OK && a->file) rc = tn_file_get(s, a->id, a->file);
+    return rc;
+}
+
 int tn_file_record(tn_session *s, const char *name, int64_t size, const char *sha256_hex,
                    const char *content_type, tn_file *out) {
     if (!tn_file_name_valid(name)) return sfail(s, TN_INVALID, "bad file name");
     if (size < 0 || !sha_valid(sha256_hex)) return sfail(s, TN_INVALID, "bad size or checksum");
     if (content_type && (strlen(content_type) > 255 || strpbrk(content_type, "\r\n")))
         return sfail(s, TN_INVALID, "bad content type");
+    write_args a = {.id = name, .size = size, .sha256 = sha256_hex,
+                    .content_type = content_type, .file = out};
+    return tn__group_write(s, file_record_body, &a);
+}
+
+static int file_delete_body(tn_session *s, void *arg) {
+    write_args *a = arg;
     sqlite3_stmt *q;
-    int rc = item_prepare(s, SQL_FILE_PUT, &q);
+    int rc = item_prepare(s, SQL_FILE_DELETE, &q);
     if (rc != TN_OK) return rc;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, size);
-    sqlite3_bind_text(q, 3, sha256_hex, -1, SQLITE_STATIC);
-    if (content_type) sqlite3_bind_text(q, 4, content_type, -1, SQLITE_STATIC);
-    rc = run_write(s, q, NULL);
-    if (rc == TN_OK && out) rc = tn_file_get(s, name, out);
+    sqlite3_bind_text(q, 1, a->id, -1, SQLITE_STATIC);
+    int touched = 0;
+    rc = run_write(s, q, &touched);
+    if (rc == TN_OK && !touched) rc = sfail(s, TN_NOTFOUND, "no such file");
     return rc;
 }
 
 int tn_file_delete(tn_session *s, const char *name) {
     if (!tn_file_name_valid(name)) return sfail(s, TN_NOTFOUND, "no such file");
-    sqlite3_stmt *q;
-    int rc = item_prepare(s, SQL_FILE_DELETE, &q);
-    if (rc != TN_OK) return rc;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    int touched = 0;
-    rc = run_write(s, q, &touched);
-    if (rc == TN_OK && !touched) rc = sfail(s, TN_NOTFOUND, "no such file");
-    return rc;
+    write_args a = {.id = name};
+    return tn__group_write(s, file_delete_body, &a);
 }
 
 static int file_row(sqlite3_stmt *q, void *fn, void *arg) {

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -319,6 +320,8 @@ int tn_open(const char *dir, const tn_options *opt, tn_store **out) {
     if (st->opt.max_connections <= 0) st->opt.max_connections = 64;
     st->clock_ms = wall_ms;
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->gc_mu, NULL);
+    pthread_cond_init(&st->gc_cv, NULL);
     int rc = TN_NOMEM;
     tn__conn *c = NULL;
     st->dir = strdup(dir);
@@ -402,10 +405,19 @@ void tn_close(tn_store *st) {
     }
     tn__guard_free(st);
     pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->gc_mu);
+    pthread_cond_destroy(&st->gc_cv);
     sodium_memzero(st->secret, sizeof st->secret);
     free(st->dir);
     free(st->dbpath);
     free(st);
+}
+
+void tn_store_trim(tn_store *st) {
+    pthread_mutex_lock(&st->mu);
+    for (tn__conn *c = st->idle; c; c = c->next) sqlite3_db_release_memory(c->db);
+    pthread_mutex_unlock(&st->mu);
+    malloc_trim(0);
 }
 
 const char *tn_store_dir(tn_store *st) {

@@ -60,6 +60,13 @@ struct tn_store {
     int64_t hlc_lease; /* versions up to this are covered by _meta */
     int64_t (*clock_ms)(void);
 
+    /* Group commit (src/group.c). */
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cv;
+    struct tn__op *gc_head, *gc_tail;
+    int gc_leader;
+    int64_t gc_groups, gc_writes; /* transactions led, writes they carried */
+
     unsigned char secret[32]; /* keys list cursors; from _meta */
     char **guard_ctx;         /* names of the schema's views and triggers */
     int guard_nctx;
@@ -99,6 +106,12 @@ int tn__audit(tn__conn *c, const char *actor, int64_t tid, const char *action,
               const char *detail);
 /* Looks a tenant's internal key up by its id. */
 int tn__tenant_tid(tn__conn *c, const char *id, int64_t *tid);
+
+/* ---- group.c ---- */
+typedef int (*tn__op_fn)(tn_session *s, void *arg);
+/* Runs fn(s, arg) as one atomic write: part of s's transaction when s is in
+ * one, else committed together with concurrent writes (group commit). */
+int tn__group_write(tn_session *s, tn__op_fn fn, void *arg);
 
 /* ---- session.c ---- */
 /* 1 when id is 1-TN_ITEM_ID_MAX bytes of [A-Za-z0-9._:-]. */

@@ -908,3 +908,74 @@ TEST(outbox_fetch_reaches_a_tenant_behind_a_large_backlog) {
     ASSERT(found_at <= 3000 / 200 + 1);
     fixture_done(&f);
 }
+
+/* ---- group commit ---- */
+
+typedef struct gwriter {
+    tn_store *st;
+    const char *tenant_id, *marker;
+    int index, ok, refused, wrong;
+} gwriter;
+
+static void *group_loop(void *arg) {
+    gwriter *w = arg;
+    tn_session *s;
+    if (tn_session_open(w->st, w->tenant_id, &s) != TN_OK) return NULL;
+    char id[32], data[64];
+    for (int i = 0; i < 150; i++) {
+        snprintf(id, sizeof id, "g%d-%d", w->index, i);
+        int bad = i % 5 == 0; /* every fifth write is invalid and must fail alone */
+        snprintf(data, sizeof data, bad ? "{\"owner\":" : "{\"owner\":\"%s\"}", w->marker);
+        tn_item it = {0};
+        int rc = tn_item_put(s, id, data, &it);
+        if (bad) {
+            if (rc == TN_INVALID) w->refused++;
+            else w->wrong++;
+        } else if (rc == TN_OK && strstr(it.data, w->marker) && it.version > 0) {
+            w->ok++;
+        } else {
+            w->wrong++;
+        }
+        tn_item_clear(&it);
+    }
+    tn_session_close(s);
+    return NULL;
+}
+
+TEST(group_commit_shares_transactions_and_keeps_writes_apart) {
+    fixture f;
+    fixture_init(&f);
+    int64_t groups0 = f.st->gc_groups, writes0 = f.st->gc_writes;
+    enum { N = 8 };
+    gwriter w[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (gwriter){f.st, i % 2 ? f.globex.id : f.acme.id, i % 2 ? "globex" : "acme", i, 0, 0, 0};
+        pthread_create(&t[i], NULL, group_loop, &w[i]);
+    }
+    for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < N; i++) {
+        ASSERT_INT_EQ(w[i].wrong, 0);
+        ASSERT_INT_EQ(w[i].ok, 120);
+        ASSERT_INT_EQ(w[i].refused, 30);
+    }
+    int64_t groups = f.st->gc_groups - groups0, writes = f.st->gc_writes - writes0;
+    ASSERT_INT_EQ(writes, N * 150);
+    ASSERT(groups < writes); /* some transactions carried several writes */
+    /* Every acknowledged write is there, in its own tenant only. */
+    char id[32];
+    for (int i = 0; i < N; i++)
+        for (int k = 1; k < 150; k += 7) {
+            if (k % 5 == 0) continue;
+            snprintf(id, sizeof id, "g%d-%d", i, k);
+            tn_item it = {0};
+            ASSERT_OK(tn_item_get(i % 2 ? f.g : f.a, id, &it));
+            ASSERT(strstr(it.data, w[i].marker) != NULL);
+            tn_item_clear(&it);
+            ASSERT_INT_EQ(tn_item_get(i % 2 ? f.a : f.g, id, NULL), TN_NOTFOUND);
+        }
+    char *report = NULL;
+    int rc = tn_check(f.st, &report);
+    if (rc != TN_OK) TN_FAIL_("check: %s", report ? report : "");
+    fixture_done(&f);
+}
