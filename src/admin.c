@@ -24,6 +24,15 @@ static void hash_key(const unsigned char salt[SALT_LEN], const char *key, unsign
     crypto_generichash(out, HASH_LEN, (const unsigned char *)key, strlen(key), salt, SALT_LEN);
 }
 
+static int put_body(tn__conn *c, void *arg) {
+    sqlite3_stmt *s;
+    int rc = tn__stmt(c, SQL_PUT, &s);
+    if (rc != TN_OK) return rc;
+    sqlite3_bind_blob(s, 1, arg, SALT_LEN + HASH_LEN, SQLITE_STATIC);
+    if ((rc = tn__step_done(c, s)) != TN_OK) return rc;
+    return tn__audit(c, "admin", 0, "admin_key.rotate", NULL);
+}
+
 int tn_admin_key_rotate(tn_store *st, char out[TN_ADMIN_KEY_LEN]) {
     unsigned char secret[32], blob[SALT_LEN + HASH_LEN];
     randombytes_buf(secret, sizeof secret);
@@ -33,23 +42,8 @@ int tn_admin_key_rotate(tn_store *st, char out[TN_ADMIN_KEY_LEN]) {
     randombytes_buf(blob, SALT_LEN);
     hash_key(blob, out, blob + SALT_LEN);
 
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
-    sqlite3_stmt *s;
-    if ((rc = tn__begin(c)) == TN_OK && (rc = tn__stmt(c, SQL_PUT, &s)) == TN_OK) {
-        sqlite3_bind_blob(s, 1, blob, sizeof blob, SQLITE_STATIC);
-        int src = sqlite3_step(s);
-        sqlite3_reset(s);
-        rc = src == SQLITE_DONE ? tn__audit(c, "admin", 0, "admin_key.rotate", NULL)
-                                : tn__fail_db(st, c, src);
-        if (rc == TN_OK) rc = tn__commit(c);
-    }
-    if (rc != TN_OK) {
-        tn__rollback(c);
-        sodium_memzero(out, TN_ADMIN_KEY_LEN);
-    }
-    tn__conn_put(st, c);
+    int rc = tn__trusted_tx(st, put_body, blob);
+    if (rc != TN_OK) sodium_memzero(out, TN_ADMIN_KEY_LEN);
     return rc;
 }
 

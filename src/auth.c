@@ -191,27 +191,34 @@ static int read_key(tn__conn *c, const char *key_id, tn__key_info *k, unsigned c
     return rc;
 }
 
+/* What a new key's row needs, for the transaction bodies below. */
+typedef struct new_key {
+    const char *tenant_id, *old_id; /* old_id: the key being rotated */
+    unsigned scopes;
+    int64_t expires_at, overlap_ms, old_end;
+    char id[TN__KEY_ID_LEN + 1];
+    unsigned char salt[SALT_LEN], hash[HASH_LEN];
+    tn__key_info *out;
+} new_key;
+
+static int create_body(tn__conn *c, void *arg) {
+    new_key *n = arg;
+    int64_t tid = 0;
+    int rc = tn__tenant_tid(c, n->tenant_id, &tid);
+    if (rc == TN_OK) rc = insert_key(c, tid, n->scopes, n->expires_at, n->id, n->salt, n->hash);
+    if (rc == TN_OK) rc = tn__audit(c, "admin", tid, "key.create", n->id);
+    if (rc == TN_OK && n->out) rc = read_key(c, n->id, n->out, NULL, NULL, NULL);
+    return rc;
+}
+
 int tn__key_create(tn_store *st, const char *tenant_id, unsigned scopes, int64_t expires_at,
                    tn__key_info *out, char key[TN__API_KEY_LEN]) {
     if (!scopes || (scopes & ~(unsigned)TN__SCOPE_ALL) || expires_at < 0)
         return tn__fail(st, TN_INVALID, "bad scopes or expiry");
-    char id[TN__KEY_ID_LEN + 1];
-    unsigned char salt[SALT_LEN], hash[HASH_LEN];
-    int rc = key_new(key, id, salt, hash);
+    new_key n = {.tenant_id = tenant_id, .scopes = scopes, .expires_at = expires_at, .out = out};
+    int rc = key_new(key, n.id, n.salt, n.hash);
     if (rc != TN_OK) return tn__fail(st, rc, "no random source");
-    tn__conn *c;
-    if ((rc = tn__conn_get(st, 1, &c)) != TN_OK) goto wipe;
-    int64_t tid = 0;
-    if ((rc = tn__begin(c)) != TN_OK) goto done;
-    if ((rc = tn__tenant_tid(c, tenant_id, &tid)) != TN_OK) goto done;
-    if ((rc = insert_key(c, tid, scopes, expires_at, id, salt, hash)) != TN_OK) goto done;
-    if ((rc = tn__audit(c, "admin", tid, "key.create", id)) != TN_OK) goto done;
-    if (out && (rc = read_key(c, id, out, NULL, NULL, NULL)) != TN_OK) goto done;
-    rc = tn__commit(c);
-done:
-    if (rc != TN_OK) tn__rollback(c);
-    tn__conn_put(st, c);
-wipe:
+    rc = tn__trusted_tx(st, create_body, &n);
     if (rc != TN_OK) sodium_memzero(key, TN__API_KEY_LEN);
     return rc;
 }
@@ -242,79 +249,59 @@ static int key_live(const tn__key_info *k, int64_t now) {
     return k->revoked_at == 0 && (k->expires_at == 0 || k->expires_at > now);
 }
 
-int tn__key_rotate(tn_store *st, const char *key_id, int64_t overlap_ms, int64_t new_expires_at,
-                   tn__key_info *out, char key[TN__API_KEY_LEN], int64_t *old_expires) {
-    if (overlap_ms < 0 || new_expires_at < 0) return tn__fail(st, TN_INVALID, "bad overlap");
-    char id[TN__KEY_ID_LEN + 1];
-    unsigned char salt[SALT_LEN], hash[HASH_LEN];
-    int rc = key_new(key, id, salt, hash);
-    if (rc != TN_OK) return tn__fail(st, rc, "no random source");
-    tn__conn *c;
-    if ((rc = tn__conn_get(st, 1, &c)) != TN_OK) goto wipe;
+/* The old key stays valid until now + overlap (or its own earlier expiry). */
+static int rotate_body(tn__conn *c, void *arg) {
+    new_key *n = arg;
     tn__key_info old;
-    int64_t tid = 0, now = tn__now_ms(st);
+    int64_t tid = 0, now = tn__now_ms(c->st);
     sqlite3_stmt *q;
-    if ((rc = tn__begin(c)) != TN_OK) goto done;
-    if ((rc = read_key(c, key_id, &old, NULL, NULL, &tid)) != TN_OK) goto done;
-    if (!key_live(&old, now)) {
-        rc = tn__fail(st, TN_NOTFOUND, "the key is revoked or expired");
-        goto done;
-    }
-    int64_t end = now + overlap_ms;
-    if (old.expires_at && old.expires_at < end) end = old.expires_at;
-    if ((rc = tn__stmt(c, SQL_KEY_EXPIRE, &q)) != TN_OK) goto done;
-    sqlite3_bind_text(q, 1, key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, end);
-    int src = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (src != SQLITE_DONE) {
-        rc = tn__fail_db(st, c, src);
-        goto done;
-    }
-    if ((rc = insert_key(c, tid, old.scopes, new_expires_at, id, salt, hash)) != TN_OK) goto done;
+    int rc = read_key(c, n->old_id, &old, NULL, NULL, &tid);
+    if (rc != TN_OK) return rc;
+    if (!key_live(&old, now)) return tn__fail(c->st, TN_NOTFOUND, "the key is revoked or expired");
+    n->old_end = now + n->overlap_ms;
+    if (old.expires_at && old.expires_at < n->old_end) n->old_end = old.expires_at;
+    if ((rc = tn__stmt(c, SQL_KEY_EXPIRE, &q)) != TN_OK) return rc;
+    sqlite3_bind_text(q, 1, n->old_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, n->old_end);
+    if ((rc = tn__step_done(c, q)) != TN_OK) return rc;
+    rc = insert_key(c, tid, old.scopes, n->expires_at, n->id, n->salt, n->hash);
     char detail[2 * TN__KEY_ID_LEN + 16];
-    snprintf(detail, sizeof detail, "%s -> %s", key_id, id);
-    if ((rc = tn__audit(c, "admin", tid, "key.rotate", detail)) != TN_OK) goto done;
-    if (out && (rc = read_key(c, id, out, NULL, NULL, NULL)) != TN_OK) goto done;
-    if (old_expires) *old_expires = end;
-    rc = tn__commit(c);
-done:
-    if (rc != TN_OK) tn__rollback(c);
-    tn__conn_put(st, c);
-wipe:
-    if (rc != TN_OK) sodium_memzero(key, TN__API_KEY_LEN);
+    snprintf(detail, sizeof detail, "%s -> %s", n->old_id, n->id);
+    if (rc == TN_OK) rc = tn__audit(c, "admin", tid, "key.rotate", detail);
+    if (rc == TN_OK && n->out) rc = read_key(c, n->id, n->out, NULL, NULL, NULL);
     return rc;
 }
 
-int tn__key_revoke(tn_store *st, const char *key_id) {
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
+int tn__key_rotate(tn_store *st, const char *key_id, int64_t overlap_ms, int64_t new_expires_at,
+                   tn__key_info *out, char key[TN__API_KEY_LEN], int64_t *old_expires) {
+    if (overlap_ms < 0 || new_expires_at < 0) return tn__fail(st, TN_INVALID, "bad overlap");
+    new_key n = {.old_id = key_id, .expires_at = new_expires_at, .overlap_ms = overlap_ms,
+                 .out = out};
+    int rc = key_new(key, n.id, n.salt, n.hash);
+    if (rc != TN_OK) return tn__fail(st, rc, "no random source");
+    rc = tn__trusted_tx(st, rotate_body, &n);
+    if (rc != TN_OK) sodium_memzero(key, TN__API_KEY_LEN);
+    else if (old_expires) *old_expires = n.old_end;
+    return rc;
+}
+
+static int revoke_body(tn__conn *c, void *arg) {
+    const char *key_id = arg;
     tn__key_info k;
     int64_t tid = 0;
     sqlite3_stmt *q;
-    if ((rc = tn__begin(c)) != TN_OK) goto done;
-    if ((rc = read_key(c, key_id, &k, NULL, NULL, &tid)) != TN_OK) goto done;
-    if ((rc = tn__stmt(c, SQL_KEY_REVOKE, &q)) != TN_OK) goto done;
+    int rc = read_key(c, key_id, &k, NULL, NULL, &tid);
+    if (rc == TN_OK) rc = tn__stmt(c, SQL_KEY_REVOKE, &q);
+    if (rc != TN_OK) return rc;
     sqlite3_bind_text(q, 1, key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, tn__now_ms(st));
-    int src = sqlite3_step(q);
-    int changed = sqlite3_changes(c->db);
-    sqlite3_reset(q);
-    if (src != SQLITE_DONE) {
-        rc = tn__fail_db(st, c, src);
-        goto done;
-    }
-    if (!changed) {
-        rc = tn__fail(st, TN_NOTFOUND, "the key is already revoked");
-        goto done;
-    }
-    if ((rc = tn__audit(c, "admin", tid, "key.revoke", key_id)) != TN_OK) goto done;
-    rc = tn__commit(c);
-done:
-    if (rc != TN_OK) tn__rollback(c);
-    tn__conn_put(st, c);
-    return rc;
+    sqlite3_bind_int64(q, 2, tn__now_ms(c->st));
+    if ((rc = tn__step_done(c, q)) != TN_OK) return rc;
+    if (!sqlite3_changes(c->db)) return tn__fail(c->st, TN_NOTFOUND, "the key is already revoked");
+    return tn__audit(c, "admin", tid, "key.revoke", key_id);
+}
+
+int tn__key_revoke(tn_store *st, const char *key_id) {
+    return tn__trusted_tx(st, revoke_body, (void *)key_id);
 }
 
 int tn__key_get(tn_store *st, const char *key_id, tn__key_info *out) {
@@ -514,37 +501,35 @@ int tn__tenant_quotas_get(tn_store *st, const char *tenant_id, int64_t *max_item
     return rc;
 }
 
-int tn__tenant_quotas_set(tn_store *st, const char *tenant_id, int64_t max_items,
-                          int64_t max_file_bytes) {
+typedef struct quota_args {
+    const char *tenant_id;
+    char patch[96];
+} quota_args;
+
+static int quotas_body(tn__conn *c, void *arg) {
     /* A JSON merge patch: null removes a member. */
     static const char sql[] = "UPDATE _tenants SET settings = json_patch(settings, ?2) WHERE tid = ?1";
-    char patch[96], a[24], b[24];
-    snprintf(a, sizeof a, "%lld", (long long)max_items);
-    snprintf(b, sizeof b, "%lld", (long long)max_file_bytes);
-    snprintf(patch, sizeof patch, "{\"max_items\":%s,\"max_file_bytes\":%s}",
-             max_items < 0 ? "null" : a, max_file_bytes < 0 ? "null" : b);
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
+    const quota_args *a = arg;
     int64_t tid = 0;
     sqlite3_stmt *q;
-    if ((rc = tn__begin(c)) != TN_OK) goto done;
-    if ((rc = tn__tenant_tid(c, tenant_id, &tid)) != TN_OK) goto done;
-    if ((rc = tn__stmt(c, sql, &q)) != TN_OK) goto done;
+    int rc = tn__tenant_tid(c, a->tenant_id, &tid);
+    if (rc == TN_OK) rc = tn__stmt(c, sql, &q);
+    if (rc != TN_OK) return rc;
     sqlite3_bind_int64(q, 1, tid);
-    sqlite3_bind_text(q, 2, patch, -1, SQLITE_STATIC);
-    int src = sqlite3_step(q);
-    sqlite3_reset(q);
-    if (src != SQLITE_DONE) {
-        rc = tn__fail_db(st, c, src);
-        goto done;
-    }
-    if ((rc = tn__audit(c, "admin", tid, "tenant.quotas", patch)) != TN_OK) goto done;
-    rc = tn__commit(c);
-done:
-    if (rc != TN_OK) tn__rollback(c);
-    tn__conn_put(st, c);
-    return rc;
+    sqlite3_bind_text(q, 2, a->patch, -1, SQLITE_STATIC);
+    if ((rc = tn__step_done(c, q)) != TN_OK) return rc;
+    return tn__audit(c, "admin", tid, "tenant.quotas", a->patch);
+}
+
+int tn__tenant_quotas_set(tn_store *st, const char *tenant_id, int64_t max_items,
+                          int64_t max_file_bytes) {
+    quota_args a = {.tenant_id = tenant_id};
+    char x[24], y[24];
+    snprintf(x, sizeof x, "%lld", (long long)max_items);
+    snprintf(y, sizeof y, "%lld", (long long)max_file_bytes);
+    snprintf(a.patch, sizeof a.patch, "{\"max_items\":%s,\"max_file_bytes\":%s}",
+             max_items < 0 ? "null" : x, max_file_bytes < 0 ? "null" : y);
+    return tn__trusted_tx(st, quotas_body, &a);
 }
 
 int tn__auth_audit(tn_store *st, const char *actor, const char *tenant_id, const char *action,

@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,3 +100,10 @@ int tn__cli_open(const tn__cli_opts *o, int create, tn_store **st) {
     return EX_OK;
 }
 
+
+void tn__cli_print_json(cJSON *j) {
+    char *text = cJSON_PrintUnformatted(j);
+    if (text) puts(text);
+    free(text);
+    cJSON_Delete(j);
+}

@@ -33,6 +33,9 @@ int tn__cli_open(const tn__cli_opts *o, int create, tn_store **st);
 int tn__cli_exit(int tn_rc);
 int tn__cli_error(const char *what, const char *detail, int tn_rc);
 int tn__cli_usage(const char *msg);
+/* Prints j on one line and frees it. */
+struct cJSON;
+void tn__cli_print_json(struct cJSON *j);
 
 /* Pending outbox rows (src/outbox.c). */
 int tn__outbox_pending(tn_store *st, int64_t *rows);

@@ -38,26 +38,17 @@ typedef struct tn__op {
     struct tn__op *next;
 } tn__op;
 
-static int step_cached(tn__conn *c, const char *sql) {
-    sqlite3_stmt *q;
-    int rc = tn__stmt(c, sql, &q);
-    if (rc != TN_OK) return rc;
-    int src = sqlite3_step(q);
-    sqlite3_reset(q);
-    return src == SQLITE_DONE ? TN_OK : tn__fail_db(c->st, c, src);
-}
-
 /* Runs one queued write on the leader's connection, as the write's tenant. */
 static void run_op(tn__conn *c, tn__op *op) {
     tn_session view = *op->s; /* the writer's tenant, the leader's connection */
     view.c = c;
     view.errmsg[0] = '\0';
     c->tenant = op->s->tid;
-    int rc = step_cached(c, SQL_SAVEPOINT);
+    int rc = tn__exec(c, SQL_SAVEPOINT);
     if (rc == TN_OK) {
         rc = op->fn(&view, op->arg);
-        if (rc != TN_OK) step_cached(c, SQL_ROLLBACK_TO);
-        step_cached(c, SQL_RELEASE);
+        if (rc != TN_OK) tn__exec(c, SQL_ROLLBACK_TO);
+        tn__exec(c, SQL_RELEASE);
     } else {
         snprintf(view.errmsg, sizeof view.errmsg, "%s", tn_errmsg(c->st));
     }

@@ -127,12 +127,7 @@ static int cmd_tenant(int argc, char **argv) {
     } else if (strcmp(sub, "list") == 0) {
         cJSON *list = o.json ? cJSON_CreateArray() : NULL;
         rc = tn_tenant_list(st, print_tenant, list);
-        if (list) {
-            char *text = cJSON_PrintUnformatted(list);
-            if (text) puts(text);
-            free(text);
-            cJSON_Delete(list);
-        }
+        if (list) tn__cli_print_json(list);
     } else {
         rc = tn_tenant_find(st, o.args[1], &t);
         if (rc == TN_OK && strcmp(sub, "rename") == 0)
@@ -175,13 +170,6 @@ static cJSON *item_json(const tn_item *it) {
     cJSON_AddItemToObject(j, "created_at", int64_json(it->created_at));
     cJSON_AddItemToObject(j, "updated_at", int64_json(it->updated_at));
     return j;
-}
-
-static void print_json(cJSON *j) {
-    char *text = cJSON_PrintUnformatted(j);
-    if (text) puts(text);
-    free(text);
-    cJSON_Delete(j);
 }
 
 static int list_item(const tn_item *it, void *arg) {
@@ -231,15 +219,15 @@ static int cmd_item(int argc, char **argv) {
     tn_item it = {0};
     if (is_put) {
         rc = tn_item_put(s, o.id, input ? input : o.args[1], &it);
-        if (rc == TN_OK) print_json(item_json(&it));
+        if (rc == TN_OK) tn__cli_print_json(item_json(&it));
     } else if (strcmp(sub, "get") == 0) {
         rc = tn_item_get(s, o.args[1], &it);
-        if (rc == TN_OK) print_json(item_json(&it));
+        if (rc == TN_OK) tn__cli_print_json(item_json(&it));
     } else if (is_list) {
         cJSON *list = o.json ? cJSON_CreateArray() : NULL;
         char *next = NULL;
         rc = tn_item_list(s, o.cursor, o.limit > 0 ? o.limit : 100, list_item, list, &next);
-        if (list) print_json(list);
+        if (list) tn__cli_print_json(list);
         if (rc == TN_OK && next) fprintf(stderr, "next cursor: %s\n", next);
         free(next);
     } else {
@@ -360,7 +348,7 @@ static int cmd_sql(int argc, char **argv) {
     table t = {.json = o.json, .out = o.json ? cJSON_CreateArray() : NULL};
     int rc = tn_session_exec(s, input ? input : o.command, table_row, &t);
     table_flush(&t);
-    if (t.out) print_json(t.out);
+    if (t.out) tn__cli_print_json(t.out);
     if (rc != TN_OK) ex = tn__cli_error("sql", tn_session_errmsg(s), rc);
     free(input);
     tn_session_close(s);

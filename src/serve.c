@@ -285,12 +285,7 @@ static int cmd_key(int argc, char **argv) {
     } else if (strcmp(sub, "list") == 0) {
         cJSON *list = o.json ? cJSON_CreateArray() : NULL;
         rc = tn__key_list(st, t.id, print_key, list);
-        if (list) {
-            char *text = cJSON_PrintUnformatted(list);
-            if (text) puts(text);
-            free(text);
-            cJSON_Delete(list);
-        }
+        if (list) tn__cli_print_json(list);
     } else {
         /* The key must belong to --tenant: a typo never touches another tenant. */
         rc = tn__key_get(st, o.args[1], &k);

@@ -257,19 +257,35 @@ static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
 static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_ROLLBACK[] = "ROLLBACK";
 
-static int exec_cached(tn__conn *c, const char *sql) {
+int tn__exec(tn__conn *c, const char *sql) {
     sqlite3_stmt *s;
     int rc = tn__stmt(c, sql, &s);
+    return rc == TN_OK ? tn__step_done(c, s) : rc;
+}
+
+int tn__begin(tn__conn *c) { return tn__exec(c, SQL_BEGIN); }
+int tn__commit(tn__conn *c) { return tn__exec(c, SQL_COMMIT); }
+void tn__rollback(tn__conn *c) {
+    if (!sqlite3_get_autocommit(c->db)) tn__exec(c, SQL_ROLLBACK);
+}
+
+int tn__trusted_tx(tn_store *st, tn__tx_fn body, void *arg) {
+    tn__conn *c;
+    int rc = tn__conn_get(st, 1, &c);
     if (rc != TN_OK) return rc;
+    if ((rc = tn__begin(c)) == TN_OK) {
+        rc = body(c, arg);
+        if (rc == TN_OK) rc = tn__commit(c);
+        if (rc != TN_OK) tn__rollback(c);
+    }
+    tn__conn_put(st, c);
+    return rc;
+}
+
+int tn__step_done(tn__conn *c, sqlite3_stmt *s) {
     int src = sqlite3_step(s);
     sqlite3_reset(s);
     return src == SQLITE_DONE ? TN_OK : tn__fail_db(c->st, c, src);
-}
-
-int tn__begin(tn__conn *c) { return exec_cached(c, SQL_BEGIN); }
-int tn__commit(tn__conn *c) { return exec_cached(c, SQL_COMMIT); }
-void tn__rollback(tn__conn *c) {
-    if (!sqlite3_get_autocommit(c->db)) exec_cached(c, SQL_ROLLBACK);
 }
 
 /* ---- open and close ------------------------------------------------------- */
@@ -555,43 +571,36 @@ int tn_tenant_find(tn_store *st, const char *name, tn_tenant *out) {
     return tenant_lookup(st, sql, name, out);
 }
 
-int tn_tenant_create(tn_store *st, const char *name, tn_tenant *out) {
+static const char NAME_RULE[] =
+    "a tenant name is 1-128 characters of A-Z a-z 0-9 . _ - and starts with a letter or digit";
+
+static int create_body(tn__conn *c, void *arg) {
     static const char sql[] =
         "INSERT INTO _tenants (id, name, created_at) VALUES (?1, ?2, ?3) RETURNING tid";
-    if (!name_valid(name))
-        return tn__fail(st, TN_INVALID, "a tenant name is 1-%d characters of A-Z a-z 0-9 . _ - "
-                        "and starts with a letter or digit", TN_TENANT_NAME_MAX);
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
-    tn_tenant t = {0};
-    tn__uuid4(t.id);
-    snprintf(t.name, sizeof t.name, "%s", name);
-    t.created_at = tn__now_ms(st);
-
+    const tn_tenant *t = arg;
     sqlite3_stmt *s;
-    if ((rc = tn__begin(c)) != TN_OK) goto done;
-    if ((rc = tn__stmt(c, sql, &s)) != TN_OK) goto done;
-    sqlite3_bind_text(s, 1, t.id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, t.name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, t.created_at);
+    int rc = tn__stmt(c, sql, &s);
+    if (rc != TN_OK) return rc;
+    sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, t->created_at);
     int src = sqlite3_step(s);
     int64_t tid = src == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     if (src == SQLITE_ROW) src = sqlite3_step(s);
     sqlite3_reset(s);
-    if (src == SQLITE_CONSTRAINT_UNIQUE || src == SQLITE_CONSTRAINT) {
-        rc = tn__fail(st, TN_EXISTS, "a tenant named %s already exists", name);
-        goto done;
-    }
-    if (src != SQLITE_DONE) {
-        rc = tn__fail_db(st, c, src);
-        goto done;
-    }
-    if ((rc = tn__audit(c, "admin", tid, "tenant.create", name)) != TN_OK) goto done;
-    rc = tn__commit(c);
-done:
-    if (rc != TN_OK) tn__rollback(c);
-    tn__conn_put(st, c);
+    if ((src & 0xff) == SQLITE_CONSTRAINT)
+        return tn__fail(c->st, TN_EXISTS, "a tenant named %s already exists", t->name);
+    if (src != SQLITE_DONE) return tn__fail_db(c->st, c, src);
+    return tn__audit(c, "admin", tid, "tenant.create", t->name);
+}
+
+int tn_tenant_create(tn_store *st, const char *name, tn_tenant *out) {
+    if (!name_valid(name)) return tn__fail(st, TN_INVALID, "%s", NAME_RULE);
+    tn_tenant t = {0};
+    tn__uuid4(t.id);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    t.created_at = tn__now_ms(st);
+    int rc = tn__trusted_tx(st, create_body, &t);
     if (rc == TN_OK && out) *out = t;
     return rc;
 }
@@ -619,37 +628,32 @@ int tn_tenant_list(tn_store *st, tn_tenant_fn fn, void *arg) {
     return rc;
 }
 
-int tn_tenant_rename(tn_store *st, const char *id, const char *new_name) {
+typedef struct rename_args {
+    const char *id, *name;
+} rename_args;
+
+static int rename_body(tn__conn *c, void *arg) {
     static const char sql[] = "UPDATE _tenants SET name = ?2 WHERE tid = ?1";
-    if (!name_valid(new_name))
-        return tn__fail(st, TN_INVALID, "a tenant name is 1-%d characters of A-Z a-z 0-9 . _ - "
-                        "and starts with a letter or digit", TN_TENANT_NAME_MAX);
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
+    const rename_args *a = arg;
     int64_t tid = 0;
     sqlite3_stmt *s;
-    if ((rc = tn__begin(c)) != TN_OK) goto done;
-    if ((rc = tn__tenant_tid(c, id, &tid)) != TN_OK) goto done;
-    if ((rc = tn__stmt(c, sql, &s)) != TN_OK) goto done;
+    int rc = tn__tenant_tid(c, a->id, &tid);
+    if (rc == TN_OK) rc = tn__stmt(c, sql, &s);
+    if (rc != TN_OK) return rc;
     sqlite3_bind_int64(s, 1, tid);
-    sqlite3_bind_text(s, 2, new_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, a->name, -1, SQLITE_STATIC);
     int src = sqlite3_step(s);
     sqlite3_reset(s);
-    if ((src & 0xff) == SQLITE_CONSTRAINT) {
-        rc = tn__fail(st, TN_EXISTS, "a tenant named %s already exists", new_name);
-        goto done;
-    }
-    if (src != SQLITE_DONE) {
-        rc = tn__fail_db(st, c, src);
-        goto done;
-    }
-    if ((rc = tn__audit(c, "admin", tid, "tenant.rename", new_name)) != TN_OK) goto done;
-    rc = tn__commit(c);
-done:
-    if (rc != TN_OK) tn__rollback(c);
-    tn__conn_put(st, c);
-    return rc;
+    if ((src & 0xff) == SQLITE_CONSTRAINT)
+        return tn__fail(c->st, TN_EXISTS, "a tenant named %s already exists", a->name);
+    if (src != SQLITE_DONE) return tn__fail_db(c->st, c, src);
+    return tn__audit(c, "admin", tid, "tenant.rename", a->name);
+}
+
+int tn_tenant_rename(tn_store *st, const char *id, const char *new_name) {
+    if (!name_valid(new_name)) return tn__fail(st, TN_INVALID, "%s", NAME_RULE);
+    rename_args a = {id, new_name};
+    return tn__trusted_tx(st, rename_body, &a);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -662,22 +666,19 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 /*
  * Deletes the tenant's rows from every table with a `tenant` column (so tables
  * later migrations add are covered too), except the append-only audit log,
- * then the tenant, in one transaction; then its files directory.
+ * then the tenant, in one transaction.
  */
-int tn_tenant_delete(tn_store *st, const char *id) {
+static int delete_body(tn__conn *c, void *arg) {
     static const char tables[] =
         "SELECT m.name FROM sqlite_schema m, pragma_table_info(m.name) p "
         " WHERE m.type = 'table' AND p.name = 'tenant' AND m.name NOT IN ('_audit', '_tenants') "
         " ORDER BY m.name = '_outbox' DESC, m.name";
     static const char del_tenant[] = "DELETE FROM _tenants WHERE tid = ?1";
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
     int64_t tid = 0;
     sqlite3_stmt *s;
-    if ((rc = tn__begin(c)) != TN_OK) goto done;
-    if ((rc = tn__tenant_tid(c, id, &tid)) != TN_OK) goto done;
-    if ((rc = tn__stmt(c, tables, &s)) != TN_OK) goto done;
+    int rc = tn__tenant_tid(c, arg, &tid);
+    if (rc == TN_OK) rc = tn__stmt(c, tables, &s);
+    if (rc != TN_OK) return rc;
     int src;
     while (rc == TN_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
         char sql[160];
@@ -691,24 +692,20 @@ int tn_tenant_delete(tn_store *st, const char *id) {
             drc = sqlite3_step(d);
             if (drc == SQLITE_DONE) drc = SQLITE_OK;
         }
-        if (drc != SQLITE_OK) rc = tn__fail_db(st, c, drc);
+        if (drc != SQLITE_OK) rc = tn__fail_db(c->st, c, drc);
         sqlite3_finalize(d);
     }
     sqlite3_reset(s);
-    if (rc != TN_OK) goto done;
-    if ((rc = tn__stmt(c, del_tenant, &s)) != TN_OK) goto done;
+    if (rc == TN_OK) rc = tn__stmt(c, del_tenant, &s);
+    if (rc != TN_OK) return rc;
     sqlite3_bind_int64(s, 1, tid);
-    src = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (src != SQLITE_DONE) {
-        rc = tn__fail_db(st, c, src);
-        goto done;
-    }
-    if ((rc = tn__audit(c, "admin", tid, "tenant.delete", NULL)) != TN_OK) goto done;
-    rc = tn__commit(c);
-done:
-    if (rc != TN_OK) tn__rollback(c);
-    tn__conn_put(st, c);
+    if ((rc = tn__step_done(c, s)) != TN_OK) return rc;
+    return tn__audit(c, "admin", tid, "tenant.delete", NULL);
+}
+
+/* The rows go in one transaction; then the tenant's files directory. */
+int tn_tenant_delete(tn_store *st, const char *id) {
+    int rc = tn__trusted_tx(st, delete_body, (void *)id);
     if (rc == TN_OK) {
         char rel[64];
         snprintf(rel, sizeof rel, "files/%s", id);

@@ -88,10 +88,18 @@ int tn__conn_get(tn_store *st, int trusted, tn__conn **out);
 void tn__conn_put(tn_store *st, tn__conn *c);
 /* A cached, reset statement for sql (a string with static storage). */
 int tn__stmt(tn__conn *c, const char *sql, sqlite3_stmt **out);
+/* Runs a cached statement that returns no rows (sql has static storage). */
+int tn__exec(tn__conn *c, const char *sql);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK on c. */
 int tn__begin(tn__conn *c);
 int tn__commit(tn__conn *c);
 void tn__rollback(tn__conn *c);
+/* Runs body(c, arg) on a trusted connection inside BEGIN IMMEDIATE; commits
+ * when it returns TN_OK, rolls back otherwise. */
+typedef int (*tn__tx_fn)(tn__conn *c, void *arg);
+int tn__trusted_tx(tn_store *st, tn__tx_fn body, void *arg);
+/* Steps s, resets it, and maps anything but SQLITE_DONE to a recorded error. */
+int tn__step_done(tn__conn *c, sqlite3_stmt *s);
 /* Maps an SQLite result code to a tn_code. */
 int tn__code(int sqlite_rc);
 /* Records detail for tn_errmsg() on this thread; returns rc. */
