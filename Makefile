@@ -2,7 +2,8 @@
 #
 #   make            static + shared library and the tenantry CLI (build/)
 #   make test       installs missing packages, builds, runs every suite
-#   make asan       the unit tests under AddressSanitizer + UBSan
+#   make asan       every suite again under AddressSanitizer + UBSan
+#   make valgrind   the unit tests under valgrind memcheck
 #   make run        builds, creates ./data on first run, starts the main job
 #   make bench      the benchmarks in bench/ (not tests)
 #   make install PREFIX=/usr/local
@@ -16,7 +17,7 @@ BUILD   ?= build
 PKGS     = sqlite3 libsodium libcjson openssl libcurl libmicrohttpd
 OPT     ?= -O2 -g
 
-.PHONY: all deps test asan run bench install clean fuzz _all _test _asan_build
+.PHONY: all deps test asan valgrind run bench install clean fuzz _all
 all: deps
 	@$(MAKE) --no-print-directory _all
 
@@ -82,6 +83,14 @@ asan: deps
 	  -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" _all
 	@ASAN_OPTIONS=detect_leaks=1 tests/run.sh build-asan
+
+# The unit tests under valgrind memcheck: any error or leak fails the test it
+# happens in (each test is a forked child that exits 99).
+valgrind: deps
+	@command -v valgrind >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+	@$(MAKE) --no-print-directory _all
+	@valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	  --error-exitcode=99 $(BUILD)/unit
 
 run: all
 	@tools/run.sh $(BUILD)/tenantry data

@@ -669,12 +669,15 @@ TEST(crash_between_write_and_commit_keeps_rows_and_outbox_together) {
             }
         }
         close(pfd[1]);
-        usleep(20000 + (useconds_t)(round * 17000));
+        /* Wait for the writer's first commit (it may be slow under valgrind),
+         * then let it run a varying while before the kill. */
+        int last = -1, v;
+        if (read(pfd[0], &v, sizeof v) == sizeof v) last = v;
+        usleep(5000 + (useconds_t)(round * 17000));
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
         ASSERT(WIFSIGNALED(status));
-        int last = -1, v;
         while (read(pfd[0], &v, sizeof v) == sizeof v) last = v;
         close(pfd[0]);
         ASSERT(last >= 0); /* the writer got going before the kill */
