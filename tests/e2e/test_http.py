@@ -832,10 +832,6 @@ def main():
         if E.d:
             E.d.stop()
         shutil.rmtree(E.data, ignore_errors=True)
-        try:
-            os.unlink(E.data + ".serve.log")
-        except OSError:
-            pass
     S.finish()
 
 

@@ -5,10 +5,12 @@ pass/fail counter that prints the suite's last line.
 
 Standard library only.  The build directory comes from $TN_BUILD.
 """
+import atexit
 import http.client
 import json
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -66,13 +68,17 @@ class Daemon:
 
 def start_daemon(data_dir, extra_args=(), env=None, listen=None, wait=10):
     """Starts `tenantry serve` on a free loopback port (or `listen`), waits for
-    /healthz, and returns a Daemon.  Logs go to a file next to data_dir."""
+    /healthz, and returns a Daemon.  Its stdout and stderr go to d.log_path."""
     port = None
     if listen is None:
         port = free_port()
         listen = "127.0.0.1:%d" % port
     unix_path = listen[5:] if listen.startswith("unix:") else None
-    log_path = data_dir.rstrip("/") + ".serve.log"
+    # The log lives in a directory of its own, removed when the test process
+    # exits (tests may read it after stopping the daemon).
+    log_dir = tempfile.mkdtemp(prefix="tn-serve-log-")
+    atexit.register(shutil.rmtree, log_dir, True)
+    log_path = os.path.join(log_dir, "serve.log")
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
