@@ -98,6 +98,9 @@ void tn_store_trim(tn_store *st);
 /* PRAGMA integrity_check plus the store's own invariants.  On TN_CORRUPT the
  * problems are described in *report (malloc'd, one per line). */
 int tn_check(tn_store *st, char **report);
+/* PRAGMA quick_check: reads every page once; TN_CORRUPT when one is damaged.
+ * Cheap enough for a daemon to run before it starts serving. */
+int tn_check_quick(tn_store *st);
 
 /* ---- Tenants (admin operations) ------------------------------------------- */
 

@@ -8,6 +8,7 @@
  */
 #include "api_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,9 +348,10 @@ void tn__api_audit(tn__req *r, tn__resp *out) {
     long long after = 0;
     int qc = tn__req_query(r, "cursor", &cursor);
     if (qc > 0) {
-        char *end;
+        char *end = NULL;
+        errno = 0; /* an out-of-range cursor is refused, not clamped */
         after = cursor[0] >= '0' && cursor[0] <= '9' ? strtoll(cursor, &end, 10) : -1;
-        if (after < 0 || *end) qc = -1;
+        if (after < 0 || errno || *end) qc = -1;
     }
     free(cursor);
     if (limit < 0 || qc < 0) {

@@ -106,10 +106,10 @@ void tn__upload_data(tn__req *r, const char *data, size_t n) {
     while (n > 0) {
         ssize_t w = write(r->fd, data, n);
         if (w < 0 && errno == EINTR) continue;
+        /* EFBIG: the file-size limit of the process or the filesystem. */
+        int full = w < 0 && (errno == ENOSPC || errno == EDQUOT || errno == EFBIG);
         if (w <= 0)
-            return fail(r, errno == ENOSPC || errno == EDQUOT ? 507 : 500,
-                        errno == ENOSPC || errno == EDQUOT ? "insufficient storage"
-                                                           : "internal error");
+            return fail(r, full ? 507 : 500, full ? "insufficient storage" : "internal error");
         data += w;
         n -= (size_t)w;
     }

@@ -83,10 +83,11 @@ int tn__cli_parse(int argc, char **argv, int from, tn__cli_opts *o) {
     return EX_OK;
 }
 
-int tn__cli_open(const tn__cli_opts *o, int create, tn_store **st) {
+int tn__cli_open(const tn__cli_opts *o, int flags, tn_store **st) {
     tn_options opt;
     tn_options_init(&opt);
-    opt.create = create;
+    opt.create = (flags & TN__OPEN_CREATE) != 0;
+    opt.readonly = (flags & TN__OPEN_READONLY) != 0;
     if (o->synchronous) {
         static const char *const modes[] = {"off", "normal", "full", "extra"};
         int m = -1;

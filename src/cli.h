@@ -29,7 +29,9 @@ typedef struct tn__cli_cmd {
 } tn__cli_cmd;
 
 int tn__cli_parse(int argc, char **argv, int from, tn__cli_opts *o);
-int tn__cli_open(const tn__cli_opts *o, int create, tn_store **st);
+/* Opens the store in o->data; flags: TN__OPEN_CREATE, TN__OPEN_READONLY. */
+enum { TN__OPEN_CREATE = 1, TN__OPEN_READONLY = 2 };
+int tn__cli_open(const tn__cli_opts *o, int flags, tn_store **st);
 int tn__cli_exit(int tn_rc);
 int tn__cli_error(const char *what, const char *detail, int tn_rc);
 int tn__cli_usage(const char *msg);

@@ -35,6 +35,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@
 #include <unistd.h>
 
 #define JSON_DEPTH 32
+/* Bytes of a refused body read and discarded so the error can be sent. */
+#define DRAIN_MAX (8 * 1024 * 1024)
 
 /* ---- routes --------------------------------------------------------------- */
 
@@ -632,6 +635,109 @@ static enum MHD_Result queue(tn__req *r) {
     return ret;
 }
 
+/* ---- header deadline -------------------------------------------------------
+ *
+ * libmicrohttpd's connection timeout is an idle timeout: a client sending one
+ * byte a second never trips it and holds a connection (and a slot of
+ * --max-connections) forever.  Every connection is watched from its start,
+ * and again from the end of each request, until the next request's headers
+ * are complete; a reaper thread shuts down the socket of one that took longer
+ * than --timeout.  The list's mutex is also taken on close, and
+ * libmicrohttpd reports the close before it closes the descriptor, so the
+ * reaper never touches a descriptor that was reused.
+ */
+typedef struct conn_watch {
+    int fd;
+    int busy;        /* headers complete, request in progress */
+    int64_t since;   /* monotonic ms: the start of the wait for headers */
+    struct conn_watch *prev, *next;
+} conn_watch;
+
+struct tn__http {
+    tn__srv srv; /* first: callbacks get &srv and find the rest from it */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    conn_watch *watched;
+    int reaper_started, stopping;
+    pthread_t reaper;
+};
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static conn_watch *watch_of(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* busy 1: headers are in; busy 0: the request ended, the next wait begins. */
+static void watch_mark(tn__srv *srv, struct MHD_Connection *conn, int busy) {
+    struct tn__http *h = (struct tn__http *)srv;
+    conn_watch *w = watch_of(conn);
+    if (!w) return;
+    pthread_mutex_lock(&h->mu);
+    w->busy = busy;
+    w->since = mono_ms();
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    struct tn__http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_watch *w = ci ? calloc(1, sizeof *w) : NULL;
+        if (!w) return; /* unwatched: only the idle timeout applies */
+        w->fd = ci->connect_fd;
+        w->since = mono_ms();
+        pthread_mutex_lock(&h->mu);
+        w->next = h->watched;
+        if (h->watched) h->watched->prev = w;
+        h->watched = w;
+        pthread_mutex_unlock(&h->mu);
+        *socket_context = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        conn_watch *w = *socket_context;
+        pthread_mutex_lock(&h->mu);
+        if (w->prev) w->prev->next = w->next;
+        else h->watched = w->next;
+        if (w->next) w->next->prev = w->prev;
+        pthread_mutex_unlock(&h->mu);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+static void *reaper(void *arg) {
+    struct tn__http *h = arg;
+    int64_t limit = (int64_t)h->srv.cfg.timeout_s * 1000;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        int64_t now = mono_ms();
+        for (conn_watch *w = h->watched; w; w = w->next) {
+            if (!w->busy && w->fd >= 0 && now - w->since > limit) {
+                shutdown(w->fd, SHUT_RDWR); /* libmicrohttpd then closes it */
+                w->fd = -1;
+            }
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->cv, &h->mu, &until);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls) {
@@ -651,6 +757,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                  (unsigned long long)(atomic_fetch_add(&srv->rid_next, 1) & 0xffffffffull));
         atomic_fetch_add(&srv->in_flight, 1);
         *con_cls = r;
+        watch_mark(srv, conn, 1);
         client_of(r);
         snprintf(r->path, sizeof r->path, "%s", url);
         begin(r, url, method);
@@ -663,9 +770,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_size;
         *upload_size = 0;
         if (r->queued) return MHD_YES;
-        if (!r->err_status) consume(r, upload_data, n);
-        if (r->err_status) return queue(r);
-        return MHD_YES;
+        if (!r->err_status) {
+            consume(r, upload_data, n);
+            if (r->err_status) r->written = 0;
+            return MHD_YES;
+        }
+        /* libmicrohttpd cannot queue a response while a body is arriving
+         * (MHD_queue_response fails and the connection just drops, so a
+         * 507 for a full disk never reached the client).  Read and discard
+         * the rest, then answer on the last call; past DRAIN_MAX, close
+         * without an answer.  After an error, r->written counts the bytes
+         * discarded. */
+        r->written += (int64_t)n;
+        return r->written > DRAIN_MAX ? MHD_NO : MHD_YES;
     }
     if (r->queued) return MHD_YES;
     if (!r->err_status) dispatch(r);
@@ -674,11 +791,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)conn, (void)toe;
+    (void)cls, (void)toe;
     tn__req *r = *con_cls;
     if (!r) return;
     *con_cls = NULL;
     tn__srv *srv = r->srv;
+    watch_mark(srv, conn, 0);
     int cls_i = r->status >= 100 && r->status < 600 ? r->status / 100 : 0;
     atomic_fetch_add(&srv->by_class[cls_i], 1);
     atomic_fetch_sub(&srv->in_flight, 1);
@@ -770,6 +888,14 @@ static int listen_tcp(const char *spec, int allow_remote, const char **err) {
         *err = "--listen takes HOST:PORT or unix:/path";
         return -1;
     }
+    /* getaddrinfo takes "99999" and wraps it to a 16-bit port: check it here. */
+    char *pend;
+    errno = 0;
+    long port = strtol(colon + 1, &pend, 10);
+    if (errno || *pend || colon[1] < '0' || colon[1] > '9' || port > 65535) {
+        *err = "--listen takes a port from 0 to 65535";
+        return -1;
+    }
     memcpy(host, spec, (size_t)(colon - spec));
     host[colon - spec] = '\0';
     char *h = host;
@@ -821,10 +947,6 @@ void tn__http_config_init(tn__http_config *cfg) {
     cfg->token_ttl = 3600;
 }
 
-struct tn__http {
-    tn__srv srv;
-};
-
 uint64_t tn__http_requests(tn__http *h) {
     return atomic_load(&h->srv.rid_next);
 }
@@ -832,7 +954,16 @@ uint64_t tn__http_requests(tn__http *h) {
 void tn__http_stop(tn__http *h) {
     if (!h) return;
     tn__srv *s = &h->srv;
-    if (s->d) MHD_stop_daemon(s->d);
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->mu);
+        h->stopping = 1;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        pthread_join(h->reaper, NULL);
+    }
+    if (s->d) MHD_stop_daemon(s->d); /* closes the rest: on_connection frees them */
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
     if (s->listen_fd >= 0) close(s->listen_fd);
     if (s->unix_path) unlink(s->unix_path);
     free(s->unix_path);
@@ -848,6 +979,8 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
     tn__http *h = calloc(1, sizeof *h);
     if (!h) return TN_NOMEM;
     tn__srv *s = &h->srv;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
     s->st = st;
     s->cfg = *cfg;
     s->listen_fd = -1;
@@ -879,17 +1012,25 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
     }
     s->d = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        on_request, s,
+        /* The logger first, or libmicrohttpd warns on every start. */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_END);
     if (!s->d) {
         *err = "cannot start the HTTP server";
         rc = TN_ERROR;
         goto fail;
     }
+    if (pthread_create(&h->reaper, NULL, reaper, h) != 0) {
+        *err = "cannot start the HTTP server";
+        rc = TN_ERROR;
+        goto fail;
+    }
+    h->reaper_started = 1;
     *out = h;
     return TN_OK;
 fail:

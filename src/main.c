@@ -55,7 +55,7 @@ static int cmd_init(int argc, char **argv) {
         return EX_OK;
     }
     tn_store *st;
-    if ((ex = tn__cli_open(&o, 1, &st)) != EX_OK) return ex;
+    if ((ex = tn__cli_open(&o, TN__OPEN_CREATE, &st)) != EX_OK) return ex;
     if (tn_admin_key_exists(st)) {
         fprintf(stderr, "tenantry: store in %s is ready (admin key already set)\n", o.data);
         tn_close(st);
@@ -371,8 +371,8 @@ static int cmd_check(int argc, char **argv) {
              "0, or lists the problems and exits 5.");
         return EX_OK;
     }
-    tn_store *st;
-    if ((ex = tn__cli_open(&o, 0, &st)) != EX_OK) return ex;
+    tn_store *st; /* read-only: check works on a read-only mount and beside a daemon */
+    if ((ex = tn__cli_open(&o, TN__OPEN_READONLY, &st)) != EX_OK) return ex;
     char *report = NULL;
     int rc = tn_check(st, &report);
     if (rc == TN_OK) {

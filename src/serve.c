@@ -81,6 +81,24 @@ static int take_tuning(int argc, char **argv, tn__http_config *cfg, int *outc, c
     return 0;
 }
 
+/* A daemon must not start serving a damaged file: SQLite reads pages only
+ * when asked, so a store whose middle pages are garbage opens fine and would
+ * fail request by request.  Nor a store without an admin key (an emptied
+ * database file opens as a new, empty store). */
+static int startup_check(tn_store *st, const char *dir) {
+    char msg[512];
+    if (tn_check_quick(st) != TN_OK) {
+        snprintf(msg, sizeof msg, "the database in %s is damaged; run `tenantry check`", dir);
+        return tn__cli_error("serve", msg, TN_CORRUPT);
+    }
+    if (!tn_admin_key_exists(st)) {
+        snprintf(msg, sizeof msg, "the store in %s has no admin key (create one with "
+                 "`tenantry init`)", dir);
+        return tn__cli_error("serve", msg, TN_NOTFOUND);
+    }
+    return 0;
+}
+
 static const char serve_help[] =
     "usage: tenantry serve [--data DIR] [--listen HOST:PORT | --listen unix:/path]\n"
     "                      [--allow-remote] [--quiet] [tuning options]\n"
@@ -131,6 +149,10 @@ static int cmd_serve(int argc, char **argv) {
 
     tn_store *st;
     if ((ex = tn__cli_open(&o, 0, &st)) != 0) return ex;
+    if ((ex = startup_check(st, o.data)) != 0) {
+        tn_close(st);
+        return ex;
+    }
     tn__http *h;
     const char *err = NULL;
     int rc = tn__http_start(st, &cfg, &h, &err);

@@ -764,6 +764,24 @@ static const struct {
      "items hold invalid JSON"},
 };
 
+int tn_check_quick(tn_store *st) {
+    tn__conn *c;
+    int rc = tn__conn_get(st, 1, &c);
+    if (rc != TN_OK) return rc;
+    sqlite3_stmt *q;
+    int src = sqlite3_prepare_v2(c->db, "PRAGMA quick_check(1)", -1, &q, NULL);
+    if (src == SQLITE_OK && (src = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(q, 0);
+        if (!v || strcmp(v, "ok") != 0)
+            rc = tn__fail(st, TN_CORRUPT, "%s is damaged: %s", st->dbpath, v ? v : "?");
+    } else {
+        rc = tn__fail(st, TN_CORRUPT, "%s is damaged: %s", st->dbpath, sqlite3_errmsg(c->db));
+    }
+    sqlite3_finalize(q);
+    tn__conn_put(st, c);
+    return rc;
+}
+
 int tn_check(tn_store *st, char **out) {
     if (out) *out = NULL;
     tn__conn *c;

@@ -1,0 +1,477 @@
+"""End-to-end security suite for the HTTP daemon (the parts that need no sync
+engine): CRLF in header values, oversized headers, bodies and JSON nesting, a
+client that sends one byte a second, admin-key guessing, and SQL-looking input
+in every field.
+
+Every response, to a tenant or an anonymous client, is checked for the ids of
+every tenant and for the other tenant's data (leak_check); every request must
+fail closed with its documented status, never a 500, and the daemon must stay
+up.  Raw-socket responses are checked the same way.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tnlib  # noqa: E402
+
+S = tnlib.Suite("security")
+TENANT_IDS = set()
+ALL_SCOPES = ["items:read", "items:write", "files:read", "files:write"]
+# Bytes only tenant b ever stores: none may reach tenant a or an anonymous client.
+B_SECRET = "bravo-secret-7f3a91"
+
+
+class Env:
+    pass
+
+
+E = Env()
+
+
+def scan(text, hdrs, what, status=None):
+    low, lh = text.lower(), hdrs.lower()
+    for tid in TENANT_IDS:
+        S.check(tid not in low and tid not in lh, "tenant id leaked in " + what)
+    S.check(B_SECRET not in text and B_SECRET not in hdrs, "tenant b's data leaked in " + what)
+    S.check(status != 500, "500 for " + what)
+
+
+def leak_check(resp, method, path, headers):
+    if "X-Admin-Key" in headers:
+        S.check(resp.status != 500, "500 for admin %s %s" % (method, path[:80]))
+        return
+    if headers.get("Authorization") == "Bearer " + getattr(E, "tok_b", "-"):
+        S.check(resp.status != 500, "500 for b %s %s" % (method, path[:80]))
+        return
+    text = resp.body.decode("utf-8", "replace")
+    hdrs = " ".join("%s: %s" % kv for kv in resp.headers)
+    scan(text, hdrs, "%s %s -> %d" % (method, path[:80], resp.status), resp.status)
+    if resp.status >= 400 and resp.body:
+        try:
+            j = resp.json()
+            S.check(list(j) == ["error"] and isinstance(j["error"], str),
+                    "error shape for %s %s: %r" % (method, path[:60], resp.body[:100]))
+        except ValueError:
+            S.check(False, "error body is not JSON for %s %s" % (method, path[:60]))
+        S.check(not re.search(r"sqlite|syntax|constraint|errno|\.c:", text.lower()),
+                "internal detail in error: %r" % resp.body[:200])
+
+
+def raw(data, timeout=10, read_all=True):
+    """Sends bytes on a new socket; returns everything read until close/timeout."""
+    s = socket.create_connection(("127.0.0.1", E.d.port), timeout=timeout)
+    out = b""
+    try:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (socket.timeout, OSError):
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not read_all:
+                break
+    finally:
+        s.close()
+    return out
+
+
+def raw_status(resp):
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", resp)
+    return int(m.group(1)) if m else None
+
+
+def check_raw(resp, what):
+    head, _, body = resp.partition(b"\r\n\r\n")
+    scan(body.decode("utf-8", "replace"), head.decode("latin-1"), what, raw_status(resp))
+    return head
+
+
+def alive(what):
+    S.check(E.d.proc.poll() is None, "daemon alive after " + what)
+    r = tnlib.Client(E.d.port).request("GET", "/healthz")
+    S.eq(r.status, 200, "healthz after " + what)
+
+
+def tenant(tok):
+    return tnlib.Client(E.d.port, {"Authorization": "Bearer " + tok}, leak_check)
+
+
+def snapshot_b():
+    """Tenant b's items and files, through b's own token."""
+    c = tenant(E.tok_b)
+    items = c.request("GET", "/v1/items?limit=1000").json()["items"]
+    files = c.request("GET", "/v1/files?limit=1000").json()["files"]
+    body = c.request("GET", "/v1/files/b-file.txt").body
+    return json.dumps(items, sort_keys=True), json.dumps(files, sort_keys=True), body
+
+
+def auth_line(tok):
+    return b"Authorization: Bearer " + tok.encode() + b"\r\n"
+
+
+# ---- tests -------------------------------------------------------------------
+
+def test_crlf_in_headers():
+    auth = auth_line(E.tok_a)
+    cases = {
+        "bare CR in a value": b"GET /v1/me HTTP/1.1\r\nHost: x\r\n" + auth +
+                              b"X-Test: a\rInjected: yes\r\nConnection: close\r\n\r\n",
+        "bare LF in a value": b"GET /v1/me HTTP/1.1\r\nHost: x\r\n" + auth +
+                              b"X-Test: a\nInjected: yes\r\nConnection: close\r\n\r\n",
+        "NUL in a value": b"GET /v1/me HTTP/1.1\r\nHost: x\r\n" + auth +
+                          b"X-Test: a\x00b\r\nConnection: close\r\n\r\n",
+        "obs-fold continuation": b"GET /v1/me HTTP/1.1\r\nHost: x\r\n" + auth +
+                                 b"X-Test: a\r\n Injected: yes\r\nConnection: close\r\n\r\n",
+        "CR in the admin key": b"GET /v1/admin/tenants HTTP/1.1\r\nHost: x\r\nX-Admin-Key: " +
+                               E.admin_key.encode() + b"\rX: y\r\nConnection: close\r\n\r\n",
+        "CRLF in the request target": b"GET /v1/items/a\r\nInjected: yes HTTP/1.1\r\nHost: x\r\n"
+                                      + auth + b"Connection: close\r\n\r\n",
+        "encoded CRLF in an item id": b"GET /v1/items/a%0d%0aInjected:%20yes HTTP/1.1\r\nHost: x\r\n"
+                                      + auth + b"Connection: close\r\n\r\n",
+        "encoded CRLF in a file name": b"GET /v1/files/a%0d%0aSet-Cookie:%20x HTTP/1.1\r\nHost: x\r\n"
+                                       + auth + b"Connection: close\r\n\r\n",
+        "CRLF in Range": b"GET /v1/files/a-file.txt HTTP/1.1\r\nHost: x\r\n" + auth +
+                         b"Range: bytes=0-1\rInjected: yes\r\nConnection: close\r\n\r\n",
+    }
+    for what, req in cases.items():
+        resp = raw(req)
+        head = check_raw(resp, what)
+        st = raw_status(resp)
+        S.check(st is None or st in (200, 206, 400, 401, 404),
+                "%s: refused or harmless, got %r" % (what, resp[:60]))
+        S.check(b"\ninjected" not in head.lower() and b"\nset-cookie" not in head.lower(),
+                "%s: no header injected into the response: %r" % (what, head[:300]))
+        if what == "CR in the admin key":
+            S.check(st != 200, "admin key with a CR appended is not accepted: %r" % resp[:40])
+    # A content type with CR/LF inside is refused on upload (it would be sent back).
+    resp = raw(b"PUT /v1/files/ct.txt HTTP/1.1\r\nHost: x\r\n" + auth +
+               b"Content-Type: text/plain\rSet-Cookie: x=1\r\nContent-Length: 2\r\n"
+               b"Connection: close\r\n\r\nhi")
+    check_raw(resp, "CR in Content-Type")
+    r = tenant(E.tok_a).request("GET", "/v1/files/ct.txt")
+    S.check(r.status == 404 or all(k.lower() != "set-cookie" for k, _ in r.headers),
+            "no Set-Cookie from a stored content type")
+    alive("CRLF cases")
+
+
+def test_oversized_headers():
+    auth = auth_line(E.tok_a)
+    for what, hdr in [("one 64 KiB header", b"X-Big: " + b"a" * 65536 + b"\r\n"),
+                      ("2000 small headers", b"".join(b"X-H%d: v\r\n" % i for i in range(2000))),
+                      ("1 MiB Authorization", b"Authorization: Bearer " + b"a" * (1 << 20) + b"\r\n"),
+                      ("64 KiB URL", None)]:
+        if hdr is None:
+            req = b"GET /v1/items/" + b"a" * 65536 + b" HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
+        else:
+            req = b"GET /v1/me HTTP/1.1\r\nHost: x\r\n" + auth + hdr + b"\r\n"
+        t0 = time.time()
+        resp = raw(req, timeout=10)
+        check_raw(resp, what)
+        st = raw_status(resp)
+        S.check(st in (None, 400, 413, 414, 431), "%s: 431/400/414 or close, got %r" % (what, resp[:60]))
+        S.check(time.time() - t0 < 9, "%s: answered or closed promptly" % what)
+    alive("oversized headers")
+
+
+def test_oversized_bodies():
+    c = tenant(E.tok_a)
+    limit = 65536
+    # With Content-Length over the JSON limit: 413 before the body is read.
+    resp = raw(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+               b"Content-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n", timeout=5)
+    check_raw(resp, "huge Content-Length")
+    S.eq(raw_status(resp), 413, "JSON body with a huge Content-Length")
+    resp = raw(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+               b"Content-Type: application/json\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+               timeout=5)
+    check_raw(resp, "overflowing Content-Length")
+    S.check(raw_status(resp) in (None, 400, 413), "overflowing Content-Length: %r" % resp[:40])
+    resp = raw(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+               b"Content-Type: application/json\r\nContent-Length: -5\r\n\r\n", timeout=5)
+    check_raw(resp, "negative Content-Length")
+    S.check(raw_status(resp) in (None, 400), "negative Content-Length: %r" % resp[:40])
+    # Without Content-Length (chunked): refused while streaming.
+    body = json.dumps({"data": "x" * (limit * 4)}).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 8192]), body[i:i + 8192])
+                      for i in range(0, len(body), 8192)) + b"0\r\n\r\n"
+    resp = raw(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+               b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n" + chunks, timeout=10)
+    check_raw(resp, "chunked JSON over the limit")
+    S.check(raw_status(resp) in (None, 413), "chunked JSON over the limit: 413 or close: %r" % resp[:40])
+    # A file upload over --max-file-bytes (262144 here), chunked.
+    blob = b"z" * (300 * 1024)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(blob[i:i + 16384]), blob[i:i + 16384])
+                      for i in range(0, len(blob), 16384)) + b"0\r\n\r\n"
+    resp = raw(b"PUT /v1/files/huge.bin HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+               b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks, timeout=10)
+    check_raw(resp, "chunked file over the limit")
+    S.check(raw_status(resp) in (None, 413), "chunked file over the limit: %r" % resp[:40])
+    # The same with Content-Length: 413.
+    r = c.request("PUT", "/v1/files/huge.bin", body=blob)
+    S.eq(r.status, 413, "file over the limit with Content-Length")
+    S.eq(c.request("GET", "/v1/files/huge.bin").status, 404, "refused uploads left nothing")
+    # Bodies on routes that take none are bounded too.
+    r = c.request("GET", "/v1/me", body=b"x" * (limit + 10))
+    S.eq(r.status, 413, "a large body on GET")
+    alive("oversized bodies")
+
+
+def test_deep_json():
+    c = tenant(E.tok_a)
+    deep = b'{"data":' + b"[" * 100000 + b"]" * 100000 + b"}"
+    for path, m in (("/v1/items", "POST"), ("/v1/items/deep", "PUT")):
+        r = c.request(m, path, body=deep, headers={"Content-Type": "application/json"})
+        S.check(r.status in (400, 413), "%s %s with 100k nesting: %d" % (m, path, r.status))
+    deep_obj = b'{"data":' + b'{"a":' * 30000 + b"1" + b"}" * 30000 + b"}"
+    r = c.request("POST", "/v1/items", body=deep_obj, headers={"Content-Type": "application/json"})
+    S.check(r.status in (400, 413), "100k nested objects: %d" % r.status)
+    unclosed = b'{"data":' + b"[" * 60000
+    r = c.request("POST", "/v1/items", body=unclosed, headers={"Content-Type": "application/json"})
+    S.eq(r.status, 400, "unclosed nesting")
+    adm = tnlib.Client(E.d.port, {"X-Admin-Key": E.admin_key}, leak_check)
+    r = adm.request("POST", "/v1/admin/tenants", body=b'{"name":' + b"[" * 30000 + b"]" * 30000 + b"}",
+                    headers={"Content-Type": "application/json"})
+    S.eq(r.status, 400, "deep JSON on an admin route")
+    r = tnlib.Client(E.d.port, None, leak_check).request(
+        "POST", "/v1/auth", body=b'{"api_key":' + b"[" * 30000 + b"]" * 30000 + b"}",
+        headers={"Content-Type": "application/json"})
+    S.eq(r.status, 400, "deep JSON on /v1/auth")
+    alive("deep JSON")
+
+
+def test_slow_client():
+    """A client sending one byte a second is cut off by --timeout 2."""
+    data = tnlib.tmpdir()
+    d = None
+    try:
+        tnlib.init_store(data)
+        d = tnlib.start_daemon(data, ["--timeout", "2", "--quiet"])
+        results = []
+        for label, prefix in (("new connection", b""),
+                              ("after a request on a kept-alive connection",
+                               b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=1)
+            if prefix:
+                s.sendall(prefix)
+                time.sleep(0.2)
+                s.recv(4096)
+            req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 60
+            t0 = time.time()
+            closed_at = None
+            for ch in req:
+                try:
+                    s.send(bytes([ch]))
+                    got = s.recv(1024)
+                    if got == b"":
+                        closed_at = time.time() - t0
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed_at = time.time() - t0
+                    break
+                if time.time() - t0 > 12:
+                    break
+            s.close()
+            results.append((label, closed_at))
+            S.check(closed_at is not None and closed_at < 6,
+                    "one byte a second (%s): closed within 6 s (took %r)" % (label, closed_at))
+        print("slow client closed after: %r" % results, flush=True)
+        # A normal client on the same daemon is unaffected.
+        c = tnlib.Client(d.port)
+        S.eq(c.request("GET", "/healthz").status, 200, "a normal client still served")
+        time.sleep(1)
+        S.eq(c.request("GET", "/healthz").status, 200, "keep-alive under the timeout still works")
+        S.eq(d.stop(), 0, "daemon stops cleanly")
+        d = None
+    finally:
+        if d:
+            d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_admin_key_guessing():
+    data = tnlib.tmpdir()
+    d = None
+    try:
+        ak = tnlib.init_store(data)
+        d = tnlib.start_daemon(data, ["--auth-fail-burst", "10", "--auth-fail-rate", "0.01",
+                                      "--quiet"])
+        c = tnlib.Client(d.port, None, leak_check)
+        guesses = [ak[:-1] + ("A" if ak[-1] != "A" else "B"), "", "tna_", ak + "x", ak.upper(),
+                   "' OR '1'='1", ak[:10]] + ["tna_%043d" % i for i in range(23)]
+        statuses = []
+        for g in guesses:
+            r = c.request("GET", "/v1/admin/tenants", headers={"X-Admin-Key": g})
+            statuses.append(r.status)
+            if r.status == 429:
+                S.check(r.header("Retry-After") is not None and int(r.header("Retry-After")) >= 1,
+                        "429 has Retry-After")
+                S.eq(r.json(), {"error": "too many requests"}, "429 body")
+            elif r.status == 401:
+                S.eq(r.json(), {"error": "unauthorized"}, "401 body")
+        S.check(statuses[:10] == [401] * 10 and all(s == 429 for s in statuses[10:]),
+                "10 wrong admin keys, then 429: %r" % statuses)
+        r = c.request("GET", "/v1/admin/tenants", headers={"X-Admin-Key": ak})
+        S.eq(r.status, 429, "the right key is throttled too once guessing started")
+        S.eq(d.stop(), 0, "daemon stops cleanly")
+        d = None
+        # Audited: read the store directly (independent of the API).
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "tenantry.db"), uri=True)
+        rows = con.execute("SELECT actor, detail FROM _audit WHERE action = 'auth.failure'").fetchall()
+        con.close()
+        S.check(len(rows) >= 10, "failed admin keys audited: %d rows" % len(rows))
+        S.check(all(ak not in (a or "") + (dt or "") and "tna_0000" not in (dt or "")
+                    for a, dt in rows), "no key material in the audit")
+    finally:
+        if d:
+            d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+SQLISH = ["' OR '1'='1", "1; DROP TABLE _items; --", "\" OR \"\"=\"", "x') UNION SELECT * FROM _tenants --",
+          "%27%20OR%201%3D1--", "items WHERE 1=1", "*", "%", "_", "0 OR 1", "'); DELETE FROM items; --",
+          "$(id)", "`x`", "NULL", "-1", "1e999", "9223372036854775808"]
+
+
+def test_sql_looking_input():
+    import urllib.parse as up
+    before = snapshot_b()
+    a = tenant(E.tok_a)
+    adm = tnlib.Client(E.d.port, {"X-Admin-Key": E.admin_key}, leak_check)
+    for s in SQLISH:
+        q = up.quote(s, safe="")
+        # Item ids: valid-looking ids are just absent; invalid ones 400 on create.
+        r = a.request("GET", "/v1/items/" + q)
+        S.check(r.status in (400, 404), "GET item %r: %d" % (s, r.status))
+        r = a.request("DELETE", "/v1/items/" + q)
+        S.check(r.status in (400, 404), "DELETE item %r: %d" % (s, r.status))
+        r = a.request("PUT", "/v1/items/" + q, json_body={"data": {"v": s}})
+        S.check(r.status in (200, 201, 400, 404), "PUT item %r: %d" % (s, r.status))
+        r = a.request("POST", "/v1/items", json_body={"id": s, "data": s})
+        ok = re.fullmatch(r"[A-Za-z0-9._:-]{1,256}", s) is not None
+        S.check(r.status in ((201, 409) if ok else (400,)), "POST item id %r: %d" % (s, r.status))
+        # JSON values are stored verbatim and come back as given.
+        r = a.request("POST", "/v1/items", json_body={"data": {s: s, "n": [s]}})
+        S.eq(r.status, 201, "SQL-looking JSON value %r" % s)
+        if r.status == 201:
+            got = a.request("GET", "/v1/items/" + r.json()["id"]).json()["data"]
+            S.eq(got, {s: s, "n": [s]}, "value kept verbatim")
+        # File names.
+        r = a.request("PUT", "/v1/files/" + q, body=b"sqlish")
+        S.check(r.status in (201, 400), "PUT file %r: %d" % (s, r.status))
+        r = a.request("GET", "/v1/files/" + q)
+        S.check(r.status in (200, 400, 404), "GET file %r: %d" % (s, r.status))
+        # Cursor and limit.
+        for path in ("/v1/items", "/v1/files"):
+            r = a.request("GET", path + "?cursor=" + q)
+            S.eq(r.status, 400, "%s cursor %r" % (path, s))
+            r = a.request("GET", path + "?limit=" + q)
+            S.eq(r.status, 400, "%s limit %r" % (path, s))
+        r = adm.request("GET", "/v1/admin/audit?cursor=" + q)
+        S.eq(r.status, 400, "audit cursor %r" % s)
+        # Tenant names and ids in the admin API.
+        r = adm.request("POST", "/v1/admin/tenants", json_body={"name": s})
+        S.check(r.status in (201, 400, 409), "tenant name %r: %d" % (s, r.status))
+        if r.status == 201:
+            TENANT_IDS.add(r.json()["id"].lower())
+            adm.request("DELETE", "/v1/admin/tenants/" + r.json()["id"])
+        r = adm.request("PATCH", "/v1/admin/tenants/" + q, json_body={"name": "renamed"})
+        S.check(r.status in (400, 404), "PATCH tenant id %r: %d" % (s, r.status))
+        r = adm.request("PATCH", "/v1/admin/tenants/" + E.tb["id"], json_body={"name": s})
+        S.check(r.status in (200, 400, 409), "rename b to %r: %d" % (s, r.status))
+        if r.status == 200:
+            adm.request("PATCH", "/v1/admin/tenants/" + E.tb["id"], json_body={"name": "bravo"})
+        r = adm.request("DELETE", "/v1/admin/tenants/" + q)
+        S.check(r.status in (400, 404), "DELETE tenant id %r: %d" % (s, r.status))
+        r = adm.request("POST", "/v1/admin/tenants/%s/keys" % q, json_body={"scopes": ["items:read"]})
+        S.check(r.status in (400, 404), "keys for tenant id %r: %d" % (s, r.status))
+        r = adm.request("POST", "/v1/admin/tenants/%s/keys" % E.ta["id"], json_body={"scopes": [s]})
+        S.eq(r.status, 400, "scope %r" % s)
+        r = adm.request("DELETE", "/v1/admin/keys/" + q)
+        S.check(r.status in (400, 404), "revoke key id %r: %d" % (s, r.status))
+        r = adm.request("POST", "/v1/admin/keys/%s/rotate" % q, json_body={})
+        S.check(r.status in (400, 404), "rotate key id %r: %d" % (s, r.status))
+        r = tnlib.Client(E.d.port, None, leak_check).request("POST", "/v1/auth",
+                                                              json_body={"api_key": s})
+        S.check(r.status in (400, 401), "api_key %r: %d" % (s, r.status))
+        r = tnlib.Client(E.d.port, {"Authorization": "Bearer " + s}, leak_check).request(
+            "GET", "/v1/me")
+        S.eq(r.status, 401, "bearer %r" % s)
+    after = snapshot_b()
+    S.check(before == after, "tenant b's items and files unchanged")
+    S.eq(tenant(E.tok_b).request("GET", "/v1/items/b-item").json()["data"], {"secret": B_SECRET},
+         "b's item intact")
+    alive("SQL-looking input")
+
+
+def test_cross_tenant_reads_never_leak():
+    a = tenant(E.tok_a)
+    for m, p in (("GET", "/v1/items/b-item"), ("GET", "/v1/files/b-file.txt"),
+                 ("DELETE", "/v1/items/b-item"), ("DELETE", "/v1/files/b-file.txt"),
+                 ("GET", "/v1/items?limit=1000"), ("GET", "/v1/files?limit=1000")):
+        r = a.request(m, p)
+        S.check(r.status in (200, 404), "%s %s as a: %d" % (m, p, r.status))
+    r = a.request("GET", "/v1/items?cursor=" + E.cursor_b)
+    S.eq(r.status, 400, "b's cursor refused for a")
+    S.eq(tenant(E.tok_b).request("GET", "/v1/files/b-file.txt").body, B_SECRET.encode(),
+         "b's file intact")
+
+
+def main():
+    data = tnlib.tmpdir()
+    E.d = None
+    try:
+        E.admin_key = tnlib.init_store(data)
+        E.d = tnlib.start_daemon(data, ["--auth-fail-burst", "100000", "--rate", "100000",
+                                        "--burst", "100000", "--max-file-bytes", "262144",
+                                        "--quiet"])
+        adm = tnlib.Client(E.d.port, {"X-Admin-Key": E.admin_key})
+        ids = []
+        for name in ("acme", "bravo"):
+            t = adm.request("POST", "/v1/admin/tenants", json_body={"name": name}).json()
+            TENANT_IDS.add(t["id"].lower())
+            k = adm.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
+                            json_body={"scopes": ALL_SCOPES}).json()["api_key"]
+            tok = tnlib.Client(E.d.port).request("POST", "/v1/auth",
+                                                 json_body={"api_key": k}).json()["token"]
+            ids.append((t, tok))
+        (E.ta, E.tok_a), (E.tb, E.tok_b) = ids
+        b = tenant(E.tok_b)
+        S.eq(b.request("PUT", "/v1/items/b-item", json_body={"data": {"secret": B_SECRET}}).status,
+             201, "b's item")
+        for i in range(3):
+            b.request("PUT", "/v1/items/b-%d" % i, json_body={"data": {"s": B_SECRET}})
+        S.eq(b.request("PUT", "/v1/files/b-file.txt", body=B_SECRET.encode()).status, 201, "b's file")
+        E.cursor_b = b.request("GET", "/v1/items?limit=1").json()["next_cursor"]
+        a = tenant(E.tok_a)
+        a.request("PUT", "/v1/files/a-file.txt", body=b"0123456789")
+        for t in (test_crlf_in_headers, test_oversized_headers, test_oversized_bodies,
+                  test_deep_json, test_sql_looking_input, test_cross_tenant_reads_never_leak,
+                  test_slow_client, test_admin_key_guessing):
+            S.run(t)
+        rc = E.d.stop()
+        E.d = None
+        S.eq(rc, 0, "daemon exits 0 on SIGTERM")
+    finally:
+        if E.d:
+            E.d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+    S.finish()
+
+
+if __name__ == "__main__":
+    main()
