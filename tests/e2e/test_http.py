@@ -187,7 +187,7 @@ def test_keys_admin():
     keys = r.json()["keys"]
     S.check(any(k["key_id"] == E.key_a["key_id"] for k in keys), "created key is listed")
     S.check(all("api_key" not in k and "hash" not in k for k in keys), "listing has no secrets")
-    S.check(E.key_a["api_key"].split("_")[2] not in r.body.decode(), "secret not in listing")
+    S.check(E.key_a["api_key"].split("_", 2)[2] not in r.body.decode(), "secret not in listing")
 
 
 def test_auth_tokens():
@@ -759,7 +759,7 @@ def test_cli_keys():
     kid = key.split("_")[1]
     S.eq(tenant_client(token_for(key)).request("GET", "/v1/items").status, 200, "CLI key works")
     p = tnlib.run(["key", "list", "--data", E.data, "--tenant", "bravo", "--json"])
-    S.check(p.returncode == 0 and kid in p.stdout and key.split("_")[2] not in p.stdout,
+    S.check(p.returncode == 0 and kid in p.stdout and key.split("_", 2)[2] not in p.stdout,
             "key list (CLI)")
     p = tnlib.run(["key", "revoke", "--data", E.data, "--tenant", "acme", kid])
     S.eq(p.returncode, 3, "revoke with the wrong tenant is not found")
@@ -796,7 +796,7 @@ def test_logs():
     S.check(ok and lines, "every log line is JSON")
     S.check(any('"request_id"' in l and '"status"' in l and '"duration_ms"' in l for l in lines),
             "request lines have id, status, duration")
-    S.check(E.key_a["api_key"] not in log and E.key_a["api_key"].split("_")[2] not in log,
+    S.check(E.key_a["api_key"] not in log and E.key_a["api_key"].split("_", 2)[2] not in log,
             "no API key in logs")
     S.check(E.tok_a not in log and "eyJ" not in log, "no token in logs")
     S.check(E.admin_key not in log, "no admin key in logs")
