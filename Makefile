@@ -4,6 +4,7 @@
 #   make test       installs missing packages, builds, runs every suite
 #   make asan       every suite again under AddressSanitizer + UBSan
 #   make valgrind   the unit tests under valgrind memcheck
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (default 30)
 #   make run        builds, creates ./data on first run, starts the main job
 #   make bench      the benchmarks in bench/ (not tests)
 #   make install PREFIX=/usr/local
@@ -91,6 +92,12 @@ valgrind: deps
 	@$(MAKE) --no-print-directory _all
 	@valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --error-exitcode=99 $(BUILD)/unit
+
+# libFuzzer targets (tests/fuzz/), each for FUZZ_SECONDS (default 30) from a
+# copy of the committed seed corpus.
+fuzz: deps
+	@tools/deps.sh --fuzz
+	@tools/fuzz.sh
 
 run: all
 	@tools/run.sh $(BUILD)/tenantry data

@@ -57,7 +57,10 @@ static const char *skip_value(const char *p, const char *end) {
 }
 
 /* The raw text of the first top-level member spelled exactly `name` (no
- * escapes) in a validated JSON object, or 0. */
+ * escapes) in a validated JSON object, or 0.  Also 0 once a member name with
+ * an escape comes first: it may spell `name` ("d\u0061ta"), and cJSON, which
+ * validated the body, reads the first such member, so the caller must use
+ * cJSON's value rather than a later duplicate's text. */
 static int member_raw(const char *s, size_t n, const char *name, const char **v, size_t *vl) {
     const char *p = s, *end = s + n;
     size_t nl = strlen(name);
@@ -66,6 +69,7 @@ static int member_raw(const char *s, size_t n, const char *name, const char **v,
     p = skip_ws(p + 1, end);
     while (p < end && *p == '"') {
         const char *k = p + 1, *ke = skip_string(p, end);
+        if (ke <= k || memchr(k, '\\', (size_t)(ke - 1 - k))) return 0;
         int hit = (size_t)(ke - 1 - k) == nl && memcmp(k, name, nl) == 0;
         p = skip_ws(ke, end);
         if (p >= end || *p != ':') return 0;

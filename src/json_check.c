@@ -27,6 +27,17 @@ static int hex(unsigned char ch) {
     return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
 
+/* The 4 hex digits of a \u escape at c->p (after the 'u'), or -1. */
+static long u_escape(cur *c) {
+    long v = 0;
+    for (int i = 0; i < 4; i++, c->p++) {
+        if (c->p >= c->end || !hex(*c->p)) return -1;
+        unsigned char h = *c->p;
+        v = v * 16 + (h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
 static int string(cur *c) {
     c->p++; /* the opening quote */
     while (c->p < c->end) {
@@ -37,8 +48,17 @@ static int string(cur *c) {
         if (c->p >= c->end) return 0;
         ch = *c->p++;
         if (ch == 'u') {
-            for (int i = 0; i < 4; i++, c->p++)
-                if (c->p >= c->end || !hex(*c->p)) return 0;
+            /* A UTF-16 surrogate must come as a high-low pair: a lone one is no
+             * character, and cJSON (which reads these texts back in the HTTP
+             * layer and the CLI) refuses it (RFC 8259 8.2, RFC 7493 2.1). */
+            long u = u_escape(c);
+            if (u < 0 || (u >= 0xdc00 && u <= 0xdfff)) return 0;
+            if (u >= 0xd800 && u <= 0xdbff) {
+                if (c->end - c->p < 2 || c->p[0] != '\\' || c->p[1] != 'u') return 0;
+                c->p += 2;
+                u = u_escape(c);
+                if (u < 0xdc00 || u > 0xdfff) return 0;
+            }
         } else if (!(ch == '"' || ch == '\\' || ch == '/' || ch == 'b' || ch == 'f' ||
                      ch == 'n' || ch == 'r' || ch == 't')) {
             return 0;

@@ -23,6 +23,12 @@ if [ "${1:-}" = "--test" ]; then
     command -v sqlite3 >/dev/null 2>&1 || need sqlite3
     command -v curl >/dev/null 2>&1 || need curl
 fi
+if [ "${1:-}" = "--fuzz" ]; then
+    # clang with libFuzzer's runtime (Debian 12: libclang-rt-14-dev).
+    command -v clang >/dev/null 2>&1 || need clang
+    ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 ||
+        need libclang-rt-14-dev
+fi
 if [ "${1:-}" = "--bench" ]; then
     command -v wrk >/dev/null 2>&1 || need wrk
     command -v nginx >/dev/null 2>&1 || need nginx-light
