@@ -375,3 +375,8 @@ void tn__api_audit(tn__req *r, tn__resp *out) {
     cJSON_AddItemToObject(j, "next_cursor", more ? cJSON_CreateString(next) : cJSON_CreateNull());
     tn__resp_json(out, 200, j);
 }
+
+/* GET /v1/admin/sync: every tenant's backlog, failures and last errors. */
+void tn__api_admin_sync(tn__req *r, tn__resp *out) {
+    tn__api_sync_json(r->srv->st, NULL, out);
+}

@@ -129,6 +129,9 @@ void tn__api_item_get(tn__req *r, tn__resp *out);
 void tn__api_item_put(tn__req *r, tn__resp *out);
 void tn__api_item_delete(tn__req *r, tn__resp *out);
 void tn__api_sync_status(tn__req *r, tn__resp *out);
+void tn__api_admin_sync(tn__req *r, tn__resp *out);
+/* Answers with tn_sync_status_json(st, tenant_id) (NULL: the admin view). */
+void tn__api_sync_json(tn_store *st, const char *tenant_id, tn__resp *out);
 
 /* ---- api_files.c ---- */
 void tn__api_files_list(tn__req *r, tn__resp *out);

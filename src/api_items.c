@@ -11,6 +11,7 @@
  * store), so large integers keep every digit.
  */
 #include "api_int.h"
+#include "engine.h"
 #include "outbox.h"
 
 #include <stdio.h>
@@ -288,15 +289,20 @@ void tn__api_item_delete(tn__req *r, tn__resp *out) {
     else tn__resp_code(out, rc);
 }
 
+/* The tenant's own sync numbers (sync/status.c builds them from that
+ * tenant's row alone, without its id). */
 void tn__api_sync_status(tn__req *r, tn__resp *out) {
-    int64_t pending = 0;
-    int rc = tn__outbox_pending_tenant(r->srv->st, r->key.tenant_id, &pending);
-    if (rc != TN_OK) {
-        tn__resp_code(out, rc);
+    tn__api_sync_json(r->srv->st, r->key.tenant_id, out);
+}
+
+void tn__api_sync_json(tn_store *st, const char *tenant_id, tn__resp *out) {
+    char *text = NULL;
+    int rc = tn_sync_status_json(st, tenant_id, &text);
+    cJSON *j = rc == TN_OK ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!j) {
+        tn__resp_code(out, rc == TN_OK ? TN_ERROR : rc);
         return;
     }
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddItemToObject(j, "pending", tn__json_int(pending));
-    cJSON_AddItemToObject(j, "failed", tn__json_int(0));
     tn__resp_json(out, 200, j);
 }

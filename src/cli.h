@@ -47,10 +47,18 @@ int tn__cmd_serve(int argc, char **argv);
 int tn__cmd_key(int argc, char **argv);
 int tn__cmd_admin_key(int argc, char **argv);
 
+/* Commands of the sync layer (src/cmd_sync.c). */
+int tn__cmd_sync(int argc, char **argv);
+int tn__cmd_remote(int argc, char **argv);
+int tn__cmd_sync_status(int argc, char **argv);
+
 /* Commands from other modules: name, function, summary. */
 #define TN__CLI_MORE_COMMANDS                                                      \
     {"serve", tn__cmd_serve, "serve the local HTTP API"},                          \
     {"key", tn__cmd_key, "create, list, rotate or revoke a tenant's API keys"},    \
-    {"admin-key", tn__cmd_admin_key, "replace the admin key"},
+    {"admin-key", tn__cmd_admin_key, "replace the admin key"},                      \
+    {"sync", tn__cmd_sync, "mirror items to DynamoDB and files to S3"},           \
+    {"remote", tn__cmd_remote, "set up the DynamoDB table and check the bucket"}, \
+    {"sync-status", tn__cmd_sync_status, "per-tenant sync backlog, failures, errors"},
 
 #endif

@@ -90,6 +90,7 @@ static const tn__route routes[] = {
     {TN__M_POST, "/v1/admin/keys/*/rotate", AUTH_ADMIN, 0, BODY_JSON, tn__api_key_rotate},
     {TN__M_DELETE, "/v1/admin/keys/*", AUTH_ADMIN, 0, BODY_NONE, tn__api_key_delete},
     {TN__M_GET, "/v1/admin/audit", AUTH_ADMIN, 0, BODY_NONE, tn__api_audit},
+    {TN__M_GET, "/v1/admin/sync", AUTH_ADMIN, 0, BODY_NONE, tn__api_admin_sync},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 

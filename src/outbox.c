@@ -249,25 +249,32 @@ int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out) {
     return rc;
 }
 
-int tn__outbox_ack(tn_store *st, const tn__batch *b, const unsigned char *done) {
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
+int tn__outbox_ack_in(tn__conn *c, const tn__batch *b, const unsigned char *done) {
     sqlite3_stmt *s;
-    if ((rc = tn__begin(c)) == TN_OK) rc = tn__stmt(c, SQL_DELETE, &s);
+    int rc = tn__stmt(c, SQL_DELETE, &s);
     for (int i = 0; rc == TN_OK && i < b->n; i++) {
         if (done && !done[i]) continue;
         for (int k = 0; rc == TN_OK && k < b->changes[i].nseqs; k++) {
             sqlite3_bind_int64(s, 1, b->changes[i].seqs[k]);
-            int src = sqlite3_step(s);
-            sqlite3_reset(s);
-            if (src != SQLITE_DONE) rc = tn__fail_db(st, c, src);
+            rc = tn__step_done(c, s);
         }
     }
-    if (rc == TN_OK) rc = tn__commit(c);
-    if (rc != TN_OK) tn__rollback(c);
-    tn__conn_put(st, c);
     return rc;
+}
+
+typedef struct ack_args {
+    const tn__batch *b;
+    const unsigned char *done;
+} ack_args;
+
+static int ack_body(tn__conn *c, void *arg) {
+    const ack_args *a = arg;
+    return tn__outbox_ack_in(c, a->b, a->done);
+}
+
+int tn__outbox_ack(tn_store *st, const tn__batch *b, const unsigned char *done) {
+    ack_args a = {b, done};
+    return tn__trusted_tx(st, ack_body, &a);
 }
 
 static int count(tn_store *st, const char *sql, const char *arg, int64_t *rows) {

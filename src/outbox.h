@@ -41,8 +41,13 @@ typedef struct tn__batch {
 
 /* Reads up to max distinct changes (scanning at most scan outbox rows). */
 int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out);
-/* Deletes the outbox rows of changes[i] for each i with done[i] set. */
+/* Deletes the outbox rows of changes[i] for each i with done[i] set (all when
+ * done is NULL), in a transaction of its own. */
 int tn__outbox_ack(tn_store *st, const tn__batch *b, const unsigned char *done);
+/* The same inside the caller's transaction on c (a trusted connection), so the
+ * sync engine records its progress and acknowledges in one commit. */
+struct tn__conn;
+int tn__outbox_ack_in(struct tn__conn *c, const tn__batch *b, const unsigned char *done);
 void tn__batch_free(tn__batch *b);
 /* Pending outbox rows, for one tenant (tenant_id non-NULL) or all. */
 int tn__outbox_pending_tenant(tn_store *st, const char *tenant_id, int64_t *rows);

@@ -13,6 +13,7 @@
 #include "admin.h"
 #include "auth.h"
 #include "cli.h"
+#include "engine.h"
 #include "http.h"
 
 #include <cjson/cJSON.h>
@@ -37,6 +38,8 @@ typedef struct num_opt {
 
 /* Takes serve's tuning options out of argv (into cfg) so the shared parser
  * sees only the common ones.  Returns 0, or 2 after a usage message. */
+static int no_sync; /* --no-sync */
+
 static int take_tuning(int argc, char **argv, tn__http_config *cfg, int *outc, char **outv) {
     num_opt opts[] = {
         {"--rate", 0.001, 1e6, &cfg->rate, NULL, NULL},
@@ -54,6 +57,10 @@ static int take_tuning(int argc, char **argv, tn__http_config *cfg, int *outc, c
     for (int i = 0; i < argc; i++) {
         if (i >= 2 && strcmp(argv[i], "--quiet") == 0) {
             cfg->quiet = 1;
+            continue;
+        }
+        if (i >= 2 && strcmp(argv[i], "--no-sync") == 0) {
+            no_sync = 1;
             continue;
         }
         num_opt *o = NULL;
@@ -101,12 +108,15 @@ static int startup_check(tn_store *st, const char *dir) {
 
 static const char serve_help[] =
     "usage: tenantry serve [--data DIR] [--listen HOST:PORT | --listen unix:/path]\n"
-    "                      [--allow-remote] [--quiet] [tuning options]\n"
+    "                      [--allow-remote] [--quiet] [--no-sync] [tuning options]\n"
     "\n"
     "Serves the local HTTP API (see docs/openapi.yaml) until SIGINT or SIGTERM.\n"
     "The default address is 127.0.0.1:8787.  A non-loopback address is refused\n"
     "unless --allow-remote is given; a unix socket is created with mode 0660.\n"
     "Logs are JSON lines on stderr (--quiet: errors only).\n"
+    "When TENANTRY_S3_BUCKET is set, the sync engine runs in the background and\n"
+    "mirrors every change to DynamoDB and S3 (see `tenantry sync --help`);\n"
+    "--no-sync keeps it off.\n"
     "\n"
     "Tuning (defaults in brackets):\n"
     "  --rate N             requests per second per API key [50]\n"
@@ -165,8 +175,25 @@ static int cmd_serve(int argc, char **argv) {
     snprintf(msg, sizeof msg, "listening on %s", cfg.listen);
     tn__log("info", msg);
 
-    /* ---- background services start here (the sync engine: start it with
-     *      st, and stop it below before the HTTP server stops) ---- */
+    /* The sync engine runs in the background when a bucket is configured
+     * (TENANTRY_S3_BUCKET and the AWS variables, see README). */
+    tn_sync *sync = NULL;
+    if (!no_sync && getenv("TENANTRY_S3_BUCKET")) {
+        tn_sync_config sc;
+        tn_sync_config_init(&sc);
+        rc = tn_sync_config_from_env(&sc);
+        if (rc == TN_OK) rc = tn_sync_start(st, &sc, &sync);
+        if (rc != TN_OK) {
+            ex = tn__cli_error("serve", "cannot start the sync engine (check the "
+                               "TENANTRY_* and AWS_* settings)", rc);
+            tn__http_stop(h);
+            tn_close(st);
+            return ex;
+        }
+        tn__log("info", "sync engine started");
+    } else {
+        tn__log("info", no_sync ? "sync off (--no-sync)" : "sync off (TENANTRY_S3_BUCKET not set)");
+    }
 
     /* Wait for SIGINT/SIGTERM; every 10 s without a request, give the
      * SQLite page caches and free heap back to the system. */
@@ -192,7 +219,7 @@ static int cmd_serve(int argc, char **argv) {
     snprintf(msg, sizeof msg, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tn__log("info", msg);
 
-    /* ---- background services stop here ---- */
+    tn_sync_stop(sync);
 
     tn__http_stop(h);
     tn_close(st);

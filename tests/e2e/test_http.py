@@ -258,8 +258,18 @@ def test_me_and_sync():
     r = c.request("GET", "/v1/sync/status")
     S.eq(r.status, 200, "sync status")
     j = r.json()
-    S.check(set(j) == {"pending", "failed"} and isinstance(j["pending"], int) and
-            j["pending"] >= 1 and j["failed"] == 0, "sync status shape: %r" % j)
+    S.check(set(j) == {"pending", "pending_bytes", "failed", "conflicts", "last_success",
+                       "last_error", "last_error_at", "backoff_ms"} and
+            isinstance(j["pending"], int) and j["pending"] >= 1 and j["failed"] == 0,
+            "sync status shape: %r" % j)
+    # The admin view lists every tenant with its id; the tenant view is its own.
+    r = E.admin.request("GET", "/v1/admin/sync")
+    S.eq(r.status, 200, "admin sync status")
+    rows = {t["name"]: t for t in r.json()["tenants"]}
+    S.check({"acme", "bravo"} <= set(rows) and rows["acme"]["id"] == E.ta["id"],
+            "admin sync lists tenants: %r" % rows.keys())
+    S.eq(rows["acme"]["pending"], j["pending"], "tenant view equals its admin row")
+    S.eq(anon().request("GET", "/v1/admin/sync").status, 401, "admin sync needs the admin key")
 
 
 def test_items():

@@ -1,0 +1,956 @@
+/*
+ * engine.c - the sync loop (see engine.h for its guarantees).
+ *
+ * One pass: fetch a batch of coalesced changes (round-robin across tenants,
+ * done by tn__outbox_fetch), then
+ *   1. upload the bytes of changed files through presigned PUT URLs,
+ *   2. write the rows (items, file rows whose object is in place, and
+ *      tombstones) with TransactWriteItems (<= 100 per call) under the version
+ *      condition; when the transaction is refused, each row is retried alone
+ *      with a conditional PutItem so one bad or stale row cannot block the
+ *      others,
+ *   3. delete the objects of deleted files whose tombstone row is written,
+ * then record dead letters, conflict losses and per-tenant progress, and
+ * acknowledge exactly the changes the remote settled.  Whatever is not
+ * settled stays in the outbox and comes back in a later batch.
+ *
+ * Threads: a background engine owns one thread, one HTTP handle and one
+ * credentials cache (so STS AssumeRole is called once per hour, not per
+ * request).  tn_sync_run_once builds its own.
+ */
+#include "engine.h"
+
+#include "aws.h"
+#include "dynamo.h"
+#include "http_client.h"
+#include "outbox.h"
+#include "remote_key.h"
+#include "s3.h"
+#include "sbuf.h"
+#include "state.h"
+#include "store_int.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TRANSACT 100
+#define MAX_FETCH 200
+#define MAX_BATCH_WRITE 25
+/* Requests in flight: each worker thread has its own connection. */
+#define WORKERS 8
+/* A JSON body this large cannot be one DynamoDB item (400 KB) in any encoding. */
+#define MAX_ITEM_JSON ((size_t)4 << 20)
+
+void tn_sync_config_init(tn_sync_config *c) {
+    memset(c, 0, sizeof *c);
+    c->interval_ms = 60000;
+    c->early_rows = 1000;
+    c->batch = 100;
+    c->tombstone_ttl_s = 30 * 86400;
+    c->max_attempts = 4;
+    c->backoff_base_ms = 500;
+    c->backoff_cap_ms = 300000;
+    c->multipart_threshold = (int64_t)16 << 20;
+    c->part_size = (int64_t)8 << 20;
+}
+
+static int env_int(const char *name, int64_t *out) {
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*end || x < 0) return -1;
+    *out = x;
+    return 1;
+}
+
+int tn_sync_config_from_env(tn_sync_config *cfg) {
+    int64_t v;
+    int r;
+    if ((r = env_int("TENANTRY_SYNC_INTERVAL", &v)) < 0) return -1;
+    if (r) cfg->interval_ms = v * 1000;
+    if ((r = env_int("TENANTRY_SYNC_BANDWIDTH", &v)) < 0) return -1;
+    if (r) cfg->bandwidth = v;
+    if ((r = env_int("TENANTRY_SYNC_EARLY_ROWS", &v)) < 0) return -1;
+    if (r) cfg->early_rows = v;
+    if ((r = env_int("TENANTRY_SYNC_ATTEMPTS", &v)) < 0) return -1;
+    if (r) cfg->max_attempts = (int)(v > 100 ? 100 : v);
+    if ((r = env_int("TENANTRY_SYNC_BACKOFF_MS", &v)) < 0) return -1;
+    if (r) cfg->backoff_base_ms = v;
+    if ((r = env_int("TENANTRY_SYNC_MULTIPART_MB", &v)) < 0) return -1;
+    if (r) cfg->multipart_threshold = v << 20;
+    if ((r = env_int("TENANTRY_SYNC_PART_MB", &v)) < 0) return -1;
+    if (r) cfg->part_size = v << 20;
+    if ((r = env_int("TENANTRY_TOMBSTONE_TTL", &v)) < 0) return -1;
+    if (r) cfg->tombstone_ttl_s = v;
+    return 0;
+}
+
+int64_t tn__sync_backoff_ms(int attempt, int64_t base, int64_t cap, uint32_t rnd) {
+    if (base < 1) base = 1;
+    if (cap < base) cap = base;
+    int64_t ceil_ms = base;
+    for (int i = 0; i < attempt && ceil_ms < cap; i++) ceil_ms *= 2;
+    if (ceil_ms > cap) ceil_ms = cap;
+    return (int64_t)((uint64_t)rnd % (uint64_t)(ceil_ms + 1));
+}
+
+/* ---- context ------------------------------------------------------------------ */
+
+/* A tenant session kept open across the files of one tenant. */
+typedef struct sess_cache {
+    tn_session *s;
+    char tenant[37];
+} sess_cache;
+
+typedef struct worker {
+    tn__http *h;
+    sess_cache sc; /* sessions belong to one thread: one per worker */
+} worker;
+
+typedef struct ctx {
+    tn_store *st;
+    tn_sync_config cfg;
+    tn__aws aws;
+    int aws_loaded;
+    worker w[WORKERS];
+    int transact; /* TENANTRY_SYNC_TRANSACT=1: TransactWriteItems of <= 100 */
+    int single_writer; /* TENANTRY_SYNC_SINGLE_WRITER=1: unconditional BatchWriteItem */
+    volatile int *stop;     /* background: set by tn_sync_stop */
+    pthread_mutex_t *mu;    /* background: sleeps wait on cv */
+    pthread_cond_t *cv;
+    tn_sync_stats *stats;
+    int blocking;           /* a remote-wide failure (table, bucket, credentials) */
+    int blocking_s3;        /* ... and it came from S3 */
+} ctx;
+
+static void set_what(ctx *x, int code, const char *what) {
+    if (!x->stats) return;
+    x->stats->error = code;
+    snprintf(x->stats->what, sizeof x->stats->what, "%s", what ? what : tn_strerror(code));
+}
+
+static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_stats *stats) {
+    memset(x, 0, sizeof *x);
+    x->st = st;
+    if (cfg) x->cfg = *cfg;
+    else tn_sync_config_init(&x->cfg);
+    if (x->cfg.batch < 1 || x->cfg.batch > MAX_FETCH) x->cfg.batch = MAX_TRANSACT;
+    if (x->cfg.max_attempts < 1) x->cfg.max_attempts = 1;
+    if (x->cfg.part_size < ((int64_t)5 << 20)) x->cfg.part_size = (int64_t)5 << 20;
+    if (x->cfg.multipart_threshold < x->cfg.part_size) x->cfg.multipart_threshold = x->cfg.part_size;
+    /* Smaller files are read whole into memory for one PUT: bound that. */
+    if (x->cfg.multipart_threshold > ((int64_t)1 << 30)) x->cfg.multipart_threshold = (int64_t)1 << 30;
+    x->stats = stats;
+    char err[200] = "";
+    int rc = tn__aws_load(&x->aws, NULL, err, sizeof err);
+    if (rc != TN_OK) {
+        set_what(x, rc, err);
+        return rc;
+    }
+    x->aws_loaded = 1;
+    if (!x->aws.bucket[0]) {
+        set_what(x, TN_INVALID, "TENANTRY_S3_BUCKET is not set");
+        return TN_INVALID;
+    }
+    const char *tr = getenv("TENANTRY_SYNC_TRANSACT");
+    x->transact = tr && strcmp(tr, "1") == 0;
+    const char *sw = getenv("TENANTRY_SYNC_SINGLE_WRITER");
+    x->single_writer = sw && strcmp(sw, "1") == 0;
+    /* Batches of 25 rows: a fetch of 200 keeps eight requests in flight. */
+    if (x->single_writer && x->cfg.batch == MAX_TRANSACT) x->cfg.batch = 8 * MAX_BATCH_WRITE;
+    /* The bandwidth cap is shared out between the connections. */
+    int64_t cap = x->cfg.bandwidth > 0 ? (x->cfg.bandwidth + WORKERS - 1) / WORKERS : 0;
+    for (int i = 0; rc == TN_OK && i < WORKERS; i++) rc = tn__http_new(300, cap, &x->w[i].h);
+    if (rc != TN_OK) set_what(x, rc, NULL);
+    return rc;
+}
+
+static void ctx_close(ctx *x) {
+    for (int i = 0; i < WORKERS; i++) {
+        tn__http_free(x->w[i].h);
+        x->w[i].h = NULL;
+    }
+    if (x->aws_loaded) tn__aws_free(&x->aws);
+    x->aws_loaded = 0;
+}
+
+static int stopping(ctx *x) { return x->stop && *x->stop; }
+
+/* Sleeps ms, waking early when the engine is stopped. */
+static void nap(ctx *x, int64_t ms) {
+    if (ms <= 0) return;
+    if (x->mu) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+        pthread_mutex_lock(x->mu);
+        while (!*x->stop) {
+            if (pthread_cond_timedwait(x->cv, x->mu, &ts) == ETIMEDOUT) break;
+        }
+        pthread_mutex_unlock(x->mu);
+        return;
+    }
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* ---- results -------------------------------------------------------------- */
+
+static void settle(tn__result *r, int outcome, int code) {
+    r->outcome = outcome;
+    r->code = code;
+}
+
+/* A failure of the remote as a whole: no row is to blame. */
+static int is_blocking(int code) { return code == TN_DENIED || code == TN_NOTFOUND; }
+
+/* Classifies an error for one row. */
+static void row_error(ctx *x, tn__result *r, int code) {
+    if (tn_err_retryable(code) || is_blocking(code)) {
+        settle(r, TN__OUT_RETRY, code);
+        if (is_blocking(code)) __atomic_store_n(&x->blocking, code, __ATOMIC_RELAXED);
+    } else {
+        settle(r, TN__OUT_DEAD, code);
+    }
+}
+
+/* ---- DynamoDB rows --------------------------------------------------------------- */
+
+static void put_body(ctx *x, const char *item, int64_t version, tn__sbuf *b) {
+    tn__sb_str(b, "{\"TableName\":");
+    tn__sb_json_str(b, x->aws.table);
+    tn__sb_str(b, ",\"Item\":");
+    tn__sb_str(b, item);
+    tn__sb_fmt(b, ",\"ConditionExpression\":\"attribute_not_exists(pk) OR #v < :v\","
+                  "\"ExpressionAttributeNames\":{\"#v\":\"version\"},"
+                  "\"ExpressionAttributeValues\":{\":v\":{\"N\":\"%lld\"}}}",
+               (long long)version);
+}
+
+static int64_t remote_version(ctx *x, tn__http *h, const tn__remote_key *k, int *rc) {
+    tn__sbuf b = {0};
+    tn__sb_str(&b, "{\"TableName\":");
+    tn__sb_json_str(&b, x->aws.table);
+    tn__sb_str(&b, ",\"Key\":{\"pk\":{\"S\":");
+    tn__sb_json_str(&b, k->pk);
+    tn__sb_str(&b, "},\"sk\":{\"S\":");
+    tn__sb_json_str(&b, k->sk);
+    tn__sb_str(&b, "}},\"ConsistentRead\":true,\"ProjectionExpression\":\"#v\","
+                   "\"ExpressionAttributeNames\":{\"#v\":\"version\"}}");
+    if (b.failed) {
+        *rc = TN_NOMEM;
+        return 0;
+    }
+    tn__ddb_resp r;
+    *rc = tn__ddb_call(&x->aws, h, "GetItem", b.p, b.len, &r);
+    int64_t v = *rc == TN_OK ? tn__ddb_version_of(r.body) : 0;
+    tn__ddb_resp_free(&r);
+    tn__sb_free(&b);
+    return v;
+}
+
+/* One row alone, with a conditional PutItem. */
+static void put_one(ctx *x, tn__http *h, const tn__change *ch, const tn__remote_key *k, const char *item,
+                    tn__result *res) {
+    tn__sbuf b = {0};
+    put_body(x, item, ch->version, &b);
+    if (b.failed) {
+        settle(res, TN__OUT_RETRY, TN_NOMEM);
+        return;
+    }
+    tn__ddb_resp r;
+    int rc = tn__ddb_call(&x->aws, h, "PutItem", b.p, b.len, &r);
+    tn__ddb_resp_free(&r);
+    tn__sb_free(&b);
+    if (rc == TN_OK) {
+        settle(res, TN__OUT_OK, 0);
+    } else if (rc == TN_CONFLICT) {
+        /* Equal version: our own earlier write (a replay after a crash). */
+        int64_t rv = remote_version(x, h, k, &rc);
+        if (rc != TN_OK) row_error(x, res, rc);
+        else if (rv == ch->version) settle(res, TN__OUT_OK, 0);
+        else if (rv > ch->version) {
+            settle(res, TN__OUT_CONFLICT, TN_CONFLICT);
+            res->remote_version = rv;
+        } else settle(res, TN__OUT_RETRY, TN_CONFLICT);
+    } else {
+        row_error(x, res, rc);
+    }
+}
+
+/* Writes the rows idx[0..n) with one TransactWriteItems, falling back to one
+ * PutItem per row when the transaction is refused. */
+static void write_rows(ctx *x, tn__batch *b, tn__remote_key *keys, char **items, int *idx,
+                       int n, tn__result *res) {
+    if (n == 1) {
+        put_one(x, x->w[0].h, &b->changes[idx[0]], &keys[idx[0]], items[idx[0]], &res[idx[0]]);
+        return;
+    }
+    tn__sbuf body = {0};
+    tn__sb_str(&body, "{\"TransactItems\":[");
+    for (int j = 0; j < n; j++) {
+        tn__sb_str(&body, j ? ",{\"Put\":" : "{\"Put\":");
+        put_body(x, items[idx[j]], b->changes[idx[j]].version, &body);
+        tn__sb_str(&body, "}");
+    }
+    tn__sb_str(&body, "]}");
+    int rc = TN_NOMEM;
+    if (!body.failed) {
+        tn__ddb_resp r;
+        rc = tn__ddb_call(&x->aws, x->w[0].h, "TransactWriteItems", body.p, body.len, &r);
+        tn__ddb_resp_free(&r);
+    }
+    tn__sb_free(&body);
+    if (rc == TN_OK) {
+        for (int j = 0; j < n; j++) settle(&res[idx[j]], TN__OUT_OK, 0);
+        return;
+    }
+    if (tn_err_retryable(rc) || is_blocking(rc)) {
+        for (int j = 0; j < n; j++) row_error(x, &res[idx[j]], rc);
+        return;
+    }
+    /* Cancelled (a condition, a validation error): settle each row alone. */
+    for (int j = 0; j < n && !x->blocking && !stopping(x); j++)
+        put_one(x, x->w[0].h, &b->changes[idx[j]], &keys[idx[j]], items[idx[j]], &res[idx[j]]);
+}
+
+/* ---- S3 ------------------------------------------------------------------------ */
+
+static int file_path(ctx *x, sess_cache *sc, const tn__change *ch, char **path) {
+    if (!sc->s || strcmp(sc->tenant, ch->tenant_id) != 0) {
+        tn_session_close(sc->s);
+        sc->s = NULL;
+        int rc = tn_session_open(x->st, ch->tenant_id, &sc->s);
+        if (rc != TN_OK) return rc;
+        memcpy(sc->tenant, ch->tenant_id, sizeof sc->tenant);
+    }
+    return tn_session_file_path(sc->s, ch->key, path);
+}
+
+#define PART_THREADS 8
+
+typedef struct part_job {
+    ctx *x;
+    const tn__change *ch;
+    const tn__remote_key *k;
+    int fd;
+    tn__mp *mp;
+    int64_t nparts;
+    int next; /* atomic: next part number */
+    int rc;   /* first failure */
+} part_job;
+
+static void *part_worker(void *arg) {
+    part_job *j = arg;
+    ctx *x = j->x;
+    tn__http *h = NULL;
+    unsigned char *buf = malloc((size_t)x->cfg.part_size);
+    int rc = buf ? tn__http_new(300, x->cfg.bandwidth, &h) : TN_NOMEM;
+    while (rc == TN_OK && !stopping(x) && __atomic_load_n(&j->rc, __ATOMIC_RELAXED) == TN_OK) {
+        int p = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (p > j->nparts) break;
+        if (j->mp->etag[p - 1][0]) continue; /* sent before a restart */
+        int64_t off = (p - 1) * x->cfg.part_size;
+        size_t len = (size_t)(j->ch->size - off < x->cfg.part_size ? j->ch->size - off
+                                                                   : x->cfg.part_size);
+        size_t got = 0;
+        while (got < len) {
+            ssize_t n = pread(j->fd, buf + got, len - got, (off_t)(off + (int64_t)got));
+            if (n <= 0) break;
+            got += (size_t)n;
+        }
+        if (got != len) {
+            rc = TN_IO;
+            break;
+        }
+        rc = tn__s3_mp_part(&x->aws, h, j->k->s3_key, j->mp->upload_id, p, buf, len,
+                            j->mp->etag[p - 1], sizeof j->mp->etag[0]);
+        /* Persisted before the next part: a restart resumes after it. */
+        if (rc == TN_OK) rc = tn__mp_part(x->st, j->ch->tenant_id, j->ch->key, p, j->mp->etag[p - 1]);
+        if (rc == TN_OK && x->stats) {
+            __atomic_fetch_add(&x->stats->parts, 1, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&x->stats->bytes, (int64_t)len, __ATOMIC_RELAXED);
+        }
+    }
+    if (rc != TN_OK) {
+        int ok = TN_OK;
+        __atomic_compare_exchange_n(&j->rc, &ok, rc, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    }
+    tn__http_free(h);
+    free(buf);
+    return NULL;
+}
+
+typedef struct hash_job {
+    int fd;
+    int rc;
+    char hex[65];
+} hash_job;
+
+static void *hash_worker(void *arg) {
+    hash_job *j = arg;
+    j->rc = tn__fd_sha256_hex(j->fd, j->hex);
+    return NULL;
+}
+
+/*
+ * Uploads f in parts, resuming an upload recorded for this file and version:
+ * every finished part is persisted before the next begins, so a restart sends
+ * only the parts that were missing.  An upload for an older version is
+ * aborted first.
+ */
+static int upload_parts(ctx *x, worker *w, const tn__change *ch, const tn__remote_key *k, FILE *f) {
+    tn__mp *mp = malloc(sizeof *mp);
+    int rc = mp ? tn__mp_get(x->st, ch->tenant_id, ch->key, mp) : TN_NOMEM;
+    int64_t nparts = (ch->size + x->cfg.part_size - 1) / x->cfg.part_size;
+    if (rc == TN_OK && nparts > TN__MP_MAX_PARTS) rc = TN_TOOBIG;
+    if (rc == TN_OK && mp->upload_id[0] && mp->version != ch->version) {
+        rc = tn__s3_mp_abort(&x->aws, w->h, k->s3_key, mp->upload_id);
+        if (rc == TN_OK) rc = tn__mp_clear(x->st, ch->tenant_id, ch->key);
+        memset(mp->upload_id, 0, sizeof mp->upload_id);
+    }
+    if (rc == TN_OK && !mp->upload_id[0]) {
+        memset(mp, 0, sizeof *mp);
+        rc = tn__s3_mp_create(&x->aws, w->h, k->s3_key, mp->upload_id, sizeof mp->upload_id);
+        if (rc == TN_OK) rc = tn__mp_begin(x->st, ch->tenant_id, ch->key, ch->version, mp->upload_id);
+    }
+    /* The whole file must match its recorded SHA-256; hash it on a thread of
+     * its own while the parts go up, and complete only when it matches. */
+    hash_job hj = {fileno(f), TN_OK, {0}};
+    pthread_t hth;
+    int hashing = rc == TN_OK && pthread_create(&hth, NULL, hash_worker, &hj) == 0;
+    if (rc == TN_OK && !hashing) rc = TN_NOMEM;
+    if (rc == TN_OK) {
+        /* Parts go up on several connections of their own, unless a
+         * bandwidth cap asks for one stream. */
+        part_job pj = {x, ch, k, fileno(f), mp, nparts, 1, TN_OK};
+        int nth = x->cfg.bandwidth > 0 ? 1 : PART_THREADS;
+        if (nth > nparts) nth = (int)nparts;
+        pthread_t th[PART_THREADS];
+        int started = 0;
+        for (int t = 1; t < nth; t++) {
+            if (pthread_create(&th[t], NULL, part_worker, &pj) != 0) break;
+            started = t;
+        }
+        part_worker(&pj);
+        for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
+        rc = pj.rc;
+    }
+    if (hashing) {
+        pthread_join(hth, NULL);
+        if (rc == TN_OK && hj.rc != TN_OK) rc = hj.rc;
+        if (rc == TN_OK && strcmp(hj.hex, ch->sha256) != 0) {
+            /* Changed or damaged on disk: never complete this object. */
+            tn__s3_mp_abort(&x->aws, w->h, k->s3_key, mp->upload_id);
+            tn__mp_clear(x->st, ch->tenant_id, ch->key);
+            free(mp);
+            return TN_IO;
+        }
+    }
+    if (rc == TN_OK && stopping(x)) rc = TN_BUSY;
+    if (rc == TN_OK)
+        rc = tn__s3_mp_complete(&x->aws, w->h, k->s3_key, mp->upload_id,
+                                (const char (*)[72])mp->etag, (int)nparts);
+    if (rc == TN_OK) {
+        tn__mp_clear(x->st, ch->tenant_id, ch->key);
+    } else if (rc == TN_NOTFOUND || rc == TN_INVALID) {
+        /* The upload is gone (expired, aborted) or refused its parts: start
+         * over on the next pass rather than dead-letter the file. */
+        if (mp && mp->upload_id[0]) tn__s3_mp_abort(&x->aws, w->h, k->s3_key, mp->upload_id);
+        tn__mp_clear(x->st, ch->tenant_id, ch->key);
+        rc = TN_THROTTLED;
+    }
+    free(mp);
+    return rc;
+}
+
+static void upload(ctx *x, worker *w, const tn__change *ch, const tn__remote_key *k,
+                   tn__result *res) {
+    char *path = NULL;
+    int rc = file_path(x, &w->sc, ch, &path);
+    if (rc != TN_OK) {
+        row_error(x, res, rc == TN_NOTFOUND ? TN_IO : rc);
+        return;
+    }
+    FILE *f = fopen(path, "rb");
+    free(path);
+    struct stat sb;
+    if (!f || fstat(fileno(f), &sb) != 0 || sb.st_size != ch->size || strlen(ch->sha256) != 64) {
+        /* The bytes are gone or were replaced without a new record. */
+        if (f) fclose(f);
+        settle(res, TN__OUT_DEAD, TN_IO);
+        return;
+    }
+    int parts = ch->size >= x->cfg.multipart_threshold;
+    if (parts) {
+        rc = upload_parts(x, w, ch, k, f);
+    } else {
+        unsigned char *buf = malloc(ch->size ? (size_t)ch->size : 1);
+        if (!buf) rc = TN_NOMEM;
+        else if (ch->size && fread(buf, 1, (size_t)ch->size, f) != (size_t)ch->size) rc = TN_IO;
+        else rc = tn__s3_put(&x->aws, w->h, k->s3_key, buf, (size_t)ch->size, ch->sha256,
+                             ch->content_type);
+        free(buf);
+    }
+    fclose(f);
+    if (rc == TN_OK) {
+        settle(res, TN__OUT_OK, 0); /* stage 1 done; the row comes next */
+        if (x->stats && !parts) __atomic_fetch_add(&x->stats->bytes, ch->size, __ATOMIC_RELAXED);
+    } else {
+        row_error(x, res, rc);
+        if (is_blocking(rc)) __atomic_store_n(&x->blocking_s3, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* ---- single-writer mode ------------------------------------------------------- */
+
+/* The pk/sk pairs listed under UnprocessedItems, as "pk\nsk" strings. */
+static int unprocessed(const char *body, const char *table, char ***out) {
+    *out = NULL;
+    cJSON *j = cJSON_Parse(body);
+    cJSON *list = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "UnprocessedItems"), table), *e;
+    int n = 0, cap = cJSON_GetArraySize(list);
+    if (cap > 0) *out = calloc((size_t)cap, sizeof **out);
+    cJSON_ArrayForEach(e, list) {
+        cJSON *item = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "PutRequest"), "Item");
+        const char *pk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "pk"), "S"));
+        const char *sk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "sk"), "S"));
+        if (!*out || !pk || !sk || n >= cap) continue;
+        tn__sbuf b = {0};
+        tn__sb_fmt(&b, "%s\n%s", pk, sk);
+        (*out)[n] = tn__sb_take(&b);
+        if ((*out)[n]) n++;
+    }
+    cJSON_Delete(j);
+    return n;
+}
+
+/*
+ * Writes rows idx[0..n) (n <= 25) with BatchWriteItem, without the version
+ * condition: only for an appliance that is the only writer of its tenants'
+ * rows (opt-in).  UnprocessedItems are sent again with backoff; a refused
+ * batch falls back to one conditional PutItem per row.
+ */
+static void batch_write(ctx *x, tn__http *h, tn__batch *b, tn__remote_key *keys, char **items,
+                        const int *idx, int n, tn__result *res) {
+    int left[MAX_BATCH_WRITE], nleft = n;
+    memcpy(left, idx, (size_t)n * sizeof *left);
+    for (int attempt = 0; nleft > 0 && attempt < 6 && !stopping(x); attempt++) {
+        if (attempt) nap(x, tn__sync_backoff_ms(attempt, 50, 2000, randombytes_random()));
+        tn__sbuf body = {0};
+        tn__sb_str(&body, "{\"RequestItems\":{");
+        tn__sb_json_str(&body, x->aws.table);
+        tn__sb_str(&body, ":[");
+        for (int j = 0; j < nleft; j++) {
+            tn__sb_str(&body, j ? ",{\"PutRequest\":{\"Item\":" : "{\"PutRequest\":{\"Item\":");
+            tn__sb_str(&body, items[left[j]]);
+            tn__sb_str(&body, "}}");
+        }
+        tn__sb_str(&body, "]}}");
+        tn__ddb_resp r;
+        int rc = body.failed ? TN_NOMEM
+                             : tn__ddb_call(&x->aws, h, "BatchWriteItem", body.p, body.len, &r);
+        tn__sb_free(&body);
+        if (rc != TN_OK) {
+            if (rc != TN_NOMEM) tn__ddb_resp_free(&r);
+            if (tn_err_retryable(rc) || is_blocking(rc)) {
+                for (int j = 0; j < nleft; j++) row_error(x, &res[left[j]], rc);
+            } else {
+                for (int j = 0; j < nleft && !x->blocking; j++)
+                    put_one(x, h, &b->changes[left[j]], &keys[left[j]], items[left[j]],
+                            &res[left[j]]);
+            }
+            return;
+        }
+        char **un = NULL;
+        int nu = unprocessed(r.body, x->aws.table, &un);
+        tn__ddb_resp_free(&r);
+        int keep = 0;
+        for (int j = 0; j < nleft; j++) {
+            int i = left[j], again = 0;
+            size_t pl = strlen(keys[i].pk);
+            for (int u = 0; u < nu && !again; u++)
+                again = strncmp(un[u], keys[i].pk, pl) == 0 && un[u][pl] == '\n' &&
+                        strcmp(un[u] + pl + 1, keys[i].sk) == 0;
+            if (again) left[keep++] = i;
+            else settle(&res[i], TN__OUT_OK, 0);
+        }
+        for (int u = 0; u < nu; u++) free(un[u]);
+        free(un);
+        nleft = keep;
+    }
+    for (int j = 0; j < nleft; j++) settle(&res[left[j]], TN__OUT_RETRY, TN_THROTTLED);
+}
+
+/* ---- parallel requests ------------------------------------------------------- */
+
+typedef struct job {
+    ctx *x;
+    tn__batch *b;
+    tn__remote_key *keys;
+    char **items;
+    const int *idx; /* the changes to handle */
+    int n;
+    int next;       /* atomic: next index into idx */
+    int stage;      /* 1 upload, 2 row, 3 batch of rows */
+    tn__result *res;
+    const int *rows; /* stage 3: every row; idx holds chunk starts */
+    int nrows;
+} job;
+
+typedef struct job_arg {
+    job *j;
+    worker *w;
+} job_arg;
+
+static void *job_worker(void *arg) {
+    job_arg *a = arg;
+    job *j = a->j;
+    ctx *x = j->x;
+    for (;;) {
+        int k = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (k >= j->n || __atomic_load_n(&x->blocking, __ATOMIC_RELAXED) || stopping(x)) break;
+        int i = j->idx[k];
+        if (j->stage == 1) upload(x, a->w, &j->b->changes[i], &j->keys[i], &j->res[i]);
+        else if (j->stage == 3) {
+            /* idx holds chunk starts into j->rows */
+            int cnt = j->nrows - i < MAX_BATCH_WRITE ? j->nrows - i : MAX_BATCH_WRITE;
+            batch_write(x, a->w->h, j->b, j->keys, j->items, j->rows + i, cnt, j->res);
+        } else put_one(x, a->w->h, &j->b->changes[i], &j->keys[i], j->items[i], &j->res[i]);
+    }
+    return NULL;
+}
+
+/* Runs the job on up to WORKERS threads, each with its own connection. */
+static void run_job(job *j) {
+    pthread_t th[WORKERS];
+    job_arg args[WORKERS];
+    int nth = j->n < WORKERS ? j->n : WORKERS, started = 0;
+    for (int t = 1; t < nth; t++) {
+        args[t] = (job_arg){j, &j->x->w[t]};
+        if (pthread_create(&th[t], NULL, job_worker, &args[t]) != 0) break;
+        started = t;
+    }
+    args[0] = (job_arg){j, &j->x->w[0]};
+    job_worker(&args[0]);
+    for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
+}
+
+/* ---- one batch -------------------------------------------------------------- */
+
+static int process(ctx *x, tn__batch *b, tn__result *res) {
+    int n = b->n, rc = TN_OK;
+    tn__remote_key *keys = calloc((size_t)n, sizeof *keys);
+    char **items = calloc((size_t)n, sizeof *items);
+    int *idx = calloc((size_t)n, sizeof *idx);
+    if (!keys || !items || !idx) {
+        rc = TN_NOMEM;
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        tn__change *ch = &b->changes[i];
+        settle(&res[i], TN__OUT_RETRY, 0);
+        if (!ch->key) {
+            /* The row was purged before we saw it: nothing names it remotely. */
+            settle(&res[i], TN__OUT_OK, 0);
+            continue;
+        }
+        int krc = tn__remote_key_build(ch->tenant_id, ch->kind, ch->key, &keys[i]);
+        if (krc == TN_NOMEM) {
+            rc = krc;
+            goto done;
+        }
+        if (krc != TN_OK) settle(&res[i], TN__OUT_DEAD, TN_INVALID);
+    }
+    /* 1. Objects first: a FILE# row never points at a missing object. */
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        tn__change *ch = &b->changes[i];
+        if (ch->kind == TN__KIND_FILE && !ch->deleted && keys[i].pk) idx[m++] = i;
+    }
+    if (m) {
+        job j = {x, b, keys, items, idx, m, 0, 1, res, NULL, 0};
+        run_job(&j);
+    }
+    /* 2. Rows. */
+    m = 0;
+    for (int i = 0; i < n; i++) {
+        tn__change *ch = &b->changes[i];
+        if (!keys[i].pk || res[i].outcome == TN__OUT_DEAD) continue;
+        if (ch->kind == TN__KIND_FILE && !ch->deleted && res[i].outcome != TN__OUT_OK) continue;
+        tn__sbuf item = {0};
+        int irc = tn__ddb_item(ch, &keys[i], x->cfg.tombstone_ttl_s, &item);
+        if (irc == TN_OK && item.len > MAX_ITEM_JSON) irc = TN_TOOBIG;
+        if (irc == TN_NOMEM) {
+            tn__sb_free(&item);
+            rc = irc;
+            goto done;
+        }
+        if (irc != TN_OK) {
+            settle(&res[i], TN__OUT_DEAD, irc);
+            tn__sb_free(&item);
+            continue;
+        }
+        items[i] = tn__sb_take(&item);
+        settle(&res[i], TN__OUT_RETRY, 0);
+        idx[m++] = i;
+    }
+    if (x->transact) {
+        for (int j = 0; j < m && !x->blocking && !stopping(x); j += MAX_TRANSACT) {
+            int cnt = m - j < MAX_TRANSACT ? m - j : MAX_TRANSACT;
+            write_rows(x, b, keys, items, idx + j, cnt, res);
+        }
+    } else if (m) {
+        /* Independent conditional PutItems, several in flight: each row's
+         * version condition is all the consistency a row needs, and one
+         * stale or oversized row never holds up the others. */
+        job j = {x, b, keys, items, idx, m, 0, 2, res, NULL, 0};
+        if (x->single_writer) {
+            int starts[MAX_FETCH / MAX_BATCH_WRITE + 1], ns = 0;
+            for (int k = 0; k < m; k += MAX_BATCH_WRITE) starts[ns++] = k;
+            j = (job){x, b, keys, items, starts, ns, 0, 3, res, idx, m};
+            run_job(&j);
+        } else {
+            run_job(&j);
+        }
+    }
+    /* 3. Objects of deleted files, once their tombstone is written. */
+    for (int i = 0; i < n && !x->blocking; i++) {
+        tn__change *ch = &b->changes[i];
+        if (ch->kind != TN__KIND_FILE || !ch->deleted || res[i].outcome != TN__OUT_OK ||
+            !keys[i].s3_key)
+            continue;
+        /* An upload left unfinished for this file is abandoned now. */
+        tn__mp *mp = malloc(sizeof *mp);
+        int drc = mp ? tn__mp_get(x->st, ch->tenant_id, ch->key, mp) : TN_NOMEM;
+        if (drc == TN_OK && mp->upload_id[0]) {
+            drc = tn__s3_mp_abort(&x->aws, x->w[0].h, keys[i].s3_key, mp->upload_id);
+            if (drc == TN_OK) drc = tn__mp_clear(x->st, ch->tenant_id, ch->key);
+        }
+        free(mp);
+        if (drc == TN_OK) drc = tn__s3_delete(&x->aws, x->w[0].h, keys[i].s3_key);
+        if (drc != TN_OK) row_error(x, &res[i], drc);
+        if (is_blocking(drc)) x->blocking_s3 = 1;
+    }
+done:
+    for (int t = 0; t < WORKERS; t++) {
+        tn_session_close(x->w[t].sc.s);
+        x->w[t].sc.s = NULL;
+    }
+    for (int i = 0; keys && i < n; i++) tn__remote_key_free(&keys[i]);
+    for (int i = 0; items && i < n; i++) free(items[i]);
+    free(keys);
+    free(items);
+    free(idx);
+    return rc;
+}
+
+/* ---- passes ------------------------------------------------------------------ */
+
+static const char *describe(int code, int s3) {
+    if (code == TN_NOTFOUND)
+        return s3 ? "S3 bucket not found" : "DynamoDB table not found "
+                                                             "(run `tenantry remote init`)";
+    if (code == TN_DENIED) return "the remote refused the credentials";
+    return tn_strerror(code);
+}
+
+/* Drains the outbox; gives up after max_attempts retryable failures in a row. */
+static int pass(ctx *x, int max_attempts) {
+    tn_sync_stats *s = x->stats;
+    int attempt = 0, rc = TN_OK;
+    x->blocking = x->blocking_s3 = 0;
+    tn__outbox_pending_tenant(x->st, NULL, s ? &s->pending_start : &(int64_t){0});
+    while (!stopping(x)) {
+        tn__batch b;
+        rc = tn__outbox_fetch(x->st, x->cfg.batch, x->cfg.batch * 4, &b);
+        if (rc != TN_OK) {
+            set_what(x, rc, "cannot read the outbox");
+            break;
+        }
+        if (b.n == 0) {
+            tn__batch_free(&b);
+            break;
+        }
+        tn__result *res = calloc((size_t)b.n, sizeof *res);
+        unsigned char *done = calloc((size_t)b.n, 1);
+        rc = res && done ? process(x, &b, res) : TN_NOMEM;
+        int retry_code = 0, any_done = 0;
+        for (int i = 0; rc == TN_OK && i < b.n; i++) {
+            done[i] = res[i].outcome != TN__OUT_RETRY;
+            any_done |= done[i];
+            if (!done[i]) {
+                retry_code = res[i].code ? res[i].code : TN_NETWORK;
+            }
+            if (!s) continue;
+            if (res[i].outcome == TN__OUT_OK) {
+                if (b.changes[i].kind == TN__KIND_ITEM) s->items++;
+                else s->files++;
+            } else if (res[i].outcome == TN__OUT_CONFLICT) {
+                s->conflicts++;
+            } else if (res[i].outcome == TN__OUT_DEAD) {
+                s->dead++;
+            }
+        }
+        int64_t backoff = 0;
+        if (rc == TN_OK && retry_code)
+            backoff = tn__sync_backoff_ms(attempt, x->cfg.backoff_base_ms, x->cfg.backoff_cap_ms,
+                                          randombytes_random());
+        /* Bookkeeping and the acknowledgement in one transaction. */
+        if (rc == TN_OK)
+            rc = tn__sync_record(x->st, &b, res, any_done ? done : NULL, retry_code, backoff);
+        free(res);
+        free(done);
+        tn__batch_free(&b);
+        if (rc != TN_OK) {
+            set_what(x, rc, "cannot record sync progress");
+            break;
+        }
+        if (x->cfg.progress && s) {
+            tn__outbox_pending_tenant(x->st, NULL, &s->pending);
+            x->cfg.progress(s, x->cfg.progress_arg);
+        }
+        if (retry_code) {
+            if (is_blocking(retry_code)) attempt = max_attempts;
+            if (++attempt >= max_attempts) {
+                rc = retry_code;
+                set_what(x, rc, describe(rc, x->blocking_s3));
+                break;
+            }
+            nap(x, backoff);
+            x->blocking = x->blocking_s3 = 0;
+        } else {
+            attempt = 0;
+        }
+    }
+    if (s) tn__outbox_pending_tenant(x->st, NULL, &s->pending);
+    return rc;
+}
+
+int tn_sync_run_once(tn_store *st, const tn_sync_config *cfg, tn_sync_stats *stats) {
+    tn_sync_stats local;
+    if (!stats) stats = &local;
+    memset(stats, 0, sizeof *stats);
+    ctx x;
+    int rc = ctx_open(&x, st, cfg, stats);
+    if (rc == TN_OK) rc = pass(&x, x.cfg.max_attempts);
+    ctx_close(&x);
+    if (rc == TN_OK) stats->error = 0;
+    return rc;
+}
+
+/* ---- background thread --------------------------------------------------------- */
+
+struct tn_sync {
+    tn_store *st;
+    tn_sync_config cfg;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    volatile int stop;
+    int kick;
+};
+
+static void *thread_main(void *arg) {
+    tn_sync *e = arg;
+    tn_sync_stats stats;
+    ctx x;
+    int attempt = 0, have_ctx = 0;
+    while (!e->stop) {
+        memset(&stats, 0, sizeof stats);
+        if (!have_ctx) {
+            have_ctx = ctx_open(&x, e->st, &e->cfg, &stats) == TN_OK;
+            x.stop = &e->stop;
+            x.mu = &e->mu;
+            x.cv = &e->cv;
+            if (!have_ctx) ctx_close(&x);
+        }
+        int rc = have_ctx ? pass(&x, 1) : TN_INVALID;
+        int64_t wait_ms = e->cfg.interval_ms;
+        if (rc != TN_OK) {
+            int64_t cap = e->cfg.backoff_cap_ms;
+            wait_ms = tn__sync_backoff_ms(attempt, e->cfg.backoff_base_ms * 4, cap,
+                                          randombytes_random());
+            if (wait_ms < e->cfg.backoff_base_ms) wait_ms = e->cfg.backoff_base_ms;
+            if (attempt < 30) attempt++;
+        } else {
+            attempt = 0;
+        }
+        /* Sleep in ticks, so a full outbox can start the next run early. */
+        int64_t slept = 0;
+        pthread_mutex_lock(&e->mu);
+        while (!e->stop && !e->kick && slept < wait_ms) {
+            int64_t tick = wait_ms - slept < 2000 ? wait_ms - slept : 2000;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += tick / 1000;
+            ts.tv_nsec += (tick % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+            pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+            slept += tick;
+            if (rc == TN_OK && e->cfg.early_rows > 0) {
+                pthread_mutex_unlock(&e->mu);
+                int64_t rows = 0;
+                tn__outbox_pending_tenant(e->st, NULL, &rows);
+                pthread_mutex_lock(&e->mu);
+                if (rows >= e->cfg.early_rows) break;
+            }
+        }
+        e->kick = 0;
+        pthread_mutex_unlock(&e->mu);
+    }
+    if (have_ctx) ctx_close(&x);
+    return NULL;
+}
+
+int tn_sync_start(tn_store *st, const tn_sync_config *cfg, tn_sync **out) {
+    *out = NULL;
+    tn_sync *e = calloc(1, sizeof *e);
+    if (!e) return TN_NOMEM;
+    e->st = st;
+    if (cfg) e->cfg = *cfg;
+    else tn_sync_config_init(&e->cfg);
+    if (e->cfg.interval_ms < 1000) e->cfg.interval_ms = 1000;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    int rc = pthread_create(&e->th, NULL, thread_main, e) != 0 ? TN_NOMEM : TN_OK;
+    if (rc != TN_OK) {
+        pthread_mutex_destroy(&e->mu);
+        pthread_cond_destroy(&e->cv);
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return TN_OK;
+}
+
+void tn_sync_kick(tn_sync *e) {
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    e->kick = 1;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void tn_sync_stop(tn_sync *e) {
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    e->stop = 1;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->th, NULL);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}

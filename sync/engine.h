@@ -1,0 +1,91 @@
+/*
+ * engine.h - the sync engine: drains the store's outbox to DynamoDB (rows)
+ * and S3 (file bytes), as a background thread of `tenantry serve` or one
+ * pass for `tenantry sync --once`.
+ *
+ * Guarantees:
+ *   - An outbox row is acknowledged (deleted) only after the remote
+ *     acknowledged that version, or after the remote proved to hold a newer
+ *     version (a conflict loss: counted, recorded in _sync_conflicts), or after
+ *     the change was moved to the dead-letter table (_sync_dead) for a
+ *     permanent error.  A crash at any point replays at most idempotent writes.
+ *   - A remote row is only replaced by a higher version
+ *     (condition attribute_not_exists(pk) OR version < :v).
+ *   - A file's FILE# row is written only after its object is in S3; a deleted
+ *     file's row is tombstoned first, then its object deleted.
+ *   - Retryable failures (network, timeouts, throttling, 5xx) back off
+ *     exponentially with full jitter; the thread sleeps, it never spins.
+ *
+ * Configuration comes from the environment (see aws.h) plus tn_sync_config.
+ */
+#ifndef TN_ENGINE_H
+#define TN_ENGINE_H
+
+#include "tenantry.h"
+
+#include <stdint.h>
+
+typedef struct tn_sync_stats {
+    int64_t items;     /* item rows written (puts and tombstones) */
+    int64_t files;     /* file rows written */
+    int64_t bytes;     /* file bytes uploaded */
+    int64_t conflicts; /* local writes that lost to a newer remote version */
+    int64_t dead;      /* changes moved to the dead-letter table */
+    int64_t pending;   /* outbox rows left when the run ended */
+    int64_t pending_start;
+    int64_t parts;     /* multipart parts uploaded */
+    int error;         /* 0, or the tn code that stopped the run */
+    char what[128];    /* generic description of that error (no secrets) */
+} tn_sync_stats;
+
+typedef struct tn_sync_config {
+    int64_t interval_ms;      /* background: time between runs (default 60 s) */
+    int64_t early_rows;       /* background: an outbox this long starts a run early (1000) */
+    int batch;                /* changes per fetch, at most 100 (default 100) */
+    int64_t bandwidth;        /* bytes per second, 0 = no cap */
+    int64_t tombstone_ttl_s;  /* expires_at = deletion time + this (default 30 days) */
+    int max_attempts;         /* run_once: retryable failures in a row before giving up (4) */
+    int64_t backoff_base_ms;  /* first backoff ceiling (default 500 ms) */
+    int64_t backoff_cap_ms;   /* largest backoff (default 300 s) */
+    /* Called after every batch (may be NULL). */
+    void (*progress)(const tn_sync_stats *s, void *arg);
+    void *progress_arg;
+    int64_t multipart_threshold; /* files this large go up in parts (default 16 MiB) */
+    int64_t part_size;           /* bytes per part, at least 5 MiB (default 8 MiB) */
+} tn_sync_config;
+
+void tn_sync_config_init(tn_sync_config *cfg);
+/* Overrides from TENANTRY_SYNC_INTERVAL (s), TENANTRY_SYNC_BANDWIDTH (bytes/s),
+ * TENANTRY_SYNC_EARLY_ROWS, TENANTRY_SYNC_ATTEMPTS, TENANTRY_SYNC_BACKOFF_MS,
+ * TENANTRY_SYNC_MULTIPART_MB, TENANTRY_SYNC_PART_MB, TENANTRY_TOMBSTONE_TTL (s).
+ * -1 when one is not a non-negative number. */
+int tn_sync_config_from_env(tn_sync_config *cfg);
+
+/* One pass: drains the outbox until it is empty or a failure persists
+ * max_attempts times.  TN_OK when everything pending was handled (dead letters
+ * and conflict losses are handled, and counted in *stats); else the error.
+ * stats may be NULL. */
+int tn_sync_run_once(tn_store *st, const tn_sync_config *cfg, tn_sync_stats *stats);
+
+/* Background thread. */
+typedef struct tn_sync tn_sync;
+int tn_sync_start(tn_store *st, const tn_sync_config *cfg, tn_sync **out);
+void tn_sync_kick(tn_sync *e); /* run now */
+void tn_sync_stop(tn_sync *e); /* waits for the thread; NULL is fine */
+
+/* Sync status as JSON (malloc'd).  tenant_id NULL: the admin view, with every
+ * tenant (ids included) and totals.  tenant_id set: that tenant's numbers
+ * only, never an id: {"pending":N,"failed":N,"conflicts":N,"last_success":
+ * "...",  "last_error":"...", "backoff_ms":N}. */
+int tn_sync_status_json(tn_store *st, const char *tenant_id, char **json);
+
+/* Sets up the remote: creates the DynamoDB table (on-demand, TTL on
+ * expires_at) when missing and checks that the bucket is reachable.
+ * *what gets a generic line about what failed (static string). */
+int tn_sync_remote_init(tn_store *st, const char **what);
+
+/* Full-jitter backoff: a value in [0, min(cap, base * 2^attempt)] picked with
+ * rnd (any 32-bit random value). */
+int64_t tn__sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint32_t rnd);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * http_client.c - one libcurl easy handle per tn__http (see http_client.h).
+ *
+ * Reusing the easy handle keeps its connection cache, so a batch of requests
+ * to one endpoint shares one TCP (and TLS) connection.  curl_global_init runs
+ * once, under pthread_once, because it is not thread-safe.
+ */
+#include "http_client.h"
+
+#include "tenantry.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct tn__http {
+    CURL *curl;
+    long timeout_s;
+    int64_t cap;
+    int64_t sent;
+};
+
+typedef struct upload {
+    const unsigned char *p;
+    size_t len, off;
+} upload;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+int tn__http_new(long timeout_s, int64_t cap, tn__http **out) {
+    *out = NULL;
+    pthread_once(&curl_once, curl_init_once);
+    tn__http *h = calloc(1, sizeof *h);
+    if (!h) return TN_NOMEM;
+    h->curl = curl_easy_init();
+    if (!h->curl) {
+        free(h);
+        return TN_NOMEM;
+    }
+    h->timeout_s = timeout_s;
+    h->cap = cap;
+    *out = h;
+    return TN_OK;
+}
+
+void tn__http_free(tn__http *h) {
+    if (!h) return;
+    curl_easy_cleanup(h->curl);
+    free(h);
+}
+
+int64_t tn__http_sent(const tn__http *h) { return h ? h->sent : 0; }
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg) {
+    tn__http_resp *r = arg;
+    size_t add = sz * n;
+    char *nb = realloc(r->body, r->len + add + 1);
+    if (!nb) return 0; /* curl reports a write error */
+    memcpy(nb + r->len, p, add);
+    r->body = nb;
+    r->len += add;
+    r->body[r->len] = '\0';
+    return add;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *arg) {
+    tn__http_resp *r = arg;
+    size_t len = sz * n;
+    if (len > 5 && strncasecmp(p, "etag:", 5) == 0) {
+        size_t i = 5;
+        while (i < len && (p[i] == ' ' || p[i] == '\t')) i++;
+        size_t j = len;
+        while (j > i && (p[j - 1] == '\r' || p[j - 1] == '\n' || p[j - 1] == ' ')) j--;
+        if (j - i < sizeof r->etag) {
+            memcpy(r->etag, p + i, j - i);
+            r->etag[j - i] = '\0';
+        }
+    }
+    return len;
+}
+
+static size_t on_read(char *dst, size_t sz, size_t n, void *arg) {
+    upload *u = arg;
+    size_t want = sz * n, left = u->len - u->off;
+    if (want > left) want = left;
+    memcpy(dst, u->p + u->off, want);
+    u->off += want;
+    return want;
+}
+
+int tn__http_do(tn__http *h, const char *method, const char *url, const char *const *headers,
+                size_t nheaders, const void *body, size_t len, tn__http_resp *r) {
+    memset(r, 0, sizeof *r);
+    CURL *c = h->curl;
+    curl_easy_reset(c); /* keeps the connection cache */
+    struct curl_slist *hl = NULL;
+    for (size_t i = 0; i < nheaders; i++) {
+        struct curl_slist *n = curl_slist_append(hl, headers[i]);
+        if (!n) {
+            curl_slist_free_all(hl);
+            return TN_NOMEM;
+        }
+        hl = n;
+    }
+    /* No "Expect: 100-continue" round trip; an empty Content-Type unless given. */
+    struct curl_slist *n = curl_slist_append(hl, "Expect:");
+    if (n) hl = n;
+    upload u = {body, len, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+    if (h->timeout_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT, h->timeout_s);
+    if (h->cap > 0) {
+        curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)h->cap);
+        curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)h->cap);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "PUT") == 0) {
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, &u);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+        /* Large writes for large bodies: far fewer syscalls per part. */
+        if (len > 65536) curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 1L << 20);
+    } else {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    CURLcode cc = curl_easy_perform(c);
+    curl_slist_free_all(hl);
+    if (!r->body) {
+        r->body = calloc(1, 1);
+        if (!r->body) return TN_NOMEM;
+    }
+    if (cc != CURLE_OK) {
+        tn__http_resp_free(r);
+        return cc == CURLE_OPERATION_TIMEDOUT ? TN_TIMEOUT : TN_NETWORK;
+    }
+    h->sent += (int64_t)len;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    return TN_OK;
+}
+
+void tn__http_resp_free(tn__http_resp *r) {
+    if (!r) return;
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}

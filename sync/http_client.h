@@ -1,0 +1,40 @@
+/*
+ * http_client.h - the sync engine's HTTP(S) client: one libcurl easy handle
+ * per tn__http, reused across requests so connections stay open; TLS
+ * verification always on; connect and low-speed timeouts; an optional
+ * bandwidth cap (bytes per second, both directions).
+ *
+ * A tn__http belongs to one thread at a time.  Responses are collected in
+ * memory (the remote's answers are small; file bytes only go up).
+ */
+#ifndef TN_HTTP_CLIENT_H
+#define TN_HTTP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tn__http tn__http;
+
+typedef struct tn__http_resp {
+    long status;   /* 0 when no response arrived */
+    char *body;    /* NUL-terminated, malloc'd (may be empty) */
+    size_t len;
+    char etag[256]; /* the ETag response header, if any */
+} tn__http_resp;
+
+/* timeout_s: whole-request limit (0: none, only the low-speed limit). */
+int tn__http_new(long timeout_s, int64_t max_bytes_per_s, tn__http **out);
+void tn__http_free(tn__http *h);
+
+/*
+ * Sends one request.  headers: "Name: value" strings.  Returns TN_OK when a
+ * response arrived (any status), TN_NETWORK / TN_TIMEOUT when none did.
+ * The response is in *r (free with tn__http_resp_free).
+ */
+int tn__http_do(tn__http *h, const char *method, const char *url, const char *const *headers,
+                size_t nheaders, const void *body, size_t len, tn__http_resp *r);
+void tn__http_resp_free(tn__http_resp *r);
+/* Bytes sent since the handle was made (request bodies). */
+int64_t tn__http_sent(const tn__http *h);
+
+#endif

@@ -1,0 +1,340 @@
+/*
+ * s3.c - presigned PUT, DeleteObject and HeadBucket (see s3.h).
+ */
+#include "s3.h"
+
+#include "crypto.h"
+#include "sbuf.h"
+#include "sigv4.h"
+#include "tenantry.h"
+
+#include <openssl/evp.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void tn__b64_std(const unsigned char *in, size_t len, char *out) {
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+}
+
+int tn__s3_status(long st) {
+    if (st >= 200 && st < 300) return TN_OK;
+    if (st == 0 || st >= 500 || st == 429) return TN_THROTTLED;
+    if (st == 403) return TN_DENIED;
+    if (st == 404) return TN_NOTFOUND;
+    if (st == 400) return TN_INVALID;
+    return TN_REMOTE;
+}
+
+/* Host and request path of key in the bucket (path already URI-encoded). */
+static int target(tn__aws *a, const char *key, char *host, size_t hn, tn__sbuf *path) {
+    char eph[300];
+    if (!a->bucket[0] || tn__aws_host(a->ep_s3, eph, sizeof eph) != TN_OK) return TN_INVALID;
+    char *enc = NULL;
+    if (key && tn__sigv4_uri_encode(key, strlen(key), 1, &enc) != 0) return TN_INVALID;
+    if (a->path_style) {
+        snprintf(host, hn, "%s", eph);
+        tn__sb_fmt(path, "/%s/%s", a->bucket, enc ? enc : "");
+    } else {
+        snprintf(host, hn, "%s.%s", a->bucket, eph);
+        tn__sb_fmt(path, "/%s", enc ? enc : "");
+    }
+    free(enc);
+    return path->failed ? TN_NOMEM : TN_OK;
+}
+
+static const char *scheme_of(const tn__aws *a) {
+    return strncmp(a->ep_s3, "http://", 7) == 0 ? "http" : "https";
+}
+
+int tn__s3_presign(tn__aws *a, tn__http *h, const char *method, const char *key,
+                   const char *checksum_b64, const char *content_type, long ttl_s, char **url) {
+    tn__sigv4_header sh[2];
+    size_t nh = 0;
+    if (checksum_b64) sh[nh++] = (tn__sigv4_header){"x-amz-checksum-sha256", checksum_b64};
+    if (content_type) sh[nh++] = (tn__sigv4_header){"content-type", content_type};
+    return tn__s3_presign_q(a, h, method, key, NULL, sh, nh, ttl_s, url);
+}
+
+int tn__s3_presign_q(tn__aws *a, tn__http *h, const char *method, const char *key,
+                     const char *query, const tn__sigv4_header *extra, size_t nextra, long ttl_s,
+                     char **url) {
+    *url = NULL;
+    if (nextra > 4) return TN_INVALID;
+    char host[600];
+    tn__sbuf path = {0};
+    int rc = target(a, key, host, sizeof host, &path);
+    if (rc != TN_OK) {
+        tn__sb_free(&path);
+        return rc;
+    }
+    tn__sigv4_header sh[5] = {{"host", host}};
+    size_t nh = 1;
+    for (size_t i = 0; i < nextra; i++) sh[nh++] = extra[i];
+    tn__aws_creds cr;
+    if ((rc = tn__aws_creds_get(a, h, time(NULL), &cr)) != TN_OK) {
+        tn__sb_free(&path);
+        return rc;
+    }
+    tn__sigv4_request req = {method, path.p, query, sh, nh, NULL, 0, "UNSIGNED-PAYLOAD"};
+    tn__sigv4_signer s = {cr.akid, cr.secret, cr.token, a->region, "s3", time(NULL),
+                          TN__SIGV4_PRESIGN | TN__SIGV4_PATH_ENCODED, ttl_s};
+    tn__sigv4_result r;
+    rc = tn__sigv4_sign(&s, &req, &r) == 0 ? TN_OK : TN_INVALID;
+    tn__aws_creds_wipe(&cr);
+    if (rc == TN_OK) {
+        tn__sbuf u = {0};
+        tn__sb_fmt(&u, "%s://%s%s?%s", scheme_of(a), host, path.p, r.query);
+        *url = tn__sb_take(&u);
+        if (!*url) rc = TN_NOMEM;
+    }
+    tn__sigv4_result_free(&r);
+    tn__sb_free(&path);
+    return rc;
+}
+
+int tn__s3_put(tn__aws *a, tn__http *h, const char *key, const void *data, size_t len,
+               const char *sha256_hex, const char *content_type) {
+    /* The bytes must be the ones recorded: a file changed or damaged on disk
+     * is refused here rather than mirrored. */
+    unsigned char sha[32], md5[16];
+    unsigned int mdlen = 0;
+    char hex[65], b64[48], md5b64[32];
+    tn__sha256(data, len, sha);
+    tn__hex(sha, 32, hex);
+    if (!sha256_hex || strcmp(hex, sha256_hex) != 0) return TN_IO;
+    if (!EVP_Digest(data, len, md5, &mdlen, EVP_md5(), NULL)) return TN_ERROR;
+    tn__b64_std(sha, 32, b64);
+    tn__b64_std(md5, 16, md5b64);
+    const char *ct = content_type && *content_type ? content_type : "application/octet-stream";
+    /* Both digests are signed: S3 verifies x-amz-checksum-sha256, and
+     * Content-MD5 is checked by every S3 implementation. */
+    tn__sigv4_header sh[] = {{"x-amz-checksum-sha256", b64}, {"content-type", ct},
+                             {"content-md5", md5b64}};
+    char *url = NULL;
+    int rc = tn__s3_presign_q(a, h, "PUT", key, NULL, sh, 3, TN__S3_PRESIGN_TTL, &url);
+    if (rc != TN_OK) return rc;
+    tn__sbuf h1 = {0}, h2 = {0}, h3 = {0};
+    tn__sb_fmt(&h1, "x-amz-checksum-sha256: %s", b64);
+    tn__sb_str(&h2, "Content-Type: ");
+    tn__sb_str(&h2, ct);
+    tn__sb_fmt(&h3, "Content-MD5: %s", md5b64);
+    const char *hv[] = {h1.p, h2.p, h3.p};
+    tn__http_resp resp;
+    if (h1.failed || h2.failed || h3.failed) rc = TN_NOMEM;
+    else rc = tn__http_do(h, "PUT", url, hv, 3, data, len, &resp);
+    if (rc == TN_OK) {
+        rc = tn__s3_status(resp.status);
+        tn__http_resp_free(&resp);
+    }
+    /* The URL is a bearer credential for this key until it expires. */
+    sodium_memzero(url, strlen(url));
+    free(url);
+    tn__sb_free(&h1);
+    tn__sb_free(&h2);
+    tn__sb_free(&h3);
+    return rc;
+}
+
+int tn__fd_sha256_hex(int fd, char out[65]) {
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(1 << 20), md[32];
+    unsigned int n = 0;
+    int rc = c && buf && EVP_DigestInit_ex(c, EVP_sha256(), NULL) ? TN_OK : TN_NOMEM;
+    off_t off = 0;
+    ssize_t got;
+    /* pread: the file offset is shared with the part readers. */
+    while (rc == TN_OK && (got = pread(fd, buf, 1 << 20, off)) > 0) {
+        if (!EVP_DigestUpdate(c, buf, (size_t)got)) rc = TN_ERROR;
+        off += got;
+    }
+    if (rc == TN_OK && got < 0) rc = TN_IO;
+    if (rc == TN_OK && !EVP_DigestFinal_ex(c, md, &n)) rc = TN_ERROR;
+    if (rc == TN_OK) tn__hex(md, 32, out);
+    EVP_MD_CTX_free(c);
+    free(buf);
+    return rc;
+}
+
+int tn__s3_request(tn__aws *a, tn__http *h, const char *method, const char *key,
+                   const char *query, const void *body, size_t len, tn__http_resp *out) {
+    memset(out, 0, sizeof *out);
+    char host[600];
+    tn__sbuf path = {0};
+    int rc = target(a, key, host, sizeof host, &path);
+    if (rc == TN_OK && !key && a->path_style && path.len > 1 && path.p[path.len - 1] == '/')
+        path.p[--path.len] = '\0'; /* "/bucket" rather than "/bucket/" */
+    tn__aws_creds cr;
+    if (rc == TN_OK) rc = tn__aws_creds_get(a, h, time(NULL), &cr);
+    if (rc != TN_OK) {
+        tn__sb_free(&path);
+        return rc;
+    }
+    tn__sigv4_header sh[] = {{"host", host}};
+    tn__sigv4_request req = {method, path.p, query, sh, 1, body ? body : "", len, NULL};
+    tn__sigv4_signer s = {cr.akid, cr.secret, cr.token, a->region, "s3", time(NULL),
+                          TN__SIGV4_S3, 0};
+    tn__sigv4_result r;
+    rc = tn__sigv4_sign(&s, &req, &r) == 0 ? TN_OK : TN_INVALID;
+    tn__aws_creds_wipe(&cr);
+    if (rc == TN_OK) {
+        tn__sbuf hb[5] = {{0}}, u = {0};
+        const char *hv[5];
+        size_t nh = 0;
+        tn__sb_fmt(&hb[nh], "Authorization: %s", r.authorization);
+        hv[nh] = hb[nh].p, nh++;
+        for (size_t i = 0; i < r.nadd; i++) {
+            tn__sb_fmt(&hb[nh], "%s: %s", r.add[i].name, r.add[i].value);
+            hv[nh] = hb[nh].p, nh++;
+        }
+        /* The only request with a body is CompleteMultipartUpload (XML);
+         * without a type curl would call it a form. */
+        if (len) {
+            tn__sb_str(&hb[nh], "Content-Type: application/xml");
+            hv[nh] = hb[nh].p, nh++;
+        }
+        tn__sb_fmt(&u, "%s://%s%s%s%s", scheme_of(a), host, path.p, query ? "?" : "",
+                   query ? query : "");
+        int bad = u.failed;
+        for (size_t i = 0; i < nh; i++) bad |= hb[i].failed;
+        rc = bad ? TN_NOMEM : tn__http_do(h, method, u.p, hv, nh, body, len, out);
+        for (size_t i = 0; i < nh; i++) {
+            if (hb[i].p) sodium_memzero(hb[i].p, hb[i].len);
+            tn__sb_free(&hb[i]);
+        }
+        tn__sb_free(&u);
+    }
+    tn__sigv4_result_free(&r);
+    tn__sb_free(&path);
+    return rc;
+}
+
+/* A header-signed request without a body on key (NULL: the bucket). */
+static int signed_call(tn__aws *a, tn__http *h, const char *method, const char *key, long *status) {
+    tn__http_resp r;
+    int rc = tn__s3_request(a, h, method, key, NULL, NULL, 0, &r);
+    if (rc == TN_OK) {
+        *status = r.status;
+        tn__http_resp_free(&r);
+    }
+    return rc;
+}
+
+int tn__s3_delete(tn__aws *a, tn__http *h, const char *key) {
+    long st = 0;
+    int rc = signed_call(a, h, "DELETE", key, &st);
+    if (rc != TN_OK) return rc;
+    /* Deleting an absent object is success (204), so a replay is harmless;
+     * 404 means the bucket is missing. */
+    return tn__s3_status(st);
+}
+
+int tn__s3_head_bucket(tn__aws *a, tn__http *h) {
+    long st = 0;
+    int rc = signed_call(a, h, "HEAD", NULL, &st);
+    return rc != TN_OK ? rc : tn__s3_status(st);
+}
+
+/* ---- multipart ---------------------------------------------------------------- */
+
+/* "uploadId=<encoded id>" (plus a prefix) into q. */
+static int upload_query(const char *prefix, const char *upload_id, tn__sbuf *q) {
+    char *enc = NULL;
+    if (tn__sigv4_uri_encode(upload_id, strlen(upload_id), 0, &enc) != 0) return TN_INVALID;
+    tn__sb_fmt(q, "%suploadId=%s", prefix, enc);
+    free(enc);
+    return q->failed ? TN_NOMEM : TN_OK;
+}
+
+int tn__s3_mp_create(tn__aws *a, tn__http *h, const char *key, char *upload_id, size_t n) {
+    tn__http_resp r;
+    int rc = tn__s3_request(a, h, "POST", key, "uploads=", NULL, 0, &r);
+    if (rc != TN_OK) return rc;
+    rc = tn__s3_status(r.status);
+    if (rc == TN_OK) {
+        const char *p = strstr(r.body, "<UploadId>"), *e = p ? strstr(p, "</UploadId>") : NULL;
+        if (!p || !e || (size_t)(e - p - 10) >= n || e - p - 10 == 0) rc = TN_REMOTE;
+        else {
+            memcpy(upload_id, p + 10, (size_t)(e - p - 10));
+            upload_id[e - p - 10] = '\0';
+        }
+    }
+    tn__http_resp_free(&r);
+    return rc;
+}
+
+int tn__s3_mp_part(tn__aws *a, tn__http *h, const char *key, const char *upload_id, int part,
+                   const void *data, size_t len, char *etag, size_t etag_n) {
+    unsigned char md5[16];
+    unsigned int mdlen = 0;
+    char md5b64[32];
+    if (!EVP_Digest(data, len, md5, &mdlen, EVP_md5(), NULL)) return TN_ERROR;
+    tn__b64_std(md5, 16, md5b64);
+    tn__sbuf q = {0};
+    tn__sb_fmt(&q, "partNumber=%d", part);
+    int rc = upload_query("&", upload_id, &q);
+    char *url = NULL;
+    tn__sigv4_header sh[] = {{"content-md5", md5b64}};
+    if (rc == TN_OK) rc = tn__s3_presign_q(a, h, "PUT", key, q.p, sh, 1, TN__S3_PRESIGN_TTL, &url);
+    tn__sb_free(&q);
+    if (rc != TN_OK) return rc;
+    char hdr[64];
+    snprintf(hdr, sizeof hdr, "Content-MD5: %s", md5b64);
+    const char *hv[] = {hdr};
+    tn__http_resp r;
+    rc = tn__http_do(h, "PUT", url, hv, 1, data, len, &r);
+    sodium_memzero(url, strlen(url));
+    free(url);
+    if (rc != TN_OK) return rc;
+    rc = tn__s3_status(r.status);
+    if (rc == TN_OK) {
+        if (!r.etag[0] || strlen(r.etag) >= etag_n) rc = TN_REMOTE;
+        else snprintf(etag, etag_n, "%s", r.etag);
+    }
+    tn__http_resp_free(&r);
+    return rc;
+}
+
+int tn__s3_mp_complete(tn__aws *a, tn__http *h, const char *key, const char *upload_id,
+                       const char (*etags)[72], int nparts) {
+    tn__sbuf body = {0}, q = {0};
+    tn__sb_str(&body, "<CompleteMultipartUpload>");
+    for (int i = 0; i < nparts; i++) {
+        /* ETags are quoted hex from S3; escape the quotes for XML. */
+        tn__sb_fmt(&body, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
+        for (const char *c = etags[i]; *c; c++) {
+            if (*c == '"') tn__sb_str(&body, "&quot;");
+            else if (*c == '<' || *c == '>' || *c == '&') continue;
+            else tn__sb_add(&body, c, 1);
+        }
+        tn__sb_str(&body, "</ETag></Part>");
+    }
+    tn__sb_str(&body, "</CompleteMultipartUpload>");
+    int rc = body.failed ? TN_NOMEM : upload_query("", upload_id, &q);
+    tn__http_resp r;
+    if (rc == TN_OK) rc = tn__s3_request(a, h, "POST", key, q.p, body.p, body.len, &r);
+    tn__sb_free(&body);
+    tn__sb_free(&q);
+    if (rc != TN_OK) return rc;
+    rc = tn__s3_status(r.status);
+    /* S3 may answer 200 with an <Error> document. */
+    if (rc == TN_OK && strstr(r.body, "<Error>")) rc = strstr(r.body, "InternalError") ? TN_THROTTLED
+                                                                                     : TN_INVALID;
+    tn__http_resp_free(&r);
+    return rc;
+}
+
+int tn__s3_mp_abort(tn__aws *a, tn__http *h, const char *key, const char *upload_id) {
+    tn__sbuf q = {0};
+    int rc = upload_query("", upload_id, &q);
+    tn__http_resp r;
+    if (rc == TN_OK) rc = tn__s3_request(a, h, "DELETE", key, q.p, NULL, 0, &r);
+    tn__sb_free(&q);
+    if (rc != TN_OK) return rc;
+    rc = r.status == 404 ? TN_OK : tn__s3_status(r.status); /* already gone */
+    tn__http_resp_free(&r);
+    return rc;
+}

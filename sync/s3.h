@@ -1,0 +1,60 @@
+/*
+ * s3.h - the S3 calls the engine makes: a PUT through a presigned URL signed
+ * for exactly one key with a short lifetime and the object's SHA-256
+ * (x-amz-checksum-sha256, a signed header, so S3 verifies the bytes), and
+ * DeleteObject / HeadBucket signed in header mode.  Keys come from
+ * remote_key.h only.  Path-style URLs when an endpoint is configured,
+ * virtual-hosted ones for AWS itself.
+ */
+#ifndef TN_S3_H
+#define TN_S3_H
+
+#include "aws.h"
+#include "http_client.h"
+#include "sigv4.h"
+
+#include <stdint.h>
+
+#define TN__S3_PRESIGN_TTL 900 /* seconds: 15 minutes */
+
+/* A presigned URL for method on key; signed headers host, and when given
+ * x-amz-checksum-sha256 (base64) and content-type.  *url is malloc'd. */
+int tn__s3_presign(tn__aws *a, tn__http *h, const char *method, const char *key,
+                   const char *checksum_b64, const char *content_type, long ttl_s, char **url);
+
+/* The same with a raw query (already URI-encoded) and any headers to sign. */
+int tn__s3_presign_q(tn__aws *a, tn__http *h, const char *method, const char *key,
+                     const char *query, const tn__sigv4_header *extra, size_t nextra, long ttl_s,
+                     char **url);
+/* A header-signed request (key NULL: the bucket); query already encoded. */
+int tn__s3_request(tn__aws *a, tn__http *h, const char *method, const char *key,
+                   const char *query, const void *body, size_t len, tn__http_resp *out);
+
+/* Multipart: CreateMultipartUpload, CompleteMultipartUpload and
+ * AbortMultipartUpload are header-signed; each part goes up through a
+ * presigned UploadPart URL with a signed Content-MD5 that S3 verifies. */
+int tn__s3_mp_create(tn__aws *a, tn__http *h, const char *key, char *upload_id, size_t n);
+int tn__s3_mp_part(tn__aws *a, tn__http *h, const char *key, const char *upload_id, int part,
+                   const void *data, size_t len, char *etag, size_t etag_n);
+int tn__s3_mp_complete(tn__aws *a, tn__http *h, const char *key, const char *upload_id,
+                       const char (*etags)[72], int nparts);
+int tn__s3_mp_abort(tn__aws *a, tn__http *h, const char *key, const char *upload_id);
+
+/* Uploads data (the whole object) to key through a presigned PUT.
+ * sha256_hex is the recorded digest: bytes that do not match it are refused
+ * (TN_IO) before anything is sent.  TN_OK, a retryable code (network, 5xx),
+ * TN_INVALID (S3 refused the request or a digest), or TN_DENIED /
+ * TN_NOTFOUND (credentials, bucket). */
+int tn__s3_put(tn__aws *a, tn__http *h, const char *key, const void *data, size_t len,
+               const char *sha256_hex, const char *content_type);
+/* SHA-256 of a whole open file as hex (reads with pread). */
+int tn__fd_sha256_hex(int fd, char out[65]);
+int tn__s3_delete(tn__aws *a, tn__http *h, const char *key);
+int tn__s3_head_bucket(tn__aws *a, tn__http *h);
+
+/* Maps an S3 status to a tn code. */
+int tn__s3_status(long status);
+/* Standard base64 (with padding) of len bytes into out (4*ceil(len/3)+1). */
+void tn__b64_std(const unsigned char *in, size_t len, char *out);
+
+#endif

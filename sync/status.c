@@ -1,0 +1,194 @@
+/*
+ * status.c - sync status for the CLI and the HTTP layer, and `remote init`
+ * (see engine.h).  The tenant view never contains a tenant id: it is built
+ * from that tenant's row only and leaves the id column out.
+ */
+#include "engine.h"
+
+#include "aws.h"
+#include "dynamo.h"
+#include "http_client.h"
+#include "s3.h"
+#include "state.h"
+#include "store_int.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STATUS_COLS                                                                          \
+    "SELECT t.id, t.name, "                                                                  \
+    "  (SELECT count(*) FROM _outbox o WHERE o.tenant = t.tid), "                            \
+    "  (SELECT coalesce(sum(f.size), 0) FROM _outbox o JOIN _files f ON f.rowid = o.ref "    \
+    "    WHERE o.tenant = t.tid AND o.kind = 2 AND f.deleted = 0), "                         \
+    "  (SELECT count(*) FROM _sync_dead d WHERE d.tenant = t.tid), "                         \
+    "  (SELECT count(*) FROM _sync_conflicts x WHERE x.tenant = t.tid), "                    \
+    "  s.last_success, s.last_error, s.last_error_at, coalesce(s.backoff_ms, 0) "            \
+    "  FROM _tenants t LEFT JOIN _sync_state s ON s.tenant = t.tid "
+static const char SQL_ALL[] = STATUS_COLS "ORDER BY t.name";
+static const char SQL_ONE[] = STATUS_COLS "WHERE t.id = ?1";
+
+static void add_time(cJSON *o, const char *name, sqlite3_stmt *s, int col) {
+    if (sqlite3_column_type(s, col) == SQLITE_NULL) {
+        cJSON_AddNullToObject(o, name);
+        return;
+    }
+    char ts[32];
+    tn__rfc3339(sqlite3_column_int64(s, col), ts);
+    cJSON_AddStringToObject(o, name, ts);
+}
+
+static void add_int(cJSON *o, const char *name, int64_t v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    cJSON_AddItemToObject(o, name, cJSON_CreateRaw(buf));
+}
+
+/* The numbers of one status row (without id and name). */
+static void fill(cJSON *o, sqlite3_stmt *s) {
+    add_int(o, "pending", sqlite3_column_int64(s, 2));
+    add_int(o, "pending_bytes", sqlite3_column_int64(s, 3));
+    add_int(o, "failed", sqlite3_column_int64(s, 4));
+    add_int(o, "conflicts", sqlite3_column_int64(s, 5));
+    add_time(o, "last_success", s, 6);
+    if (sqlite3_column_type(s, 7) == SQLITE_NULL) cJSON_AddNullToObject(o, "last_error");
+    else cJSON_AddStringToObject(o, "last_error", (const char *)sqlite3_column_text(s, 7));
+    add_time(o, "last_error_at", s, 8);
+    add_int(o, "backoff_ms", sqlite3_column_int64(s, 9));
+}
+
+int tn_sync_status_json(tn_store *st, const char *tenant_id, char **json) {
+    *json = NULL;
+    tn__conn *c;
+    int rc = tn__conn_get(st, 1, &c);
+    if (rc != TN_OK) return rc;
+    sqlite3_stmt *s;
+    cJSON *root = cJSON_CreateObject(), *list = NULL;
+    int64_t tot[4] = {0};
+    if (!root) rc = TN_NOMEM;
+    if (rc == TN_OK) rc = tn__stmt(c, tenant_id ? SQL_ONE : SQL_ALL, &s);
+    if (rc == TN_OK) {
+        if (tenant_id) sqlite3_bind_text(s, 1, tenant_id, -1, SQLITE_STATIC);
+        else list = cJSON_CreateArray();
+        int src, found = 0;
+        while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+            found = 1;
+            if (tenant_id) {
+                fill(root, s);
+                continue;
+            }
+            cJSON *t = cJSON_CreateObject();
+            if (!t) continue;
+            cJSON_AddStringToObject(t, "id", (const char *)sqlite3_column_text(s, 0));
+            cJSON_AddStringToObject(t, "name", (const char *)sqlite3_column_text(s, 1));
+            fill(t, s);
+            cJSON_AddItemToArray(list, t);
+            for (int k = 0; k < 4; k++) tot[k] += sqlite3_column_int64(s, 2 + k);
+        }
+        if (src != SQLITE_DONE) rc = tn__fail_db(st, c, src);
+        else if (tenant_id && !found) rc = TN_NOTFOUND;
+        sqlite3_reset(s);
+    }
+    tn__conn_put(st, c);
+    if (rc == TN_OK && !tenant_id) {
+        add_int(root, "pending", tot[0]);
+        add_int(root, "pending_bytes", tot[1]);
+        add_int(root, "failed", tot[2]);
+        add_int(root, "conflicts", tot[3]);
+        cJSON_AddItemToObject(root, "tenants", list);
+        list = NULL;
+    }
+    cJSON_Delete(list);
+    if (rc == TN_OK) {
+        *json = cJSON_PrintUnformatted(root);
+        if (!*json) rc = TN_NOMEM;
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ---- remote init ---------------------------------------------------------------- */
+
+static int call(tn__aws *a, tn__http *h, const char *target, const char *body, tn__ddb_resp *r) {
+    return tn__ddb_call(a, h, target, body, strlen(body), r);
+}
+
+int tn_sync_remote_init(tn_store *st, const char **what) {
+    (void)st;
+    *what = NULL;
+    tn__aws a;
+    char err[200];
+    tn__http *h = NULL;
+    int rc = tn__aws_load(&a, NULL, err, sizeof err);
+    if (rc != TN_OK) {
+        *what = "no AWS credentials";
+        return rc;
+    }
+    if ((rc = tn__http_new(60, 0, &h)) != TN_OK) goto done;
+    tn__sbuf b = {0};
+    tn__sb_str(&b, "{\"TableName\":");
+    tn__sb_json_str(&b, a.table);
+    tn__sb_str(&b, ",\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"S\"},"
+                   "{\"AttributeName\":\"sk\",\"AttributeType\":\"S\"}],"
+                   "\"KeySchema\":[{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"},"
+                   "{\"AttributeName\":\"sk\",\"KeyType\":\"RANGE\"}],"
+                   "\"BillingMode\":\"PAY_PER_REQUEST\"}");
+    char *create = tn__sb_take(&b);
+    tn__sb_str(&b, "{\"TableName\":");
+    tn__sb_json_str(&b, a.table);
+    tn__sb_str(&b, "}");
+    char *describe = tn__sb_take(&b);
+    tn__sb_str(&b, "{\"TableName\":");
+    tn__sb_json_str(&b, a.table);
+    tn__sb_str(&b, ",\"TimeToLiveSpecification\":{\"Enabled\":true,\"AttributeName\":\"expires_at\"}}");
+    char *ttl = tn__sb_take(&b);
+    if (!create || !describe || !ttl) {
+        rc = TN_NOMEM;
+    } else {
+        tn__ddb_resp r;
+        rc = call(&a, h, "CreateTable", create, &r);
+        if (rc != TN_OK && strcmp(r.type, "ResourceInUseException") == 0) rc = TN_OK;
+        tn__ddb_resp_free(&r);
+        if (rc != TN_OK) *what = "cannot create the DynamoDB table";
+        /* Wait (bounded) until the table is ACTIVE. */
+        for (int i = 0; rc == TN_OK && i < 120; i++) {
+            rc = call(&a, h, "DescribeTable", describe, &r);
+            cJSON *j = rc == TN_OK ? cJSON_Parse(r.body) : NULL;
+            const char *status = cJSON_GetStringValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(j, "Table"), "TableStatus"));
+            int active = status && strcmp(status, "ACTIVE") == 0;
+            cJSON_Delete(j);
+            tn__ddb_resp_free(&r);
+            if (rc != TN_OK) *what = "cannot describe the DynamoDB table";
+            if (active || rc != TN_OK) break;
+            usleep(500000);
+        }
+        if (rc == TN_OK) {
+            /* Already enabled is a ValidationException: not an error here. */
+            int trc = call(&a, h, "UpdateTimeToLive", ttl, &r);
+            tn__ddb_resp_free(&r);
+            if (trc != TN_OK && !tn_err_retryable(trc) && trc != TN_INVALID) {
+                rc = trc;
+                *what = "cannot enable TTL on the DynamoDB table";
+            }
+        }
+    }
+    free(create);
+    free(describe);
+    free(ttl);
+    if (rc == TN_OK) {
+        if (!a.bucket[0]) {
+            rc = TN_INVALID;
+            *what = "TENANTRY_S3_BUCKET is not set";
+        } else if ((rc = tn__s3_head_bucket(&a, h)) != TN_OK) {
+            *what = rc == TN_NOTFOUND ? "the S3 bucket does not exist" : "cannot reach the S3 bucket";
+        }
+    }
+done:
+    tn__http_free(h);
+    tn__aws_free(&a);
+    return rc;
+}

@@ -1,0 +1,584 @@
+"""test_sync - the sync engine against moto_server, read back with boto3.
+
+Each test gets its own store, DynamoDB table and S3 bucket, so "exactly these
+rows and objects, nothing else" is checkable.  moto runs once for the suite on
+a free loopback port and is stopped by PID in `finally`.
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(__file__))
+import awslib  # noqa: E402
+
+BUILD = os.environ.get("TN_BUILD", "build")
+TENANTRY = os.path.join(BUILD, "tenantry")
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+TESTS = []
+passed = failed = 0
+MOTO = None
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def tn(args, env, timeout=120, stdin=None):
+    p = subprocess.run([TENANTRY] + list(args), capture_output=True, text=True, env=env,
+                       timeout=timeout, input=stdin)
+    return p.returncode, p.stdout, p.stderr
+
+
+class Setup:
+    """A store with tenants, a table and a bucket of their own."""
+    n = 0
+
+    def __init__(self, tenants=("acme", "globex"), endpoint=None):
+        Setup.n += 1
+        self.dir = tempfile.mkdtemp(prefix="tn-sync-")
+        self.data = os.path.join(self.dir, "data")
+        self.table = "t%d" % Setup.n
+        self.bucket = "b%d-%d" % (Setup.n, os.getpid())
+        self.endpoint = endpoint or MOTO.url
+        self.env = awslib.sync_env(self.endpoint, self.bucket, self.table)
+        self.env["TENANTRY_DATA"] = self.data
+        self.ddb, self.s3 = awslib.clients(MOTO.url)
+        rc, _, err = tn(["init"], self.env)
+        check(rc == 0, "init: " + err)
+        for t in tenants:
+            rc, _, err = tn(["tenant", "create", t], self.env)
+            check(rc == 0, "tenant create: " + err)
+        self.s3.create_bucket(Bucket=self.bucket)
+        rc, out, err = tn(["remote", "init"], self.env)
+        check(rc == 0, "remote init: %s %s" % (out, err))
+        self._store = None
+
+    def store(self):
+        if self._store is None:
+            self._store = awslib.Store(self.data)
+        return self._store
+
+    def tenant_id(self, name):
+        rc, out, err = tn(["tenant", "list", "--json"], self.env)
+        check(rc == 0, err)
+        for line in out.splitlines():
+            for t in (json.loads(line) if line.startswith("[") else [json.loads(line)]):
+                if t["name"] == name:
+                    return t["id"]
+        raise AssertionError("no tenant " + name)
+
+    def put(self, tenant, id_, doc):
+        rc, out, err = tn(["item", "put", "--tenant", tenant, "--id", id_], self.env,
+                          stdin=json.dumps(doc))
+        check(rc == 0, "item put: " + err)
+        return json.loads(out)["version"]
+
+    def delete(self, tenant, id_):
+        rc, _, err = tn(["item", "delete", "--tenant", tenant, id_], self.env)
+        check(rc == 0, "item delete: " + err)
+
+    def sync(self, expect_ok=True, env=None):
+        rc, out, err = tn(["sync", "--once"], env or self.env)
+        lines = out.strip().splitlines()
+        check(lines, "sync printed nothing: " + err)
+        summary = json.loads(lines[-1])
+        if expect_ok:
+            check(rc == 0 and summary["ok"], "sync failed: rc=%d %s %s" % (rc, out, err))
+        return rc, summary, err
+
+    def rows(self):
+        return {(i["pk"]["S"], i["sk"]["S"]): i for i in awslib.scan_all(self.ddb, self.table)}
+
+    def close(self):
+        if self._store:
+            self._store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@test
+def items_of_two_tenants_land_under_their_keys():
+    s = Setup()
+    try:
+        va = s.put("acme", "a1", {"n": 12345678901234567890, "s": "x\"y", "l": [1, True, None],
+                                   "m": {"deep": {"x": 1.5}}})
+        vb = s.put("acme", "a2", {"gone": 1})
+        vg = s.put("globex", "g1", {"k": "v"})
+        s.delete("acme", "a2")
+        _, summary, _ = s.sync()
+        check(summary["items"] == 3 and summary["pending"] == 0, "summary %r" % summary)
+        acme, globex = s.tenant_id("acme"), s.tenant_id("globex")
+        rows = s.rows()
+        check(set(rows) == {("TENANT#" + acme, "ITEM#a1"), ("TENANT#" + acme, "ITEM#a2"),
+                            ("TENANT#" + globex, "ITEM#g1")}, "keys %r" % sorted(rows))
+        a1 = rows[("TENANT#" + acme, "ITEM#a1")]
+        check(a1["data"] == {"M": {"n": {"N": "12345678901234567890"}, "s": {"S": "x\"y"},
+                                   "l": {"L": [{"N": "1"}, {"BOOL": True}, {"NULL": True}]},
+                                   "m": {"M": {"deep": {"M": {"x": {"N": "1.5"}}}}}}},
+              "a1 data %r" % a1["data"])
+        check(a1["version"] == {"N": str(va)}, "a1 version")
+        check(a1["deleted"] == {"BOOL": False}, "a1 deleted")
+        check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", a1["updated_at"]["S"]),
+              "updated_at")
+        a2 = rows[("TENANT#" + acme, "ITEM#a2")]
+        check(a2["deleted"] == {"BOOL": True} and "data" not in a2, "tombstone %r" % a2)
+        check(int(a2["version"]["N"]) > vb, "tombstone version above the put")
+        check(abs(int(a2["expires_at"]["N"]) - (time.time() + 30 * 86400)) < 600, "expires_at")
+        g1 = rows[("TENANT#" + globex, "ITEM#g1")]
+        check(g1["data"] == {"M": {"k": {"S": "v"}}} and g1["version"] == {"N": str(vg)}, "g1")
+        # A second pass has nothing to send.
+        _, summary, _ = s.sync()
+        check(summary["items"] == 0 and summary["files"] == 0, "second sync %r" % summary)
+        check(len(s.rows()) == 3, "no new rows")
+    finally:
+        s.close()
+
+
+@test
+def a_newer_remote_version_is_never_overwritten():
+    s = Setup(tenants=("acme",))
+    try:
+        acme = s.tenant_id("acme")
+        v = s.put("acme", "x", {"local": 1})
+        s.put("acme", "y", {"local": 2})
+        newer = v + 1000000
+        s.ddb.put_item(TableName=s.table, Item={
+            "pk": {"S": "TENANT#" + acme}, "sk": {"S": "ITEM#x"}, "version": {"N": str(newer)},
+            "data": {"M": {"remote": {"BOOL": True}}}, "deleted": {"BOOL": False}})
+        rc, summary, err = s.sync()
+        check(summary["conflicts"] == 1 and summary["items"] == 1, "summary %r" % summary)
+        check("newer remote" in err, "conflict reported: " + err)
+        x = s.rows()[("TENANT#" + acme, "ITEM#x")]
+        check(x["version"] == {"N": str(newer)} and x["data"] == {"M": {"remote": {"BOOL": True}}},
+              "remote kept %r" % x)
+        check(s.rows()[("TENANT#" + acme, "ITEM#y")]["data"] == {"M": {"local": {"N": "2"}}},
+              "the other row still written")
+        rc, out, err = tn(["sync-status", "--tenant", "acme"], s.env)
+        st = json.loads(out)
+        check(rc == 0 and st["conflicts"] == 1 and st["pending"] == 0, "status %r" % st)
+        check(not UUID_RE.search(out), "tenant status shows no tenant id")
+        # Not retried forever.
+        _, summary, _ = s.sync()
+        check(summary["conflicts"] == 0 and summary["items"] == 0, "settled %r" % summary)
+        # A later local write with a higher version does win (versions are
+        # hybrid-clock readings: wait until the clock has passed the remote one).
+        time.sleep(0.1)
+        v2 = s.put("acme", "x", {"local": 3})
+        check(v2 > newer, "the local clock moved past the remote version")
+        _, summary, _ = s.sync()
+        x = s.rows()[("TENANT#" + acme, "ITEM#x")]
+        check(summary["conflicts"] == 0 and x["data"] == {"M": {"local": {"N": "3"}}},
+              "higher local version wins")
+    finally:
+        s.close()
+
+
+@test
+def replaying_an_acknowledged_write_is_idempotent():
+    # The same version already remote (a crash after the write, before the
+    # acknowledgement) is not a conflict.
+    s = Setup(tenants=("acme",))
+    try:
+        acme = s.tenant_id("acme")
+        v = s.put("acme", "x", {"a": 1})
+        s.ddb.put_item(TableName=s.table, Item={
+            "pk": {"S": "TENANT#" + acme}, "sk": {"S": "ITEM#x"}, "version": {"N": str(v)},
+            "data": {"M": {"a": {"N": "1"}}}, "deleted": {"BOOL": False}})
+        _, summary, _ = s.sync()
+        check(summary["conflicts"] == 0 and summary["items"] == 1, "summary %r" % summary)
+    finally:
+        s.close()
+
+
+@test
+def files_go_to_s3_before_their_rows_and_deletes_remove_them():
+    s = Setup()
+    try:
+        st = s.store()
+        blobs = {("acme", "docs/report.pdf"): os.urandom(70000),
+                 ("acme", "a b/c+d?.txt"): b"hello world\n",
+                 ("globex", "empty.bin"): b"",
+                 ("globex", "img/\u00e9t\u00e9.png"): os.urandom(1234)}
+        for (t, name), data in blobs.items():
+            st.put_file(t, name, data, "image/png" if name.endswith(".png") else
+                        "application/octet-stream")
+        s.put("acme", "i1", {"x": 1})
+        _, summary, _ = s.sync()
+        check(summary["files"] == 4 and summary["items"] == 1, "summary %r" % summary)
+        check(summary["bytes"] == sum(len(d) for d in blobs.values()), "bytes")
+        ids = {t: s.tenant_id(t) for t in ("acme", "globex")}
+        keys = sorted(awslib.list_keys(s.s3, s.bucket))
+        want = sorted("%s/files/%s" % (ids[t], n) for (t, n) in blobs)
+        check(keys == want, "objects %r != %r" % (keys, want))
+        rows = s.rows()
+        for (t, name), data in blobs.items():
+            obj = s.s3.get_object(Bucket=s.bucket, Key="%s/files/%s" % (ids[t], name))
+            body = obj["Body"].read()
+            check(body == data, "bytes of " + name)
+            row = rows[("TENANT#" + ids[t], "FILE#" + name)]
+            check(row["s3_key"]["S"] == "%s/files/%s" % (ids[t], name), "s3_key")
+            check(row["size"]["N"] == str(len(data)), "size")
+            check(row["sha256"]["S"] == hashlib.sha256(data).hexdigest(), "sha256")
+            check(row["deleted"] == {"BOOL": False}, "live")
+        check(rows[("TENANT#" + ids["globex"], "FILE#img/\u00e9t\u00e9.png")]["content_type"]["S"]
+              == "image/png", "content type")
+        check(len(rows) == 5, "nothing else in the table")
+        st.delete_file("acme", "docs/report.pdf")
+        _, summary, _ = s.sync()
+        check(summary["files"] == 1, "delete synced %r" % summary)
+        keys = awslib.list_keys(s.s3, s.bucket)
+        check("%s/files/docs/report.pdf" % ids["acme"] not in keys and len(keys) == 3,
+              "object deleted %r" % keys)
+        row = s.rows()[("TENANT#" + ids["acme"], "FILE#docs/report.pdf")]
+        check(row["deleted"] == {"BOOL": True} and "expires_at" in row, "file tombstone %r" % row)
+    finally:
+        s.close()
+
+
+@test
+def offline_then_online_converges_without_loss_or_duplicates():
+    proxy = awslib.Proxy(MOTO.port)
+    proxy.start()
+    s = None
+    try:
+        s = Setup(endpoint=proxy.url)
+        expected = {}
+        for i in range(300):
+            t = "acme" if i % 2 else "globex"
+            expected[(t, "k%d" % i)] = s.put(t, "k%d" % i, {"i": i})
+        # Offline: the network goes away before the sync.
+        proxy.stop()
+        t0 = time.time()
+        rc, summary, err = s.sync(expect_ok=False)
+        check(rc != 0 and not summary["ok"] and summary["error"], "offline sync fails: %r" % summary)
+        check(summary["pending"] >= 300, "nothing acknowledged offline %r" % summary)
+        check(time.time() - t0 < 30, "gives up in bounded time")
+        rc, out, _ = tn(["sync-status", "--json"], s.env)
+        st = json.loads(out)
+        check(st["pending"] >= 300 and any(t["last_error"] for t in st["tenants"]), "status")
+        check("testing" not in out, "no credentials in the status")
+        # Keep writing while offline.
+        for i in range(300, 400):
+            expected[("acme", "k%d" % i)] = s.put("acme", "k%d" % i, {"i": i})
+        expected[("acme", "k1")] = s.put("acme", "k1", {"i": "rewritten"})
+        proxy.start()
+        # Now cut the network in the middle of a sync.
+        p = subprocess.Popen([TENANTRY, "sync", "--once"], env=s.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        proxy.stop()
+        p.communicate(timeout=120)
+        proxy.start()
+        s.sync()
+        ids = {t: s.tenant_id(t) for t in ("acme", "globex")}
+        rows = s.rows()
+        want = {("TENANT#" + ids[t], "ITEM#" + k): v for (t, k), v in expected.items()}
+        check(set(rows) == set(want), "exactly the expected rows (%d vs %d)" % (len(rows), len(want)))
+        for key, v in want.items():
+            check(rows[key]["version"]["N"] == str(v), "latest version of %r" % (key,))
+        check(rows[("TENANT#" + ids["acme"], "ITEM#k1")]["data"]["M"]["i"] == {"S": "rewritten"},
+              "the rewrite won")
+        _, summary, _ = s.sync()
+        check(summary["items"] == 0, "nothing left")
+    finally:
+        proxy.stop()
+        if s:
+            s.close()
+
+
+@test
+def a_permanent_error_goes_to_dead_letters_without_blocking():
+    s = Setup(tenants=("acme",))
+    try:
+        s.put("acme", "big", {"blob": "x" * (420 * 1024)})
+        s.put("acme", "small", {"ok": True})
+        rc, summary, err = s.sync(expect_ok=False)
+        check(rc != 0 and summary["dead_letters"] == 1 and summary["items"] == 1,
+              "summary %r" % summary)
+        check("dead-letter" in err, "says what failed: " + err)
+        acme = s.tenant_id("acme")
+        rows = s.rows()
+        check(set(rows) == {("TENANT#" + acme, "ITEM#small")}, "only the small row %r" % rows.keys())
+        rc, out, _ = tn(["sync-status", "--tenant", "acme"], s.env)
+        st = json.loads(out)
+        check(st["failed"] == 1 and st["pending"] == 0, "status %r" % st)
+        # Not retried: the next pass is clean.
+        _, summary, _ = s.sync()
+        check(summary["dead_letters"] == 0, "second pass clean")
+    finally:
+        s.close()
+
+
+@test
+def a_file_damaged_on_disk_is_not_mirrored():
+    s = Setup(tenants=("acme",))
+    try:
+        st = s.store()
+        st.put_file("acme", "ok.txt", b"fine")
+        st.put_file("acme", "bad.txt", b"abc")
+        acme = s.tenant_id("acme")
+        with open(os.path.join(s.data, "files", acme, "bad.txt"), "wb") as f:
+            f.write(b"abd")  # same size, other bytes than recorded
+        rc, summary, _ = s.sync(expect_ok=False)
+        check(rc != 0 and summary["dead_letters"] == 1 and summary["files"] == 1,
+              "summary %r" % summary)
+        check(awslib.list_keys(s.s3, s.bucket) == ["%s/files/ok.txt" % acme], "only ok.txt uploaded")
+        check(set(s.rows()) == {("TENANT#" + acme, "FILE#ok.txt")}, "only ok.txt's row")
+    finally:
+        s.close()
+
+
+@test
+def missing_table_fails_clearly_and_keeps_everything():
+    s = Setup(tenants=("acme",))
+    try:
+        s.put("acme", "a", {"x": 1})
+        env = dict(s.env, TENANTRY_DYNAMODB_TABLE="no-such-table")
+        rc, summary, err = s.sync(expect_ok=False, env=env)
+        check(rc != 0 and "table" in summary["error"], "error %r" % summary)
+        check(summary["pending"] == 1 and summary["dead_letters"] == 0, "kept %r" % summary)
+        s.sync()
+    finally:
+        s.close()
+
+
+@test
+def assume_role_is_called_once_for_many_requests():
+    sts = awslib.CountingProxy(MOTO.port)
+    s = None
+    try:
+        s = Setup(tenants=("acme", "globex"))
+        for i in range(250):
+            s.put("acme" if i % 2 else "globex", "r%d" % i, {"i": i})
+        env = dict(s.env, AWS_ROLE_ARN="arn:aws:iam::123456789012:role/tenantry-sync",
+                   TENANTRY_AWS_EXTERNAL_ID="ext-42", AWS_ENDPOINT_URL_STS=sts.url)
+        _, summary, _ = s.sync(env=env)
+        check(summary["items"] == 250, "summary %r" % summary)
+        check(sts.count == 1, "AssumeRole calls: %d" % sts.count)
+        check(len(s.rows()) == 250, "rows")
+        # Without STS there are no credentials to sign with: nothing is sent.
+        s.put("acme", "late", {"x": 1})
+        env["AWS_ENDPOINT_URL_STS"] = "http://127.0.0.1:%d" % awslib.free_port()
+        rc, summary, _ = s.sync(expect_ok=False, env=env)
+        check(rc != 0 and summary["items"] == 0 and summary["pending"] == 1, "no STS %r" % summary)
+    finally:
+        sts.stop()
+        if s:
+            s.close()
+
+
+@test
+def the_background_engine_syncs_and_stops_on_signal():
+    s = Setup(tenants=("acme",))
+    p = None
+    try:
+        env = dict(s.env, TENANTRY_SYNC_INTERVAL="1")
+        p = subprocess.Popen([TENANTRY, "sync"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        acme = s.tenant_id("acme")
+        s.put("acme", "bg1", {"x": 1})
+        end = time.time() + 20
+        while time.time() < end and ("TENANT#" + acme, "ITEM#bg1") not in s.rows():
+            time.sleep(0.2)
+        check(("TENANT#" + acme, "ITEM#bg1") in s.rows(), "first write synced in the background")
+        s.put("acme", "bg2", {"x": 2})
+        end = time.time() + 20
+        while time.time() < end and ("TENANT#" + acme, "ITEM#bg2") not in s.rows():
+            time.sleep(0.2)
+        check(("TENANT#" + acme, "ITEM#bg2") in s.rows(), "a later write synced on the interval")
+        os.kill(p.pid, 15)
+        check(p.wait(15) == 0, "stops cleanly on SIGTERM")
+    finally:
+        if p and p.poll() is None:
+            os.kill(p.pid, 9)
+            p.wait(5)
+        s.close()
+
+
+@test
+def transaction_mode_keeps_the_same_guarantees():
+    # TENANTRY_SYNC_TRANSACT=1 writes rows with TransactWriteItems (<= 100);
+    # a refused transaction falls back to one conditional PutItem per row.
+    s = Setup(tenants=("acme",))
+    try:
+        acme = s.tenant_id("acme")
+        st = s.store()
+        st.put_items("acme", (("t%03d" % i, '{"i": %d}' % i) for i in range(150)))
+        s.put("acme", "huge", {"blob": "y" * (420 * 1024)})
+        rows = {}
+        _, out, _ = tn(["item", "get", "--tenant", "acme", "t007"], s.env)
+        v7 = json.loads(out)["version"]
+        s.ddb.put_item(TableName=s.table, Item={
+            "pk": {"S": "TENANT#" + acme}, "sk": {"S": "ITEM#t007"},
+            "version": {"N": str(v7 + 10**9)}, "deleted": {"BOOL": False}})
+        env = dict(s.env, TENANTRY_SYNC_TRANSACT="1")
+        rc, summary, err = s.sync(expect_ok=False, env=env)
+        check(rc != 0 and summary["items"] == 149 and summary["conflicts"] == 1 and
+              summary["dead_letters"] == 1 and summary["pending"] == 0, "summary %r" % summary)
+        rows = s.rows()
+        check(len(rows) == 150 and ("TENANT#" + acme, "ITEM#huge") not in rows, "rows")
+        check(rows[("TENANT#" + acme, "ITEM#t007")]["version"]["N"] == str(v7 + 10**9),
+              "the newer remote row kept")
+        check(rows[("TENANT#" + acme, "ITEM#t149")]["data"] == {"M": {"i": {"N": "149"}}}, "t149")
+    finally:
+        s.close()
+
+
+@test
+def a_killed_multipart_upload_resumes_with_fewer_parts():
+    import sqlite3
+    s = Setup(tenants=("acme",))
+    p = None
+    try:
+        data = os.urandom(40 * 1024 * 1024 + 12345)  # 6 parts of 8 MiB (the last short)
+        s.store().put_file("acme", "big/video.bin", data)
+        # A bandwidth cap (one stream for the parts) makes each part take ~0.5 s.
+        env = dict(s.env, TENANTRY_SYNC_BANDWIDTH=str(16 * 1024 * 1024))
+        p = subprocess.Popen([TENANTRY, "sync", "--once"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        db = os.path.join(s.data, "tenantry.db")
+        done = 0
+        end = time.time() + 60
+        while time.time() < end and p.poll() is None:
+            try:
+                c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=1)
+                done = c.execute("SELECT count(*) FROM _sync_upload_parts").fetchone()[0]
+                c.close()
+            except sqlite3.Error:
+                done = 0
+            if done >= 2:
+                os.kill(p.pid, 9)  # power loss between parts
+                break
+            time.sleep(0.05)
+        p.wait(10)
+        check(2 <= done < 6, "killed between parts (%d done)" % done)
+        acme = s.tenant_id("acme")
+        check(("TENANT#" + acme, "FILE#big/video.bin") not in s.rows(), "no row before the object")
+        _, summary, _ = s.sync()
+        check(summary["files"] == 1 and summary["parts"] <= 6 - done and summary["parts"] >= 1,
+              "resumed with fewer parts: %r (done before: %d)" % (summary, done))
+        obj = s.s3.get_object(Bucket=s.bucket, Key="%s/files/big/video.bin" % acme)["Body"].read()
+        check(len(obj) == len(data) and hashlib.sha256(obj).digest() == hashlib.sha256(data).digest(),
+              "object bytes and SHA-256")
+        row = s.rows()[("TENANT#" + acme, "FILE#big/video.bin")]
+        check(row["sha256"]["S"] == hashlib.sha256(data).hexdigest(), "row sha256")
+        ups = s.s3.list_multipart_uploads(Bucket=s.bucket).get("Uploads", [])
+        check(ups == [], "no upload left open: %r" % ups)
+    finally:
+        if p and p.poll() is None:
+            os.kill(p.pid, 9)
+            p.wait(5)
+        s.close()
+
+
+@test
+def single_writer_mode_batches_rows():
+    # TENANTRY_SYNC_SINGLE_WRITER=1: BatchWriteItem (25 rows) without the
+    # version condition, for an appliance that is its tenants' only writer.
+    s = Setup(tenants=("acme", "globex"))
+    try:
+        st = s.store()
+        st.put_items("acme", (("s%03d" % i, '{"i": %d}' % i) for i in range(260)))
+        st.put_items("globex", (("g%03d" % i, '{"g": %d}' % i) for i in range(40)))
+        s.put("acme", "huge", {"blob": "z" * (420 * 1024)})
+        s.delete("globex", "g000")
+        env = dict(s.env, TENANTRY_SYNC_SINGLE_WRITER="1")
+        rc, summary, _ = s.sync(expect_ok=False, env=env)
+        check(rc != 0 and summary["items"] == 300 and summary["dead_letters"] == 1 and
+              summary["pending"] == 0, "summary %r" % summary)
+        ids = {t: s.tenant_id(t) for t in ("acme", "globex")}
+        rows = s.rows()
+        want = {("TENANT#" + ids["acme"], "ITEM#s%03d" % i) for i in range(260)} | \
+               {("TENANT#" + ids["globex"], "ITEM#g%03d" % i) for i in range(40)}
+        check(set(rows) == want, "exactly the rows (%d)" % len(rows))
+        check(rows[("TENANT#" + ids["globex"], "ITEM#g000")]["deleted"] == {"BOOL": True},
+              "tombstone")
+        check(rows[("TENANT#" + ids["acme"], "ITEM#s259")]["data"] == {"M": {"i": {"N": "259"}}},
+              "data")
+    finally:
+        s.close()
+
+
+@test
+def serve_runs_the_engine_in_the_background():
+    """`tenantry serve` with a bucket configured mirrors what the HTTP API
+    writes, without any `sync --once`, and reports it in the status views."""
+    import tnlib
+    s = Setup()
+    d = None
+    try:
+        env = dict(s.env, TENANTRY_SYNC_INTERVAL="1")
+        rc, key, err = tn(["key", "create", "--tenant", "acme", "--scopes",
+                           "items:read,items:write"], env)
+        check(rc == 0, "key create: " + err)
+        d = tnlib.start_daemon(s.data, ["--quiet"], env=env)
+        c = tnlib.Client(d.port)
+        r = c.request("POST", "/v1/auth", json_body={"api_key": key.strip()})
+        check(r.status == 200, "auth %d" % r.status)
+        c = tnlib.Client(d.port, {"Authorization": "Bearer " + r.json()["token"]})
+        for i in range(5):
+            r = c.request("PUT", "/v1/items/bg%d" % i, json_body={"data": {"i": i}})
+            check(r.status in (200, 201), "put %d" % r.status)
+        acme = s.tenant_id("acme")
+        want = {("TENANT#" + acme, "ITEM#bg%d" % i) for i in range(5)}
+        deadline = time.time() + 30
+        while time.time() < deadline and not want <= set(s.rows()):
+            time.sleep(0.3)
+        check(want <= set(s.rows()), "rows mirrored by the daemon: %r" % sorted(s.rows()))
+        deadline = time.time() + 10
+        while time.time() < deadline and c.request("GET", "/v1/sync/status").json()["pending"]:
+            time.sleep(0.3)
+        st = c.request("GET", "/v1/sync/status").json()
+        check(st["pending"] == 0 and st["failed"] == 0 and st["last_success"], "status %r" % st)
+        check(d.stop() == 0, "daemon exits 0 with the engine running")
+        d = None
+    finally:
+        if d:
+            d.stop()
+        s.close()
+
+
+def main():
+    global MOTO, passed, failed
+    awslib.asan_reexec()
+    only = sys.argv[1] if len(sys.argv) > 1 else ""
+    try:
+        MOTO = awslib.Moto()
+    except Exception as e:  # noqa: BLE001
+        print("moto_server unavailable: %s" % e)
+        print("0 passed, 1 failed")
+        return 1
+    try:
+        for fn in TESTS:
+            if only not in fn.__name__:
+                continue
+            t0 = time.time()
+            try:
+                fn()
+                passed += 1
+                print("ok   %s (%.1fs)" % (fn.__name__, time.time() - t0))
+            except Exception:  # noqa: BLE001
+                failed += 1
+                print("FAIL %s" % fn.__name__)
+                traceback.print_exc()
+    finally:
+        MOTO.stop()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
