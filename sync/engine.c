@@ -492,8 +492,27 @@ static void upload(ctx *x, worker *w, const tn__change *ch, const tn__remote_key
         settle(res, TN__OUT_DEAD, TN_IO);
         return;
     }
+    /* The object's key has no version in it, so uploading an older file
+     * would replace a newer appliance's bytes even though the FILE# row's
+     * condition then keeps the newer row.  Ask the row first: a newer remote
+     * version is a conflict loss (no upload), an equal one a replay.  (A write
+     * racing this check from another appliance can still interleave.) */
+    int64_t rv = x->single_writer ? 0 : remote_version(x, w->h, k, &rc);
+    if (rc != TN_OK) {
+        fclose(f);
+        row_error(x, res, rc);
+        return;
+    }
+    if (rv > ch->version) {
+        fclose(f);
+        settle(res, TN__OUT_CONFLICT, TN_CONFLICT);
+        res->remote_version = rv;
+        return;
+    }
     int parts = ch->size >= x->cfg.multipart_threshold;
-    if (parts) {
+    if (rv == ch->version) {
+        rc = TN_OK; /* a replay: the object and the row are already there */
+    } else if (parts) {
         rc = upload_parts(x, w, ch, k, f);
     } else {
         unsigned char *buf = malloc(ch->size ? (size_t)ch->size : 1);

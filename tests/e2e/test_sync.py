@@ -323,6 +323,38 @@ def a_permanent_error_goes_to_dead_letters_without_blocking():
 
 
 @test
+def a_file_with_a_newer_remote_version_is_not_uploaded():
+    """Another appliance already wrote a newer version of the file: its bytes
+    and its row stay; ours is a counted conflict loss, not an overwrite."""
+    s = Setup(tenants=("acme",))
+    try:
+        st = s.store()
+        st.put_file("acme", "shared.txt", b"local, older")
+        st.put_file("acme", "mine.txt", b"only here")
+        acme = s.tenant_id("acme")
+        rc, out, err = tn(["sql", "--tenant", "acme", "--json", "-c",
+                           "SELECT version FROM files WHERE name = 'shared.txt'"], s.env)
+        check(rc == 0, err)
+        local_v = int(json.loads(out)[0][0]["version"])
+        key = "%s/files/shared.txt" % acme
+        s.s3.put_object(Bucket=s.bucket, Key=key, Body=b"remote, newer")
+        s.ddb.put_item(TableName=s.table, Item={
+            "pk": {"S": "TENANT#" + acme}, "sk": {"S": "FILE#shared.txt"},
+            "version": {"N": str(local_v + 1000000)}, "s3_key": {"S": key},
+            "deleted": {"BOOL": False}})
+        rc, summary, err = s.sync()
+        check(summary["conflicts"] == 1, "summary %r" % summary)
+        body = s.s3.get_object(Bucket=s.bucket, Key=key)["Body"].read()
+        check(body == b"remote, newer", "the newer object was overwritten: %r" % body)
+        row = s.rows()[("TENANT#" + acme, "FILE#shared.txt")]
+        check(row["version"] == {"N": str(local_v + 1000000)}, "the newer row kept %r" % row)
+        mine = s.s3.get_object(Bucket=s.bucket, Key="%s/files/mine.txt" % acme)["Body"].read()
+        check(mine == b"only here", "the other file still uploaded")
+    finally:
+        s.close()
+
+
+@test
 def a_file_damaged_on_disk_is_not_mirrored():
     s = Setup(tenants=("acme",))
     try:
