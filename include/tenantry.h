@@ -117,6 +117,11 @@ typedef int (*tn_tenant_fn)(const tn_tenant *t, void *arg); /* non-zero stops */
 
 /* Names: 1-128 bytes of [A-Za-z0-9._-], starting with a letter or digit. */
 int tn_tenant_create(tn_store *st, const char *name, tn_tenant *out);
+/* Provisions a tenant that already exists on another appliance of the fleet,
+ * under the id that appliance's store generated (id NULL: a new id, as
+ * tn_tenant_create).  For the operator's CLI only: no request ever supplies a
+ * tenant id.  Both appliances then sync into the same remote partition. */
+int tn_tenant_provision(tn_store *st, const char *name, const char *id, tn_tenant *out);
 int tn_tenant_get(tn_store *st, const char *id, tn_tenant *out);
 int tn_tenant_find(tn_store *st, const char *name, tn_tenant *out);
 int tn_tenant_list(tn_store *st, tn_tenant_fn fn, void *arg);

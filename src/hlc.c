@@ -5,18 +5,18 @@
  * A version is (milliseconds since the epoch << 16) | counter: it follows the
  * wall clock when the clock moves forward, and counts up from the last version
  * when the clock stalls or steps back, so versions from different appliances
- * order roughly by time and never go backwards on one store.
+ * order by time and never go backwards on one store.
  *
- * Restarts.  Versions are never persisted one by one (that would cost a write
- * per write); instead _meta.hlc_lease holds an upper bound on every version
- * handed out.  Before a writing statement, tn__hlc_ensure() extends the lease to
- * a minute ahead once less than half a minute remains, in its own small
- * transaction; tn_version() refuses to pass the lease.  At open the clock starts
- * from the lease, so no restart or clock jump can reissue an old version.  A
- * row's own version is also a floor (tn_version(old)), so one item's versions
- * always increase; when that floor lies above our lease (another process wrote
- * the row), the statement fails once, the lease is renewed past it, and the
- * store retries.
+ * Restarts.  Every version the store handed out that matters is in a row
+ * (items and files, tombstones included), so at open the clock starts from
+ * the highest version in _items and _files: no restart or clock jump can
+ * reissue an older one, and a restart does not move the clock ahead of the
+ * wall clock either (it only follows it).  A row's own version is also a floor
+ * (tn_version(old)), which keeps one item's versions increasing when several
+ * processes share the file.
+ *
+ * The clock state is read on every write, so it is an atomic, not a mutex:
+ * hlc_last only grows (compare-and-swap).
  */
 #include "store_int.h"
 
@@ -25,90 +25,25 @@
 #include <sodium.h>
 #include <string.h>
 
-#define LEASE_AHEAD ((int64_t)60000 << 16)  /* extend to a minute ahead */
-#define LEASE_MARGIN ((int64_t)30000 << 16) /* once less than this is left */
-
-static const char SQL_LEASE_GET[] = "SELECT value FROM _meta WHERE key = 'hlc_lease'";
-static const char SQL_LEASE_PUT[] =
-    "INSERT INTO _meta (key, value) VALUES ('hlc_lease', ?1) "
-    "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
-
-/* The clock state is read on every write, so it is kept in atomics, not
- * behind a mutex: hlc_last only grows (compare-and-swap), hlc_lease too. */
-static int64_t load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-
-static void raise_to(int64_t *p, int64_t v) {
-    int64_t cur = load(p);
-    while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, 0, __ATOMIC_ACQ_REL,
-                                                   __ATOMIC_ACQUIRE)) {
-    }
-}
+static const char SQL_HIGHEST[] =
+    "SELECT max(coalesce((SELECT max(version) FROM _items), 0), "
+    "           coalesce((SELECT max(version) FROM _files), 0))";
 
 int tn__hlc_init(tn_store *st, sqlite3 *db) {
     sqlite3_stmt *s;
-    int rc = sqlite3_prepare_v2(db, SQL_LEASE_GET, -1, &s, NULL);
-    if (rc != SQLITE_OK) return tn__fail(st, tn__code(rc), "reading the clock lease: %s",
-                                         sqlite3_errmsg(db));
-    int64_t lease = 0;
-    if (sqlite3_step(s) == SQLITE_ROW) lease = sqlite3_column_int64(s, 0);
+    int rc = sqlite3_prepare_v2(db, SQL_HIGHEST, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return tn__fail(st, tn__code(rc), "reading the clock: %s", sqlite3_errmsg(db));
+    int64_t highest = 0;
+    if (sqlite3_step(s) == SQLITE_ROW) highest = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
-    st->hlc_last = lease;
-    st->hlc_lease = lease;
-    return TN_OK;
-}
-
-/*
- * Extends the lease in its own transaction.  The stored lease may be ahead of
- * ours when another process shares the file: then every version up to it may
- * be in use there, so our clock jumps past it.  That keeps the ranges two
- * processes hand out disjoint, and versions unique per file.
- */
-static int renew(tn__conn *c, int64_t base) {
-    tn_store *st = c->st;
-    int was_trusted = c->trusted;
-    c->trusted = 1;
-    sqlite3_stmt *s;
-    int64_t stored = 0, lease = 0;
-    int rc = tn__begin(c);
-    if (rc == TN_OK && (rc = tn__stmt(c, SQL_LEASE_GET, &s)) == TN_OK) {
-        int src = sqlite3_step(s);
-        if (src == SQLITE_ROW) stored = sqlite3_column_int64(s, 0);
-        sqlite3_reset(s);
-        if (src != SQLITE_ROW && src != SQLITE_DONE) rc = tn__fail_db(st, c, src);
-    }
-    if (rc == TN_OK && (rc = tn__stmt(c, SQL_LEASE_PUT, &s)) == TN_OK) {
-        lease = (stored > base ? stored : base) + LEASE_AHEAD;
-        sqlite3_bind_int64(s, 1, lease);
-        int src = sqlite3_step(s);
-        sqlite3_reset(s);
-        if (src != SQLITE_DONE) rc = tn__fail_db(st, c, src);
-    }
-    if (rc == TN_OK) rc = tn__commit(c);
-    if (rc != TN_OK) tn__rollback(c);
-    c->trusted = was_trusted;
-    if (rc != TN_OK) return rc;
-    if (stored > load(&st->hlc_lease)) raise_to(&st->hlc_last, stored);
-    raise_to(&st->hlc_lease, lease);
+    st->hlc_last = highest;
     return TN_OK;
 }
 
 int tn__hlc_ensure(tn__conn *c) {
-    tn_store *st = c->st;
     c->now_ms = 0; /* a new statement reads the clock afresh */
-    int64_t now = st->clock_ms() << 16, last = load(&st->hlc_last);
-    int64_t base = now > last ? now : last;
-    if (c->lease_short) {
-        /* The last statement found a row version above our lease. */
-        int64_t need = c->lease_short;
-        c->lease_short = 0;
-        if (need > base) base = need;
-        if (sqlite3_get_autocommit(c->db)) return renew(c, base);
-    }
-    /* Inside a caller's explicit transaction the lease cannot be committed on
-     * its own; the half minute of margin covers that transaction. */
-    if (load(&st->hlc_lease) >= base + LEASE_MARGIN || !sqlite3_get_autocommit(c->db))
-        return TN_OK;
-    return renew(c, base);
+    return TN_OK;
 }
 
 static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -116,18 +51,11 @@ static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     tn_store *st = c->st;
     int64_t floor = argc > 0 ? sqlite3_value_int64(argv[0]) : 0;
     int64_t now = st->clock_ms();
-    int64_t last = load(&st->hlc_last), v;
+    int64_t last = __atomic_load_n(&st->hlc_last, __ATOMIC_ACQUIRE), v;
     do {
         v = now << 16;
         if (v <= last) v = last + 1;
         if (v <= floor) v = floor + 1;
-        /* Nothing above the lease: it could repeat after a crash, or collide
-         * with another process's range.  The caller renews and retries. */
-        if (v > load(&st->hlc_lease)) {
-            c->lease_short = v;
-            sqlite3_result_error(ctx, "version clock lease exhausted; retry", -1);
-            return;
-        }
     } while (!__atomic_compare_exchange_n(&st->hlc_last, &last, v, 0, __ATOMIC_ACQ_REL,
                                           __ATOMIC_ACQUIRE));
     c->now_ms = now;
@@ -136,8 +64,6 @@ static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_int64(ctx, v);
 }
 
-/* The timestamp of the row being written: the clock reading its version was
- * made from, so one row costs one clock read. */
 static void fn_now(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     (void)argc;
     (void)argv;

@@ -101,13 +101,16 @@ static int cmd_tenant(int argc, char **argv) {
     if (ex != EX_OK) return ex;
     const char *sub = o.nargs > 0 ? o.args[0] : NULL;
     if (o.help || !sub) {
-        puts("usage: tenantry tenant create NAME\n"
+        puts("usage: tenantry tenant create NAME [--id UUID]\n"
              "       tenantry tenant list [--json]\n"
              "       tenantry tenant rename NAME NEW-NAME\n"
              "       tenantry tenant delete NAME\n"
              "\n"
              "Names are 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or\n"
-             "digit, unique regardless of case.  The store generates each tenant's id.\n"
+             "digit, unique regardless of case.  The store generates each tenant's id;\n"
+             "--id provisions a tenant another appliance of the fleet already holds,\n"
+             "under the id that appliance's store generated (see `tenant list --json`),\n"
+             "so both sync into the same remote partition.\n"
              "delete removes the tenant's items, files and keys.  All take --data DIR.");
         return o.help ? EX_OK : EX_USAGE;
     }
@@ -122,7 +125,7 @@ static int cmd_tenant(int argc, char **argv) {
     int rc;
     tn_tenant t;
     if (strcmp(sub, "create") == 0) {
-        rc = tn_tenant_create(st, o.args[1], &t);
+        rc = tn_tenant_provision(st, o.args[1], o.id, &t);
         if (rc == TN_OK) printf("%s\n", t.name);
     } else if (strcmp(sub, "list") == 0) {
         cJSON *list = o.json ? cJSON_CreateArray() : NULL;

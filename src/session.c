@@ -252,15 +252,6 @@ static int run_write(tn_session *s, sqlite3_stmt *q, int *touched) {
     s->c->nversions = 0;
     int src = sqlite3_step(q);
     sqlite3_reset(q);
-    if (src != SQLITE_DONE && s->c->lease_short && sqlite3_get_autocommit(s->c->db)) {
-        /* A row's version was above our clock lease (another process wrote
-         * it): renew past it and run the statement again, once. */
-        int rc = tn__hlc_ensure(s->c);
-        if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
-        s->c->nversions = 0;
-        src = sqlite3_step(q);
-        sqlite3_reset(q);
-    }
     if (touched) *touched = s->c->nversions > 0;
     if (src == SQLITE_DONE) return TN_OK;
     if ((src & 0xff) == SQLITE_CONSTRAINT) return sfail(s, TN_INVALID, "data is not valid JSON");

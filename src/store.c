@@ -589,15 +589,29 @@ static int create_body(tn__conn *c, void *arg) {
     if (src == SQLITE_ROW) src = sqlite3_step(s);
     sqlite3_reset(s);
     if ((src & 0xff) == SQLITE_CONSTRAINT)
-        return tn__fail(c->st, TN_EXISTS, "a tenant named %s already exists", t->name);
+        return tn__fail(c->st, TN_EXISTS, "a tenant with that name or id already exists");
     if (src != SQLITE_DONE) return tn__fail_db(c->st, c, src);
     return tn__audit(c, "admin", tid, "tenant.create", t->name);
 }
 
 int tn_tenant_create(tn_store *st, const char *name, tn_tenant *out) {
+    return tn_tenant_provision(st, name, NULL, out);
+}
+
+/* A UUID v4 as the store generates them: version nibble 4, RFC 4122 variant. */
+static int uuid4_valid(const char *id) {
+    return id_valid(id) && id[14] == '4' && strchr("89ab", id[19]) != NULL;
+}
+
+int tn_tenant_provision(tn_store *st, const char *name, const char *id, tn_tenant *out) {
     if (!name_valid(name)) return tn__fail(st, TN_INVALID, "%s", NAME_RULE);
+    if (id && !uuid4_valid(id))
+        return tn__fail(st, TN_INVALID, "a tenant id is a lowercase UUID v4 made by tenantry");
     tn_tenant t = {0};
-    tn__uuid4(t.id);
+    if (id)
+        snprintf(t.id, sizeof t.id, "%s", id);
+    else
+        tn__uuid4(t.id);
     snprintf(t.name, sizeof t.name, "%s", name);
     t.created_at = tn__now_ms(st);
     int rc = tn__trusted_tx(st, create_body, &t);
@@ -754,12 +768,6 @@ static const struct {
      "  (o.kind = 1 AND EXISTS (SELECT 1 FROM _items i WHERE i.rowid = o.ref AND i.tenant = o.tenant))"
      "  OR (o.kind = 2 AND EXISTS (SELECT 1 FROM _files f WHERE f.rowid = o.ref AND f.tenant = o.tenant)))",
      "pending outbox rows point at no row"},
-    {"SELECT count(*) FROM _items WHERE version > coalesce("
-     "  (SELECT value FROM _meta WHERE key = 'hlc_lease'), 0)",
-     "item versions are above the persisted clock lease"},
-    {"SELECT count(*) FROM _files WHERE version > coalesce("
-     "  (SELECT value FROM _meta WHERE key = 'hlc_lease'), 0)",
-     "file versions are above the persisted clock lease"},
     {"SELECT count(*) FROM _items WHERE deleted = 0 AND NOT tn_json_valid(data)",
      "items hold invalid JSON"},
 };

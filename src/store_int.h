@@ -41,7 +41,6 @@ typedef struct tn__conn {
     int64_t last_version; /* last value tn_version() returned */
     int64_t nversions;    /* tn_version() calls since the counter was reset */
     int64_t now_ms;       /* clock reading of the row being written, 0 = none */
-    int64_t lease_short;  /* a version above the lease was needed: renew */
     tn__stmt_slot cache[TN__STMT_CACHE];
     struct tn__conn *next; /* pool free list */
 } tn__conn;
@@ -57,7 +56,6 @@ struct tn_store {
 
     /* Hybrid logical clock (src/hlc.c); atomics, see there. */
     int64_t hlc_last;  /* last version handed out */
-    int64_t hlc_lease; /* versions up to this are covered by _meta */
     int64_t (*clock_ms)(void);
 
     /* Group commit (src/group.c). */
@@ -136,11 +134,10 @@ void tn__guard_free(tn_store *st);
 /* ---- hlc.c ---- */
 /* Registers tn_version(), tn_now(), tn_new_id() and current_tenant() on c. */
 int tn__functions_register(tn__conn *c);
-/* Loads the persisted lease at open. */
+/* Starts the clock from the highest version in the store, at open. */
 int tn__hlc_init(tn_store *st, sqlite3 *db);
-/* Makes sure the lease covers the next half minute; call before every
- * statement that may write versions.  Renews in its own small transaction
- * (trusted) when c is not inside one. */
+/* Call before every statement that may write versions: the rows it writes
+ * read the clock afresh. */
 int tn__hlc_ensure(tn__conn *c);
 
 #endif

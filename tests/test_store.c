@@ -982,3 +982,52 @@ TEST(group_commit_shares_transactions_and_keeps_writes_apart) {
     if (rc != TN_OK) TN_FAIL_("check: %s", report ? report : "");
     fixture_done(&f);
 }
+
+TEST(a_tenant_can_be_provisioned_under_an_existing_id) {
+    fixture f;
+    fixture_init(&f);
+    char dir2[4200];
+    snprintf(dir2, sizeof dir2, "%s/second", tn_test_tmpdir());
+    tn_store *st2 = fixture_open(dir2);
+    tn_tenant t;
+    ASSERT_OK(tn_tenant_provision(st2, "acme", f.acme.id, &t));
+    ASSERT_STR_EQ(t.id, f.acme.id);
+    ASSERT_INT_EQ(tn_tenant_provision(st2, "acme-again", f.acme.id, &t), TN_EXISTS);
+    const char *bad[] = {"", "not-a-uuid", "6F1C2A52-4D0E-4C1B-9A7E-1D2C3B4A5F60",
+                         "6f1c2a52-4d0e-1c1b-9a7e-1d2c3b4a5f60", /* version 1 */
+                         "6f1c2a52-4d0e-4c1b-ca7e-1d2c3b4a5f60", /* wrong variant */
+                         "6f1c2a52-4d0e-4c1b-9a7e-1d2c3b4a5f6", NULL};
+    for (int i = 0; bad[i]; i++) ASSERT_INT_EQ(tn_tenant_provision(st2, "x", bad[i], &t), TN_INVALID);
+    ASSERT_OK(tn_tenant_provision(st2, "fresh", NULL, &t));
+    ASSERT(is_uuid4(t.id) && strcmp(t.id, f.acme.id) != 0);
+    tn_close(st2);
+    fixture_done(&f);
+}
+
+/* A restart must not push versions ahead of the wall clock: otherwise the
+ * appliance that restarts more often would win conflicts it should lose. */
+TEST(restarts_do_not_move_the_clock_ahead) {
+    fixture f;
+    fixture_init(&f);
+    fixture_done(&f);
+    fake_now = 1900000000000;
+    int64_t last = 0;
+    for (int i = 0; i < 5; i++) {
+        tn_store *st;
+        ASSERT_OK(tn_open(f.dir, NULL, &st));
+        st->clock_ms = fake_clock;
+        tn_session *s;
+        ASSERT_OK(tn_session_open(st, f.acme.id, &s));
+        tn_item it = {0};
+        char id[32];
+        snprintf(id, sizeof id, "restart-%d", i);
+        fake_now += 1;
+        ASSERT_OK(tn_item_put(s, id, "{}", &it));
+        ASSERT_INT_EQ(it.version, fake_now << 16); /* exactly the wall clock */
+        ASSERT(it.version > last);
+        last = it.version;
+        tn_item_clear(&it);
+        tn_session_close(s);
+        tn_close(st);
+    }
+}

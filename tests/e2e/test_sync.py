@@ -323,6 +323,59 @@ def a_permanent_error_goes_to_dead_letters_without_blocking():
 
 
 @test
+def two_appliances_sharing_a_tenant_keep_the_highest_version():
+    """Two data directories hold the same tenant (the second provisioned with
+    the first one's id) and write the same item ids.  Whatever order they
+    sync in, DynamoDB ends with the higher version of every id, and each
+    appliance counts the writes it lost."""
+    a = Setup(tenants=("acme",))
+    bdir = tempfile.mkdtemp(prefix="tn-sync-b-")
+    try:
+        acme = a.tenant_id("acme")
+        benv = dict(a.env, TENANTRY_DATA=os.path.join(bdir, "data"))
+        rc, _, err = tn(["init"], benv)
+        check(rc == 0, "init b: " + err)
+        rc, _, err = tn(["tenant", "create", "acme", "--id", acme], benv)
+        check(rc == 0, "provision acme on b: " + err)
+
+        def put(env, id_, who):
+            time.sleep(0.005)  # one writer after the other, on the wall clock
+            rc, out, err = tn(["item", "put", "--tenant", "acme", "--id", id_], env,
+                              stdin=json.dumps({"from": who}))
+            check(rc == 0, "put: " + err)
+            return json.loads(out)["version"]
+
+        def sync(env):
+            rc, out, err = tn(["sync", "--once"], env)
+            check(rc == 0, "sync: %s %s" % (out, err))
+            return json.loads(out.strip().splitlines()[-1])
+
+        versions = {}
+        versions["k1"] = (put(a.env, "k1", "a"), put(benv, "k1", "b"))  # b newer
+        versions["k2"] = (put(benv, "k2", "b"), put(a.env, "k2", "a"))  # a newer
+        sa, sb = sync(a.env), sync(benv)  # a first: b overwrites k1, loses k2
+        check(sa["conflicts"] == 0 and sb["conflicts"] == 1, "losses %r %r" % (sa, sb))
+        versions["k3"] = (put(a.env, "k3", "a"), put(benv, "k3", "b"))  # b newer
+        sb, sa = sync(benv), sync(a.env)  # b first: a loses k3
+        check(sa["conflicts"] == 1 and sb["conflicts"] == 0, "losses %r %r" % (sa, sb))
+        rows = a.rows()
+        want = {"k1": "b", "k2": "a", "k3": "b"}
+        for k, who in want.items():
+            row = rows[("TENANT#" + acme, "ITEM#" + k)]
+            check(row["data"] == {"M": {"from": {"S": who}}}, "%s holds %r" % (k, row["data"]))
+            check(int(row["version"]["N"]) == max(versions[k]), "%s has the highest version" % k)
+        check(len(rows) == 3, "nothing else in the table: %r" % sorted(rows))
+        for env, lost in ((a.env, 1), (benv, 1)):
+            rc, out, err = tn(["sync-status", "--tenant", "acme", "--json"], env)
+            st = json.loads(out)
+            check(rc == 0 and st["conflicts"] == lost and st["pending"] == 0,
+                  "each appliance reports its losses: %r" % st)
+    finally:
+        a.close()
+        shutil.rmtree(bdir, ignore_errors=True)
+
+
+@test
 def a_file_with_a_newer_remote_version_is_not_uploaded():
     """Another appliance already wrote a newer version of the file: its bytes
     and its row stay; ours is a counted conflict loss, not an overwrite."""
