@@ -496,7 +496,7 @@ static int name_valid(const char *name) {
     return 1;
 }
 
-static int id_valid(const char *id) {
+int tn__uuid_valid(const char *id) {
     if (!id || strlen(id) != 36) return 0;
     for (int i = 0; i < 36; i++) {
         char ch = id[i];
@@ -519,7 +519,7 @@ static void tenant_row(sqlite3_stmt *s, tn_tenant *t) {
 
 int tn__tenant_tid(tn__conn *c, const char *id, int64_t *tid) {
     static const char sql[] = "SELECT tid FROM _tenants WHERE id = ?1";
-    if (!id_valid(id)) return tn__fail(c->st, TN_NOTFOUND, "no such tenant");
+    if (!tn__uuid_valid(id)) return tn__fail(c->st, TN_NOTFOUND, "no such tenant");
     int was = c->trusted;
     c->trusted = 1;
     sqlite3_stmt *s;
@@ -561,7 +561,7 @@ static int tenant_lookup(tn_store *st, const char *sql, const char *key, tn_tena
 
 int tn_tenant_get(tn_store *st, const char *id, tn_tenant *out) {
     static const char sql[] = "SELECT id, name, created_at FROM _tenants WHERE id = ?1";
-    if (!id_valid(id)) return tn__fail(st, TN_NOTFOUND, "no such tenant");
+    if (!tn__uuid_valid(id)) return tn__fail(st, TN_NOTFOUND, "no such tenant");
     return tenant_lookup(st, sql, id, out);
 }
 
@@ -600,7 +600,7 @@ int tn_tenant_create(tn_store *st, const char *name, tn_tenant *out) {
 
 /* A UUID v4 as the store generates them: version nibble 4, RFC 4122 variant. */
 static int uuid4_valid(const char *id) {
-    return id_valid(id) && id[14] == '4' && strchr("89ab", id[19]) != NULL;
+    return tn__uuid_valid(id) && id[14] == '4' && strchr("89ab", id[19]) != NULL;
 }
 
 int tn_tenant_provision(tn_store *st, const char *name, const char *id, tn_tenant *out) {

@@ -105,6 +105,8 @@ int tn__fail(tn_store *st, int rc, const char *fmt, ...) __attribute__((format(p
 /* Same, taking the detail from the connection's last SQLite error. */
 int tn__fail_db(tn_store *st, tn__conn *c, int sqlite_rc);
 int64_t tn__now_ms(tn_store *st);
+/* 1 when id has the form of a lowercase UUID (8-4-4-4-12 hex digits). */
+int tn__uuid_valid(const char *id);
 /* Writes a random UUID v4 into out. */
 void tn__uuid4(char out[37]);
 /* Appends an audit event in c's current transaction (or its own). */

@@ -11,19 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tn__remote_uuid_valid(const char *s) {
-    if (!s || strlen(s) != 36) return 0;
-    for (int i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-') return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static char *join(const char *a, const char *b, const char *c) {
     size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
     char *p = malloc(n);
@@ -34,7 +21,7 @@ static char *join(const char *a, const char *b, const char *c) {
 int tn__remote_key_build(const char *tenant_uuid, int kind, const char *key,
                          tn__remote_key *out) {
     memset(out, 0, sizeof *out);
-    if (!tn__remote_uuid_valid(tenant_uuid) || !key) return TN_INVALID;
+    if (!tn__uuid_valid(tenant_uuid) || !key) return TN_INVALID;
     if (kind == TN__REMOTE_ITEM) {
         if (!tn__item_id_valid(key)) return TN_INVALID;
     } else if (kind == TN__REMOTE_FILE) {

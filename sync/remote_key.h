@@ -23,8 +23,6 @@ typedef struct tn__remote_key {
     char *s3_key; /* files only: <uuid>/files/<name>; NULL for items */
 } tn__remote_key;
 
-/* 1 when s is a lowercase canonical UUID (8-4-4-4-12 hex). */
-int tn__remote_uuid_valid(const char *s);
 /* kind TN__REMOTE_ITEM or TN__REMOTE_FILE.  TN_OK, TN_INVALID or TN_NOMEM;
  * on failure *out is zeroed. */
 int tn__remote_key_build(const char *tenant_uuid, int kind, const char *key,
