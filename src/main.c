@@ -16,6 +16,7 @@
  */
 #include "admin.h"
 #include "cli.h"
+#include "engine.h"
 #include "tenantry.h"
 
 #include <cjson/cJSON.h>
@@ -398,6 +399,16 @@ static int count_tenant(const tn_tenant *t, void *arg) {
     return 0;
 }
 
+static long long num_of(const cJSON *o, const char *name) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+}
+
+static const char *str_or(const cJSON *o, const char *name, const char *dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
 static int cmd_status(int argc, char **argv) {
     tn__cli_opts o;
     int ex = tn__cli_parse(argc, argv, 2, &o);
@@ -405,26 +416,47 @@ static int cmd_status(int argc, char **argv) {
     if (o.help) {
         puts("usage: tenantry status [--data DIR] [--json]\n"
              "\n"
-             "Prints the store's schema version, tenants, live items and pending sync rows.");
+             "Prints the store's schema version, tenants and live items, and per tenant\n"
+             "the sync backlog (rows and bytes), dead letters, conflict losses, last\n"
+             "success, last error and current backoff.");
         return EX_OK;
     }
     tn_store *st;
-    if ((ex = tn__cli_open(&o, 0, &st)) != EX_OK) return ex;
+    if ((ex = tn__cli_open(&o, TN__OPEN_READONLY, &st)) != EX_OK) return ex;
     long long n[2] = {0, 0};
     int version = 0;
-    int64_t pending = 0;
+    char *sync = NULL;
     int rc = tn_schema_version(st, &version);
     if (rc == TN_OK) rc = tn_tenant_list(st, count_tenant, n);
-    if (rc == TN_OK) rc = tn__outbox_pending(st, &pending);
+    if (rc == TN_OK) rc = tn_sync_status_json(st, NULL, &sync);
+    cJSON *sj = sync ? cJSON_Parse(sync) : NULL;
+    if (rc == TN_OK && !sj) rc = TN_NOMEM;
     if (rc != TN_OK) {
         ex = tn__cli_error("status", tn_errmsg(st), rc);
     } else if (o.json) {
-        printf("{\"schema_version\":%d,\"tenants\":%lld,\"items\":%lld,\"pending\":%lld}\n",
-               version, n[0], n[1], (long long)pending);
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "schema_version", version);
+        cJSON_AddNumberToObject(j, "tenants", (double)n[0]);
+        cJSON_AddNumberToObject(j, "items", (double)n[1]);
+        cJSON_AddItemReferenceToObject(j, "pending", cJSON_GetObjectItem(sj, "pending"));
+        cJSON_AddItemToObject(j, "sync", sj);
+        sj = NULL;
+        tn__cli_print_json(j);
     } else {
-        printf("store      %s\nschema     %d\ntenants    %lld\nitems      %lld\npending    %lld\n",
-               o.data, version, n[0], n[1], (long long)pending);
+        printf("store      %s\nschema     %d\ntenants    %lld\nitems      %lld\n\n", o.data,
+               version, n[0], n[1]);
+        printf("%-24s %9s %12s %7s %9s  %-24s  %s\n", "tenant", "pending", "bytes", "failed",
+               "conflicts", "last success", "last error");
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(sj, "tenants")) {
+            printf("%-24s %9lld %12lld %7lld %9lld  %-24s  %s\n", str_or(t, "name", "?"),
+                   num_of(t, "pending"), num_of(t, "pending_bytes"), num_of(t, "failed"),
+                   num_of(t, "conflicts"), str_or(t, "last_success", "never"),
+                   str_or(t, "last_error", "-"));
+        }
     }
+    cJSON_Delete(sj);
+    free(sync);
     tn_close(st);
     return ex;
 }
@@ -437,7 +469,7 @@ static const tn__cli_cmd commands[] = {
     {"item", cmd_item, "put, get, list or delete a tenant's items"},
     {"sql", cmd_sql, "an SQL console scoped to one tenant"},
     {"check", cmd_check, "verify the database and the store's invariants"},
-    {"status", cmd_status, "show the store's counts"},
+    {"status", cmd_status, "show the store's counts and each tenant's sync status"},
     TN__CLI_MORE_COMMANDS
 };
 
