@@ -172,15 +172,22 @@ static int64_t quota(const cJSON *q, const char *name) {
     return (int64_t)v->valuedouble;
 }
 
-void tn__api_tenant_patch(tn__req *r, tn__resp *out) {
-    tn_tenant t;
-    int rc = tn_tenant_get(r->srv->st, r->arg[0], &t);
+/* The tenant the path names and the request's JSON body; NULL once *out
+ * holds the error (404 for an unknown tenant, 400/415 for the body). */
+static cJSON *tenant_and_body(tn__req *r, tn__resp *out, tn_tenant *t) {
+    int rc = tn_tenant_get(r->srv->st, r->arg[0], t);
     if (rc != TN_OK) {
         tn__resp_code(out, rc);
-        return;
+        return NULL;
     }
-    cJSON *body = tn__req_json(r, out);
+    return tn__req_json(r, out);
+}
+
+void tn__api_tenant_patch(tn__req *r, tn__resp *out) {
+    tn_tenant t;
+    cJSON *body = tenant_and_body(r, out, &t);
     if (!body) return;
+    int rc = TN_OK;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "name");
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(body, "quotas");
     int64_t mi = q ? quota(q, "max_items") : -1, mf = q ? quota(q, "max_file_bytes") : -1;
@@ -245,13 +252,9 @@ static int scopes_of(const cJSON *a, unsigned *mask) {
 
 void tn__api_keys_create(tn__req *r, tn__resp *out) {
     tn_tenant t;
-    int rc = tn_tenant_get(r->srv->st, r->arg[0], &t);
-    if (rc != TN_OK) {
-        tn__resp_code(out, rc);
-        return;
-    }
-    cJSON *body = tn__req_json(r, out);
+    cJSON *body = tenant_and_body(r, out, &t);
     if (!body) return;
+    int rc = TN_OK;
     unsigned mask;
     int64_t exp = seconds(body, "expires_in", 1);
     rc = scopes_of(cJSON_GetObjectItemCaseSensitive(body, "scopes"), &mask);
