@@ -28,7 +28,7 @@ struct MHD_Connection;
 struct MHD_Daemon;
 
 enum { TN__M_GET = 1, TN__M_HEAD = 2, TN__M_POST = 4, TN__M_PUT = 8, TN__M_PATCH = 16,
-       TN__M_DELETE = 32 };
+       TN__M_DELETE = 32, TN__M_OPTIONS = 64 };
 
 typedef struct tn__srv {
     tn_store *st;
@@ -43,6 +43,8 @@ typedef struct tn__srv {
     atomic_ullong rid_next;
     atomic_llong by_class[6]; /* index status / 100; 0 = no response */
     atomic_llong auth_failures, rate_limited, in_flight;
+    char **cors;      /* allowed origins (NULL-terminated), or NULL */
+    int cors_any;     /* "*" */
     /* Writers take turns here rather than in SQLite's busy handler, which
      * sleeps in steps of milliseconds (ruinous for p99 under load). */
 } tn__srv;
@@ -93,6 +95,7 @@ typedef struct tn__req {
     const char *err_msg;
     int err_retry;
     int queued;
+    int preflight; /* an OPTIONS request, answered by the router (resp.allow) */
     int status; /* for the log */
     tn__resp resp;
 } tn__req;

@@ -30,6 +30,7 @@
 #include "json_check.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -94,10 +95,12 @@ static const tn__route routes[] = {
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
-static const char *const method_names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"};
+static const char *const method_names[] = {"GET",   "HEAD",   "POST",   "PUT",
+                                            "PATCH", "DELETE", "OPTIONS"};
+#define NMETHODS (sizeof method_names / sizeof method_names[0])
 
 static int method_of(const char *m) {
-    for (int i = 0; i < 6; i++)
+    for (size_t i = 0; i < NMETHODS; i++)
         if (strcmp(m, method_names[i]) == 0) return 1 << i;
     return 0;
 }
@@ -448,6 +451,167 @@ static void authenticate(tn__req *r) {
     }
 }
 
+/* ---- CORS -------------------------------------------------------------------
+ *
+ * For web apps served on the appliance; off unless origins are configured.
+ * A preflight (OPTIONS with Origin and Access-Control-Request-Method) is
+ * answered by the router without authentication, because browsers send no
+ * credentials with it; it reaches no handler and reveals only which methods
+ * a path takes.  An allowed origin is answered with the configured spelling,
+ * never with the request's bytes; "*" is sent only when configured alone and
+ * never together with credentials (tn__cors_check refuses that).  Once CORS
+ * is on, every response carries "Vary: Origin" so a cache never hands one
+ * origin's answer to another.
+ */
+#define CORS_ALLOW_HEADERS "Authorization, Content-Type, If-Match, If-None-Match, Range"
+#define CORS_EXPOSE_HEADERS "ETag, Retry-After, X-Request-Id, Content-Range, Accept-Ranges"
+#define CORS_MAX_AGE "600"
+
+/* "http://host[:port]" or "https://host[:port]": a DNS name or an IPv4 or
+ * bracketed IPv6 address, no path, no user info, no trailing slash. */
+static int origin_valid(const char *o, size_t n) {
+    size_t k;
+    if (n > 7 && strncmp(o, "http://", 7) == 0) k = 7;
+    else if (n > 8 && strncmp(o, "https://", 8) == 0) k = 8;
+    else return 0;
+    size_t h0 = k;
+    if (o[k] == '[') {
+        for (k++; k < n && o[k] != ']'; k++)
+            if (!isxdigit((unsigned char)o[k]) && o[k] != ':' && o[k] != '.') return 0;
+        if (k == n || k == h0 + 1) return 0;
+        k++;
+    } else {
+        while (k < n && (isalnum((unsigned char)o[k]) || o[k] == '-' || o[k] == '.')) k++;
+        if (k == h0 || o[h0] == '.' || o[k - 1] == '.') return 0;
+    }
+    if (k < n && o[k] == ':') {
+        size_t p0 = ++k;
+        while (k < n && isdigit((unsigned char)o[k])) k++;
+        if (k == p0 || k - p0 > 5 || atoi(o + p0) > 65535) return 0;
+    }
+    return k == n;
+}
+
+/* Calls fn on each trimmed entry of a comma-separated list; stops at and
+ * returns fn's first non-zero result. */
+static int each_entry(const char *list, int (*fn)(const char *e, size_t n, void *arg), void *arg) {
+    const char *p = list;
+    for (;;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        const char *a = p;
+        while (n && (*a == ' ' || *a == '\t')) a++, n--;
+        while (n && (a[n - 1] == ' ' || a[n - 1] == '\t')) n--;
+        int rc = fn(a, n, arg);
+        if (rc) return rc;
+        if (!e) return 0;
+        p = e + 1;
+    }
+}
+
+typedef struct cors_scan {
+    int count, star, bad;
+    char **out; /* when set: receives copies */
+} cors_scan;
+
+static int cors_entry(const char *e, size_t n, void *arg) {
+    cors_scan *cs = arg;
+    if (n == 1 && e[0] == '*') cs->star = 1;
+    else if (!origin_valid(e, n)) return cs->bad = 1;
+    if (cs->out && !(cs->out[cs->count] = strndup(e, n))) return cs->bad = 2;
+    cs->count++;
+    return 0;
+}
+
+int tn__cors_check(const char *origins, int credentials, const char **err) {
+    *err = NULL;
+    if (!origins || !*origins) return credentials ? (*err = "CORS credentials need allowed "
+                                                            "origins", TN_INVALID) : TN_OK;
+    cors_scan cs = {0, 0, 0, NULL};
+    each_entry(origins, cors_entry, &cs);
+    if (cs.bad) *err = "a CORS origin must be scheme://host[:port] (http or https, no path), or *";
+    else if (cs.star && cs.count > 1) *err = "the CORS origin * must stand alone";
+    else if (cs.star && credentials) *err = "the CORS origin * cannot be used with credentials";
+    return *err ? TN_INVALID : TN_OK;
+}
+
+static int cors_setup(tn__srv *s, const char **err) {
+    const char *list = s->cfg.cors_origins;
+    int rc = tn__cors_check(list, s->cfg.cors_credentials, err);
+    if (rc != TN_OK || !list || !*list) return rc;
+    cors_scan cs = {0, 0, 0, NULL};
+    each_entry(list, cors_entry, &cs);
+    cs.out = calloc((size_t)cs.count + 1, sizeof *cs.out);
+    *err = "out of memory";
+    if (!cs.out) return TN_NOMEM;
+    s->cors = cs.out; /* freed by tn__http_stop, even half filled */
+    cs.count = 0;
+    if (each_entry(list, cors_entry, &cs)) return TN_NOMEM;
+    s->cors_any = cs.star;
+    *err = NULL;
+    return TN_OK;
+}
+
+/* The configured spelling of the request's origin, or NULL. */
+static const char *cors_origin(tn__req *r) {
+    tn__srv *s = r->srv;
+    const char *o = s->cors ? tn__req_header(r, "Origin") : NULL;
+    if (!o) return NULL;
+    if (s->cors_any) return "*";
+    for (char **c = s->cors; *c; c++)
+        if (strcasecmp(*c, o) == 0) return *c;
+    return NULL;
+}
+
+static int header_allowed(const char *e, size_t n, void *arg) {
+    (void)arg;
+    static const char *const ok[] = {"authorization", "content-type", "if-match",
+                                     "if-none-match", "range"};
+    if (n == 0) return 0;
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strlen(ok[i]) == n && strncasecmp(ok[i], e, n) == 0) return 0;
+    return 1;
+}
+
+/* OPTIONS: the methods of the path in resp.allow; a preflight from an
+ * allowed origin for one of them gets 204 and the CORS headers (queue()),
+ * any other preflight 403 without them. */
+static void options(tn__req *r, int allowed) {
+    r->preflight = 1;
+    tn__resp_empty(&r->resp, 204);
+    allowed |= TN__M_OPTIONS;
+    size_t n = 0;
+    r->resp.allow[0] = '\0';
+    for (size_t i = 0; i < NMETHODS; i++)
+        if (allowed & (1 << i))
+            n += (size_t)snprintf(r->resp.allow + n, sizeof r->resp.allow - n, "%s%s",
+                                  n ? ", " : "", method_names[i]);
+    const char *want = tn__req_header(r, "Access-Control-Request-Method");
+    if (tn__req_header(r, "Origin") && want) {
+        const char *hdrs = tn__req_header(r, "Access-Control-Request-Headers");
+        if (!cors_origin(r) || !(method_of(want) & allowed & ~TN__M_OPTIONS) ||
+            (hdrs && each_entry(hdrs, header_allowed, NULL)))
+            return early_error(r, 403, "forbidden", 0);
+    }
+}
+
+static void cors_headers(tn__req *r, struct MHD_Response *resp) {
+    if (!r->srv->cors) return;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+    const char *origin = cors_origin(r);
+    if (!origin) return;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    if (r->srv->cfg.cors_credentials)
+        MHD_add_response_header(resp, "Access-Control-Allow-Credentials", "true");
+    if (r->preflight && r->resp.status == 204) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", r->resp.allow);
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+        MHD_add_response_header(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
+    } else {
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    }
+}
+
 /* ---- request lifecycle ---------------------------------------------------- */
 
 static int json_content_type(const char *ct) {
@@ -507,10 +671,11 @@ static void begin(tn__req *r, const char *url, const char *method) {
         }
     }
     if (!path_found) return early_error(r, 404, "not found", 0);
+    if (r->method == TN__M_OPTIONS) return options(r, allowed);
     if (!rt) {
         size_t n = 0;
         r->resp.allow[0] = '\0';
-        for (int i = 0; i < 6; i++)
+        for (size_t i = 0; i < NMETHODS; i++)
             if (allowed & (1 << i))
                 n += (size_t)snprintf(r->resp.allow + n, sizeof r->resp.allow - n, "%s%s",
                                       n ? ", " : "", method_names[i]);
@@ -619,7 +784,9 @@ static enum MHD_Result queue(tn__req *r) {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (o->etag[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, o->etag);
-    if (o->allow[0] && o->status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, o->allow);
+    if (o->allow[0] && (o->status == 405 || (r->preflight && o->status == 204)))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, o->allow);
+    cors_headers(r, resp);
     if (o->content_range[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, o->content_range);
     if (o->ranges) MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
@@ -786,7 +953,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return r->written > DRAIN_MAX ? MHD_NO : MHD_YES;
     }
     if (r->queued) return MHD_YES;
-    if (!r->err_status) dispatch(r);
+    if (!r->err_status && !r->preflight) dispatch(r);
     return queue(r);
 }
 
@@ -968,6 +1135,8 @@ void tn__http_stop(tn__http *h) {
     if (s->listen_fd >= 0) close(s->listen_fd);
     if (s->unix_path) unlink(s->unix_path);
     free(s->unix_path);
+    for (char **c = s->cors; c && *c; c++) free(*c);
+    free(s->cors);
     tn__rl_free(s->key_rl);
     tn__rl_free(s->fail_rl);
     tn__auth_close(s->auth);
@@ -986,7 +1155,9 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
     s->cfg = *cfg;
     s->listen_fd = -1;
     randombytes_buf(&s->rid_prefix, sizeof s->rid_prefix);
-    int rc = tn__auth_open(st, &s->auth);
+    int rc = cors_setup(s, err);
+    if (rc != TN_OK) goto fail;
+    rc = tn__auth_open(st, &s->auth);
     if (rc != TN_OK) {
         *err = tn_errmsg(st);
         goto fail;

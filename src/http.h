@@ -22,9 +22,19 @@ typedef struct tn__http_config {
     double auth_fail_rate, auth_fail_burst; /* failed auth per client; 0.2/s, 20 */
     int token_ttl;            /* seconds; default 3600 */
     int quiet;                /* no per-request log lines */
+    /* CORS: allowed origins, comma-separated ("https://a.example,
+     * http://localhost:3000"), or "*" alone; NULL or "" = none (default).
+     * With cors_credentials, responses carry Access-Control-Allow-Credentials
+     * and "*" is refused: an allowed origin is always echoed exactly. */
+    const char *cors_origins;
+    int cors_credentials;
 } tn__http_config;
 
 typedef struct tn__http tn__http;
+
+/* Checks a CORS origin list (see cors_origins); on error *err (static text)
+ * says why.  tn__http_start checks it too. */
+int tn__cors_check(const char *origins, int credentials, const char **err);
 
 void tn__http_config_init(tn__http_config *cfg);
 /* Binds and starts serving; returns at once (the workers run in threads).

@@ -39,6 +39,18 @@ typedef struct num_opt {
 /* Takes serve's tuning options out of argv (into cfg) so the shared parser
  * sees only the common ones.  Returns 0, or 2 after a usage message. */
 static int no_sync; /* --no-sync */
+static char *cors_list; /* --cors-origin, joined with commas */
+
+/* --cors-origin may be given more than once; the lists add up. */
+static int add_cors(const char *v) {
+    size_t old = cors_list ? strlen(cors_list) : 0;
+    char *n = realloc(cors_list, old + strlen(v) + 2);
+    if (!n) return -1;
+    if (old) n[old++] = ',';
+    strcpy(n + old, v);
+    cors_list = n;
+    return 0;
+}
 
 static int take_tuning(int argc, char **argv, tn__http_config *cfg, int *outc, char **outv) {
     num_opt opts[] = {
@@ -61,6 +73,19 @@ static int take_tuning(int argc, char **argv, tn__http_config *cfg, int *outc, c
         }
         if (i >= 2 && strcmp(argv[i], "--no-sync") == 0) {
             no_sync = 1;
+            continue;
+        }
+        if (i >= 2 && strcmp(argv[i], "--cors-credentials") == 0) {
+            cfg->cors_credentials = 1;
+            continue;
+        }
+        if (i >= 2 && strcmp(argv[i], "--cors-origin") == 0) {
+            if (i + 1 >= argc || !*argv[i + 1]) {
+                fprintf(stderr, "tenantry: --cors-origin takes an origin or a comma-separated "
+                        "list (see --help)\n");
+                return 2;
+            }
+            if (add_cors(argv[++i]) != 0) return 1;
             continue;
         }
         num_opt *o = NULL;
@@ -128,7 +153,12 @@ static const char serve_help[] =
     "  --timeout SECONDS    idle connection timeout [30]\n"
     "  --token-ttl SECONDS  lifetime of tokens from POST /v1/auth [3600]\n"
     "  --max-item-bytes N   JSON request body limit [65536]\n"
-    "  --max-file-bytes N   file upload limit [1073741824]";
+    "  --max-file-bytes N   file upload limit [1073741824]\n"
+    "\n"
+    "Browser apps (CORS; default: no origin allowed):\n"
+    "  --cors-origin LIST   allowed origins, scheme://host[:port], comma-separated,\n"
+    "                       repeatable; or * alone (TENANTRY_CORS_ORIGINS)\n"
+    "  --cors-credentials   send Access-Control-Allow-Credentials (refuses *)";
 
 static int cmd_serve(int argc, char **argv) {
     tn__http_config cfg;
@@ -147,6 +177,10 @@ static int cmd_serve(int argc, char **argv) {
     if (o.nargs) return tn__cli_usage("serve takes no arguments");
     if (o.listen) cfg.listen = o.listen;
     cfg.allow_remote = o.allow_remote;
+    cfg.cors_origins = cors_list ? cors_list : getenv("TENANTRY_CORS_ORIGINS");
+    const char *cors_err;
+    if (tn__cors_check(cfg.cors_origins, cfg.cors_credentials, &cors_err) != TN_OK)
+        return tn__cli_usage(cors_err);
 
     /* Signals are taken synchronously by this thread; every thread started
      * from here on (HTTP workers, sync) inherits the blocked mask. */

@@ -22,6 +22,8 @@ if [ "${1:-}" = "--test" ]; then
     # Tools the test suites drive: the sqlite3 shell (migration fixtures), curl.
     command -v sqlite3 >/dev/null 2>&1 || need sqlite3
     command -v curl >/dev/null 2>&1 || need curl
+    # A real browser for the CORS suite (headless; Debian's chromium).
+    command -v chromium >/dev/null 2>&1 || need chromium
 fi
 if [ "${1:-}" = "--fuzz" ]; then
     # clang with libFuzzer's runtime (Debian 12: libclang-rt-14-dev).
