@@ -102,6 +102,15 @@ static char *path_join(const char *a, const char *b) {
     return p;
 }
 
+/* Whether the write-ahead log beside path holds anything (a store whose
+ * pages are all still in the log has an empty main file). */
+static int wal_has_data(const char *path) {
+    char wal[4096];
+    struct stat sb;
+    if (snprintf(wal, sizeof wal, "%s-wal", path) >= (int)sizeof wal) return 1;
+    return stat(wal, &sb) == 0 && sb.st_size > 0;
+}
+
 static int mkdir_p(const char *path, mode_t mode) {
     char *p = strdup(path);
     if (!p) return -1;
@@ -356,6 +365,12 @@ int tn_open(const char *dir, const tn_options *opt, tn_store **out) {
         }
     } else if (stat(st->dbpath, &sb) != 0) {
         rc = tn__fail(st, TN_NOTFOUND, "no store in %s (create one with `tenantry init`)", dir);
+        goto fail;
+    } else if (sb.st_size == 0 && !wal_has_data(st->dbpath)) {
+        /* An emptied file (a truncation, a botched copy) would otherwise open
+         * as a brand-new store and silently lose every tenant. */
+        rc = tn__fail(st, TN_CORRUPT, "%s is empty: not a tenantry store (restore it from a "
+                      "backup, or remove it and run `tenantry init`)", st->dbpath);
         goto fail;
     }
 

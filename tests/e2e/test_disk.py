@@ -442,6 +442,13 @@ def test_truncated_database():
             f.truncate(0)
         p = serve_once(data)
         one_line_failure(p, "serve on an emptied database")
+        # Nor opened as a new store by any other command: that would hide the
+        # loss of every tenant behind an empty, working store.
+        check_reports_corrupt(data, "emptied")
+        p = tnlib.run(["tenant", "create", "late", "--data", data])
+        S.check(p.returncode != 0, "tenant create on an emptied store fails")
+        S.check("empty" in p.stderr, "the message says the file is empty: %r" % p.stderr)
+        S.eq(os.path.getsize(db), 0, "the emptied file is left as it was")
     finally:
         shutil.rmtree(os.path.dirname(data), ignore_errors=True)
 
