@@ -166,8 +166,50 @@ int tn__ddb_item(const tn__change *ch, const tn__remote_key *k, int64_t ttl_s, t
 
 /* ---- calls ---------------------------------------------------------------- */
 
+/* Every UnprocessedItems entry names a table of the request and is a
+ * PutRequest or DeleteRequest with the key's pk and sk: the caller matches
+ * them against the rows it sent, and one it cannot read must not count as
+ * written. */
+static int unprocessed_ok(const cJSON *unprocessed, const cJSON *request_items) {
+    const cJSON *table, *e;
+    cJSON_ArrayForEach(table, unprocessed) {
+        if (!cJSON_IsArray(table) || !table->string ||
+            !cJSON_GetObjectItemCaseSensitive(request_items, table->string))
+            return 0;
+        cJSON_ArrayForEach(e, table) {
+            const cJSON *item = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(e, "PutRequest"), "Item");
+            if (!item)
+                item = cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(e, "DeleteRequest"), "Key");
+            const cJSON *pk = cJSON_GetObjectItemCaseSensitive(item, "pk");
+            const cJSON *sk = cJSON_GetObjectItemCaseSensitive(item, "sk");
+            if (!cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(pk, "S")) ||
+                !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sk, "S")))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+int tn__ddb_answer_ok(const char *target, const char *request, size_t len, const cJSON *answer) {
+    if (!cJSON_IsObject(answer)) return 0;
+    if (strcmp(target, "BatchWriteItem") != 0) return 1;
+    const cJSON *un = cJSON_GetObjectItemCaseSensitive(answer, "UnprocessedItems");
+    if (!cJSON_IsObject(un)) return 0;
+    if (!un->child) return 1;
+    cJSON *req = cJSON_ParseWithLength(request, len);
+    int ok = unprocessed_ok(un, cJSON_GetObjectItemCaseSensitive(req, "RequestItems"));
+    cJSON_Delete(req);
+    return ok;
+}
+
 int tn__ddb_error(long status, const char *type, const char *message) {
     if (status >= 200 && status < 300) return TN_OK;
+    /* An error without DynamoDB's error document did not come from DynamoDB
+     * (a proxy, a load balancer, a cut connection): it says nothing about
+     * the request, so it is retried rather than dead-lettered. */
+    if (!*type && status < 500 && status != 429 && status != 403) return TN_NETWORK;
     if (strstr(type, "ConditionalCheckFailed")) return TN_CONFLICT;
     if (status >= 500 || status == 429 || strstr(type, "Throttl") ||
         strstr(type, "ProvisionedThroughputExceeded") || strstr(type, "RequestLimitExceeded") ||
@@ -233,17 +275,28 @@ int tn__ddb_call(tn__aws *a, tn__http *h, const char *target, const char *body, 
     if (rc != TN_OK) return rc;
     r->status = resp.status;
     r->body = resp.body;
-    if (resp.status >= 200 && resp.status < 300) return TN_OK;
+    return tn__ddb_response(target, body, len, resp.status, resp.body, resp.len, r->type);
+}
+
+int tn__ddb_response(const char *target, const char *request, size_t reqlen, long status,
+                     const char *body, size_t len, char type[TN__DDB_TYPE_MAX]) {
+    type[0] = '\0';
+    cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+    int rc;
+    if (status >= 200 && status < 300) {
+        rc = tn__ddb_answer_ok(target, request, reqlen, j) ? TN_OK : TN_NETWORK;
+        cJSON_Delete(j);
+        return rc;
+    }
     /* {"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"..."} */
-    cJSON *j = cJSON_Parse(resp.body);
-    const char *type = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "__type")) : NULL;
+    const char *t = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "__type")) : NULL;
     const char *msg = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "message")) : NULL;
     if (!msg && j) msg = cJSON_GetStringValue(cJSON_GetObjectItem(j, "Message"));
-    if (type) {
-        const char *hash = strrchr(type, '#');
-        snprintf(r->type, sizeof r->type, "%s", hash ? hash + 1 : type);
+    if (t) {
+        const char *hash = strrchr(t, '#');
+        snprintf(type, TN__DDB_TYPE_MAX, "%s", hash ? hash + 1 : t);
     }
-    rc = tn__ddb_error(resp.status, r->type, msg);
+    rc = tn__ddb_error(status, type, msg);
     cJSON_Delete(j);
     return rc;
 }
@@ -254,11 +307,58 @@ void tn__ddb_resp_free(tn__ddb_resp *r) {
     r->body = NULL;
 }
 
+/* The version in item's {"version":{"N":"..."}}, or -1 when absent or not
+ * plain decimal digits that fit: strtoll would take "12abc" as 12, "-5" as
+ * -5 and too many digits as the largest version (a conflict loss for every
+ * local write). */
+int64_t tn__ddb_item_version(const cJSON *item) {
+    const char *s = cJSON_GetStringValue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(item, "version"), "N"));
+    if (!s || !*s) return -1;
+    int64_t v = 0;
+    for (size_t i = 0; s[i]; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (INT64_MAX - (s[i] - '0')) / 10) return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
 int64_t tn__ddb_version_of(const char *body) {
     cJSON *j = body ? cJSON_Parse(body) : NULL;
-    cJSON *n = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "Item"), "version"), "N");
-    const char *s = cJSON_GetStringValue(n);
-    int64_t v = s ? strtoll(s, NULL, 10) : 0;
+    int64_t v = tn__ddb_item_version(cJSON_GetObjectItem(j, "Item"));
+    cJSON_Delete(j);
+    return v < 0 ? 0 : v;
+}
+
+int64_t tn__ddb_refusal_version(const char *body) {
+    cJSON *j = body ? cJSON_Parse(body) : NULL;
+    int64_t v = tn__ddb_item_version(cJSON_GetObjectItem(j, "Item"));
     cJSON_Delete(j);
     return v;
+}
+
+int tn__ddb_cancel_reasons(const char *body, int n, int *why, int64_t *ver) {
+    cJSON *j = body ? cJSON_Parse(body) : NULL;
+    const cJSON *list = cJSON_GetObjectItem(j, "CancellationReasons"), *e;
+    if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) != n) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    int k = 0;
+    cJSON_ArrayForEach(e, list) {
+        const char *code = cJSON_GetStringValue(cJSON_GetObjectItem(e, "Code"));
+        ver[k] = -1;
+        if (!code || strcmp(code, "None") == 0 || strstr(code, "TransactionConflict") ||
+            strstr(code, "Throttl") || strstr(code, "ProvisionedThroughput")) {
+            why[k] = TN__DDB_REASON_RETRY;
+        } else if (strcmp(code, "ConditionalCheckFailed") == 0) {
+            why[k] = TN__DDB_REASON_CONDITION;
+            ver[k] = tn__ddb_item_version(cJSON_GetObjectItem(e, "Item"));
+        } else {
+            why[k] = TN__DDB_REASON_ALONE;
+        }
+        k++;
+    }
+    cJSON_Delete(j);
+    return 0;
 }

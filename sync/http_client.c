@@ -4,6 +4,14 @@
  * Reusing the easy handle keeps its connection cache, so a batch of requests
  * to one endpoint shares one TCP (and TLS) connection.  curl_global_init runs
  * once, under pthread_once, because it is not thread-safe.
+ *
+ * A request during which no byte moves either way for the stall limit
+ * (TENANTRY_SYNC_TIMEOUT seconds, default 30: a peer that accepted and never
+ * answers, or stopped half-way) is abandoned as TN_TIMEOUT and retried by the
+ * engine with backoff; connecting gets at most 10 s (or the stall limit when
+ * it is shorter).  curl's own low-speed limit averages over several seconds,
+ * so it would notice a stall right after a burst only seconds late: the
+ * progress callback watches the byte counters instead.
  */
 #include "http_client.h"
 
@@ -15,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 struct tn__http {
     CURL *curl;
@@ -23,13 +32,27 @@ struct tn__http {
     int64_t sent;
 };
 
+/* When bytes last moved, for the stall limit. */
+typedef struct progress {
+    curl_off_t moved;
+    int64_t at_ms;
+} progress;
+
 typedef struct upload {
     const unsigned char *p;
     size_t len, off;
 } upload;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static long stall_s = 30;
+
+static void curl_init_once(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const char *v = getenv("TENANTRY_SYNC_TIMEOUT");
+    char *end;
+    long t = v && *v ? strtol(v, &end, 10) : 0;
+    if (v && *v && !*end && t >= 1 && t <= 3600) stall_s = t;
+}
 
 int tn__http_new(long timeout_s, int64_t cap, tn__http **out) {
     *out = NULL;
@@ -55,9 +78,14 @@ void tn__http_free(tn__http *h) {
 
 int64_t tn__http_sent(const tn__http *h) { return h ? h->sent : 0; }
 
+/* Answers are small (the largest, a refused transaction with its old items,
+ * stays far below this): a peer sending more is not AWS. */
+#define MAX_ANSWER ((size_t)64 << 20)
+
 static size_t on_body(char *p, size_t sz, size_t n, void *arg) {
     tn__http_resp *r = arg;
     size_t add = sz * n;
+    if (add > MAX_ANSWER - r->len) return 0; /* curl reports a write error */
     char *nb = realloc(r->body, r->len + add + 1);
     if (!nb) return 0; /* curl reports a write error */
     memcpy(nb + r->len, p, add);
@@ -81,6 +109,27 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg) {
         }
     }
     return len;
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* curl calls this at least once a second while a transfer runs. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+    (void)dltotal;
+    (void)ultotal;
+    progress *pr = arg;
+    int64_t now = now_ms();
+    if (dlnow + ulnow != pr->moved) {
+        pr->moved = dlnow + ulnow;
+        pr->at_ms = now;
+        return 0;
+    }
+    return now - pr->at_ms > (int64_t)stall_s * 1000; /* non-zero aborts */
 }
 
 static size_t on_read(char *dst, size_t sz, size_t n, void *arg) {
@@ -110,15 +159,17 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
     struct curl_slist *n = curl_slist_append(hl, "Expect:");
     if (n) hl = n;
     upload u = {body, len, 0};
+    progress pr = {0, now_ms()};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, stall_s < 10 ? stall_s : 10L);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
     if (h->timeout_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT, h->timeout_s);
     if (h->cap > 0) {
         curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)h->cap);
@@ -152,7 +203,8 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
     }
     if (cc != CURLE_OK) {
         tn__http_resp_free(r);
-        return cc == CURLE_OPERATION_TIMEDOUT ? TN_TIMEOUT : TN_NETWORK;
+        return cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_ABORTED_BY_CALLBACK ? TN_TIMEOUT
+                                                                                 : TN_NETWORK;
     }
     h->sent += (int64_t)len;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);

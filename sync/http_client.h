@@ -1,8 +1,9 @@
 /*
  * http_client.h - the sync engine's HTTP(S) client: one libcurl easy handle
  * per tn__http, reused across requests so connections stay open; TLS
- * verification always on; connect and low-speed timeouts; an optional
- * bandwidth cap (bytes per second, both directions).
+ * verification always on; connect and stall timeouts (TENANTRY_SYNC_TIMEOUT,
+ * see http_client.c); an optional bandwidth cap (bytes per second, both
+ * directions).
  *
  * A tn__http belongs to one thread at a time.  Responses are collected in
  * memory (the remote's answers are small; file bytes only go up).

@@ -29,6 +29,25 @@ int tn__s3_status(long st) {
     return TN_REMOTE;
 }
 
+/* Error codes S3 asks to retry (the AWS SDKs retry them too); RequestTimeout
+ * comes with a 400. */
+static const char *const retry_codes[] = {"<Code>RequestTimeout</Code>", "<Code>SlowDown</Code>",
+                                          "<Code>InternalError</Code>",
+                                          "<Code>ServiceUnavailable</Code>",
+                                          "<Code>OperationAborted</Code>"};
+
+int tn__s3_answer(long st, const char *body) {
+    if (st >= 200 && st < 300) return TN_OK;
+    int doc = body && strstr(body, "<Error>") != NULL;
+    for (size_t i = 0; doc && i < sizeof retry_codes / sizeof *retry_codes; i++)
+        if (strstr(body, retry_codes[i])) return TN_THROTTLED;
+    /* A body that is not S3's error document did not come from S3 (a proxy,
+     * a cut connection): it says nothing about the request itself. */
+    if (!doc && body && *body && st >= 400 && st < 500 && st != 403 && st != 404)
+        return TN_NETWORK;
+    return tn__s3_status(st);
+}
+
 /* Host and request path of key in the bucket (path already URI-encoded). */
 static int target(tn__aws *a, const char *key, char *host, size_t hn, tn__sbuf *path) {
     char eph[300];
@@ -127,7 +146,10 @@ int tn__s3_put(tn__aws *a, tn__http *h, const char *key, const void *data, size_
     if (h1.failed || h2.failed || h3.failed) rc = TN_NOMEM;
     else rc = tn__http_do(h, "PUT", url, hv, 3, data, len, &resp);
     if (rc == TN_OK) {
-        rc = tn__s3_status(resp.status);
+        rc = tn__s3_answer(resp.status, resp.body);
+        /* S3 answers every stored PUT with the object's ETag: a 2xx without
+         * one is not S3's answer, and nothing says the bytes are there. */
+        if (rc == TN_OK && !resp.etag[0]) rc = TN_NETWORK;
         tn__http_resp_free(&resp);
     }
     /* The URL is a bearer credential for this key until it expires. */
@@ -212,31 +234,25 @@ int tn__s3_request(tn__aws *a, tn__http *h, const char *method, const char *key,
     return rc;
 }
 
-/* A header-signed request without a body on key (NULL: the bucket). */
-static int signed_call(tn__aws *a, tn__http *h, const char *method, const char *key, long *status) {
+/* A header-signed request without a body on key (NULL: the bucket); the
+ * answer mapped by tn__s3_answer. */
+static int signed_call(tn__aws *a, tn__http *h, const char *method, const char *key) {
     tn__http_resp r;
     int rc = tn__s3_request(a, h, method, key, NULL, NULL, 0, &r);
     if (rc == TN_OK) {
-        *status = r.status;
+        rc = tn__s3_answer(r.status, r.body);
         tn__http_resp_free(&r);
     }
     return rc;
 }
 
 int tn__s3_delete(tn__aws *a, tn__http *h, const char *key) {
-    long st = 0;
-    int rc = signed_call(a, h, "DELETE", key, &st);
-    if (rc != TN_OK) return rc;
     /* Deleting an absent object is success (204), so a replay is harmless;
      * 404 means the bucket is missing. */
-    return tn__s3_status(st);
+    return signed_call(a, h, "DELETE", key);
 }
 
-int tn__s3_head_bucket(tn__aws *a, tn__http *h) {
-    long st = 0;
-    int rc = signed_call(a, h, "HEAD", NULL, &st);
-    return rc != TN_OK ? rc : tn__s3_status(st);
-}
+int tn__s3_head_bucket(tn__aws *a, tn__http *h) { return signed_call(a, h, "HEAD", NULL); }
 
 /* ---- multipart ---------------------------------------------------------------- */
 
@@ -253,10 +269,11 @@ int tn__s3_mp_create(tn__aws *a, tn__http *h, const char *key, char *upload_id, 
     tn__http_resp r;
     int rc = tn__s3_request(a, h, "POST", key, "uploads=", NULL, 0, &r);
     if (rc != TN_OK) return rc;
-    rc = tn__s3_status(r.status);
+    rc = tn__s3_answer(r.status, r.body);
     if (rc == TN_OK) {
+        /* An answer without an upload id is unreadable, not a refusal. */
         const char *p = strstr(r.body, "<UploadId>"), *e = p ? strstr(p, "</UploadId>") : NULL;
-        if (!p || !e || (size_t)(e - p - 10) >= n || e - p - 10 == 0) rc = TN_REMOTE;
+        if (!p || !e || (size_t)(e - p - 10) >= n || e - p - 10 == 0) rc = TN_NETWORK;
         else {
             memcpy(upload_id, p + 10, (size_t)(e - p - 10));
             upload_id[e - p - 10] = '\0';
@@ -289,9 +306,9 @@ int tn__s3_mp_part(tn__aws *a, tn__http *h, const char *key, const char *upload_
     sodium_memzero(url, strlen(url));
     free(url);
     if (rc != TN_OK) return rc;
-    rc = tn__s3_status(r.status);
+    rc = tn__s3_answer(r.status, r.body);
     if (rc == TN_OK) {
-        if (!r.etag[0] || strlen(r.etag) >= etag_n) rc = TN_REMOTE;
+        if (!r.etag[0] || strlen(r.etag) >= etag_n) rc = TN_NETWORK;
         else snprintf(etag, etag_n, "%s", r.etag);
     }
     tn__http_resp_free(&r);
@@ -319,10 +336,17 @@ int tn__s3_mp_complete(tn__aws *a, tn__http *h, const char *key, const char *upl
     tn__sb_free(&body);
     tn__sb_free(&q);
     if (rc != TN_OK) return rc;
-    rc = tn__s3_status(r.status);
-    /* S3 may answer 200 with an <Error> document. */
-    if (rc == TN_OK && strstr(r.body, "<Error>")) rc = strstr(r.body, "InternalError") ? TN_THROTTLED
-                                                                                     : TN_INVALID;
+    rc = tn__s3_answer(r.status, r.body);
+    /* S3 may answer 200 with an <Error> document; anything but its result
+     * document (with the object's ETag) leaves the upload's fate unknown: ask again (a
+     * repeated complete of a finished upload is answered NoSuchUpload, and
+     * the file starts over). */
+    if (rc == TN_OK && strstr(r.body, "<Error>")) {
+        rc = tn__s3_answer(500, r.body) == TN_THROTTLED ? TN_THROTTLED : TN_INVALID;
+    } else if (rc == TN_OK && (!strstr(r.body, "<CompleteMultipartUpload") ||
+                               !strstr(r.body, "<ETag>"))) {
+        rc = TN_NETWORK;
+    }
     tn__http_resp_free(&r);
     return rc;
 }
@@ -334,7 +358,62 @@ int tn__s3_mp_abort(tn__aws *a, tn__http *h, const char *key, const char *upload
     if (rc == TN_OK) rc = tn__s3_request(a, h, "DELETE", key, q.p, NULL, 0, &r);
     tn__sb_free(&q);
     if (rc != TN_OK) return rc;
-    rc = r.status == 404 ? TN_OK : tn__s3_status(r.status); /* already gone */
+    rc = r.status == 404 ? TN_OK : tn__s3_answer(r.status, r.body); /* already gone */
+    tn__http_resp_free(&r);
+    return rc;
+}
+
+/* The text between <tag> and </tag> in [p, end), XML entities undone
+ * (malloc'd); NULL when absent. */
+static char *xml_text(const char *p, const char *end, const char *tag) {
+    char open[32], close[32];
+    snprintf(open, sizeof open, "<%s>", tag);
+    snprintf(close, sizeof close, "</%s>", tag);
+    const char *a = strstr(p, open), *b = a ? strstr(a, close) : NULL;
+    if (!a || !b || b > end) return NULL;
+    a += strlen(open);
+    char *out = malloc((size_t)(b - a) + 1), *o = out;
+    if (!out) return NULL;
+    static const char *const ent[][2] = {{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"},
+                                         {"&quot;", "\""}, {"&apos;", "'"}};
+    while (a < b) {
+        size_t k = 0;
+        while (k < 5 && strncmp(a, ent[k][0], strlen(ent[k][0])) != 0) k++;
+        if (k < 5) {
+            *o++ = ent[k][1][0];
+            a += strlen(ent[k][0]);
+        } else {
+            *o++ = *a++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+int tn__s3_mp_abort_all(tn__aws *a, tn__http *h, const char *key) {
+    char *enc = NULL;
+    if (tn__sigv4_uri_encode(key, strlen(key), 0, &enc) != 0) return TN_INVALID;
+    tn__sbuf q = {0};
+    tn__sb_fmt(&q, "prefix=%s&uploads=", enc);
+    free(enc);
+    tn__http_resp r;
+    int rc = q.failed ? TN_NOMEM : tn__s3_request(a, h, "GET", NULL, q.p, NULL, 0, &r);
+    tn__sb_free(&q);
+    if (rc != TN_OK) return rc;
+    rc = tn__s3_answer(r.status, r.body);
+    /* The appliance's role (`tenantry remote template`) may not list the
+     * bucket's uploads: that would show other appliances' tenants.  Then the
+     * bucket's lifecycle rule aborts the lost upload after 7 days instead. */
+    if (rc == TN_DENIED) rc = TN_OK;
+    for (const char *p = r.body; rc == TN_OK && p && (p = strstr(p, "<Upload>")) != NULL;) {
+        const char *end = strstr(p, "</Upload>");
+        if (!end) break;
+        char *k = xml_text(p, end, "Key"), *id = xml_text(p, end, "UploadId");
+        if (k && id && strcmp(k, key) == 0) rc = tn__s3_mp_abort(a, h, key, id);
+        free(k);
+        free(id);
+        p = end;
+    }
     tn__http_resp_free(&r);
     return rc;
 }

@@ -39,6 +39,9 @@ int tn__s3_mp_part(tn__aws *a, tn__http *h, const char *key, const char *upload_
 int tn__s3_mp_complete(tn__aws *a, tn__http *h, const char *key, const char *upload_id,
                        const char (*etags)[72], int nparts);
 int tn__s3_mp_abort(tn__aws *a, tn__http *h, const char *key, const char *upload_id);
+/* Aborts every unfinished multipart upload of exactly this key (those whose
+ * ids a crash lost between creating and recording them). */
+int tn__s3_mp_abort_all(tn__aws *a, tn__http *h, const char *key);
 
 /* Uploads data (the whole object) to key through a presigned PUT.
  * sha256_hex is the recorded digest: bytes that do not match it are refused
@@ -54,6 +57,11 @@ int tn__s3_head_bucket(tn__aws *a, tn__http *h);
 
 /* Maps an S3 status to a tn code. */
 int tn__s3_status(long status);
+/* Maps an S3 answer to a tn code: the status, except that the error codes S3
+ * asks to retry (RequestTimeout, SlowDown, InternalError, ...) are
+ * TN_THROTTLED, and a 4xx whose body is not S3's error document TN_NETWORK
+ * (both retryable).  body may be NULL. */
+int tn__s3_answer(long status, const char *body);
 /* Standard base64 (with padding) of len bytes into out (4*ceil(len/3)+1). */
 void tn__b64_std(const unsigned char *in, size_t len, char *out);
 
