@@ -55,6 +55,7 @@ int tn__cli_parse(int argc, char **argv, int from, tn__cli_opts *o) {
         else if (strcmp(a, "--scopes") == 0) slot = &o->scopes;
         else if (strcmp(a, "--expires-in") == 0) slot = &o->expires_in;
         else if (strcmp(a, "--overlap") == 0) slot = &o->overlap;
+        else if (strcmp(a, "--config") == 0) slot = &o->config;
         else if (strcmp(a, "--limit") == 0) {
             if (i + 1 >= argc) return tn__cli_usage("--limit needs a number");
             char *end;
@@ -101,6 +102,21 @@ int tn__cli_open(const tn__cli_opts *o, int flags, tn_store **st) {
     return EX_OK;
 }
 
+int tn__cli_config(const tn__cli_opts *o, tn__config *c) {
+    char path[4096], msg[1024 + 512];
+    int rc;
+    if (o->config) {
+        rc = tn__config_load(o->config, c, msg, sizeof msg);
+    } else {
+        snprintf(path, sizeof path, "%s/%s", o->data, TN__CONF_NAME);
+        rc = tn__config_load(path, c, msg, sizeof msg);
+        if (rc == TN_NOTFOUND) rc = TN_OK; /* the file is optional */
+    }
+    if (rc == TN_OK) rc = tn__config_export(c);
+    if (rc == TN_OK) return EX_OK;
+    fprintf(stderr, "tenantry: %s\n", msg);
+    return rc == TN_INVALID || rc == TN_NOTFOUND ? EX_USAGE : EX_FAIL;
+}
 
 void tn__cli_print_json(cJSON *j) {
     char *text = cJSON_PrintUnformatted(j);

@@ -6,6 +6,7 @@
 #ifndef TN_CLI_H
 #define TN_CLI_H
 
+#include "config.h"
 #include "tenantry.h"
 
 #define TN__CLI_MAXARGS 8
@@ -17,6 +18,7 @@ enum { EX_OK = 0, EX_FAIL = 1, EX_USAGE = 2, EX_NOTFOUND = 3, EX_EXISTS = 4, EX_
 typedef struct tn__cli_opts {
     const char *data, *tenant, *command, *cursor, *id, *listen, *synchronous;
     const char *scopes, *expires_in, *overlap;
+    const char *config; /* --config PATH */
     int json, help, limit, allow_remote, once;
     const char *args[TN__CLI_MAXARGS];
     int nargs;
@@ -32,6 +34,10 @@ int tn__cli_parse(int argc, char **argv, int from, tn__cli_opts *o);
 /* Opens the store in o->data; flags: TN__OPEN_CREATE, TN__OPEN_READONLY. */
 enum { TN__OPEN_CREATE = 1, TN__OPEN_READONLY = 2 };
 int tn__cli_open(const tn__cli_opts *o, int flags, tn_store **st);
+/* Reads the configuration file (--config PATH, which must exist, else
+ * <data>/tenantry.conf when present) into c and exports its environment keys
+ * (see config.h).  EX_OK, or the exit code after a one-line message. */
+int tn__cli_config(const tn__cli_opts *o, tn__config *c);
 int tn__cli_exit(int tn_rc);
 int tn__cli_error(const char *what, const char *detail, int tn_rc);
 int tn__cli_usage(const char *msg);
@@ -47,9 +53,14 @@ int tn__cmd_serve(int argc, char **argv);
 int tn__cmd_key(int argc, char **argv);
 int tn__cmd_admin_key(int argc, char **argv);
 
+/* Operators and tenant settings (src/cmd_operator.c). */
+int tn__cmd_operator(int argc, char **argv);
+int tn__cmd_tenant_set(int argc, char **argv); /* tenant set: main.c's cmd_tenant hands over */
+
 /* Commands of the sync layer (src/cmd_sync.c). */
 int tn__cmd_sync(int argc, char **argv);
 int tn__cmd_remote(int argc, char **argv);
+int tn__cmd_remote_template(int argc, char **argv); /* src/cmd_remote.c */
 int tn__cmd_sync_status(int argc, char **argv);
 
 /* Commands from other modules: name, function, summary. */
@@ -57,6 +68,7 @@ int tn__cmd_sync_status(int argc, char **argv);
     {"serve", tn__cmd_serve, "serve the local HTTP API"},                          \
     {"key", tn__cmd_key, "create, list, rotate or revoke a tenant's API keys"},    \
     {"admin-key", tn__cmd_admin_key, "replace the admin key"},                      \
+    {"operator", tn__cmd_operator, "operators: keys that act for granted tenants"}, \
     {"sync", tn__cmd_sync, "mirror items to DynamoDB and files to S3"},           \
     {"remote", tn__cmd_remote, "set up the DynamoDB table and check the bucket"}, \
     {"sync-status", tn__cmd_sync_status, "per-tenant sync backlog, failures, errors"},

@@ -97,6 +97,7 @@ static int print_tenant(const tn_tenant *t, void *arg) {
 }
 
 static int cmd_tenant(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[2], "set") == 0) return tn__cmd_tenant_set(argc, argv);
     tn__cli_opts o;
     int ex = tn__cli_parse(argc, argv, 2, &o);
     if (ex != EX_OK) return ex;
@@ -106,6 +107,7 @@ static int cmd_tenant(int argc, char **argv) {
              "       tenantry tenant list [--json]\n"
              "       tenantry tenant rename NAME NEW-NAME\n"
              "       tenantry tenant delete NAME\n"
+             "       tenantry tenant set NAME|ID [--rate-limit N] [--max-items N] ...  (see set --help)\n"
              "\n"
              "Names are 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or\n"
              "digit, unique regardless of case.  The store generates each tenant's id;\n"
@@ -409,18 +411,38 @@ static const char *str_or(const cJSON *o, const char *name, const char *dflt) {
     return cJSON_IsString(v) ? v->valuestring : dflt;
 }
 
+/* A tenant's settings that differ from the defaults, indented under it. */
+static void print_settings(const cJSON *s) {
+    static const char *const names[] = {"rate_limit", "burst", "max_items", "max_file_bytes",
+                                        "sync_priority", "tombstone_days"};
+    char line[256];
+    size_t n = 0;
+    line[0] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItem(s, names[i]);
+        if (!cJSON_IsNumber(v) || (i == 4 && v->valuedouble == 1)) continue;
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s%s %g", n ? ", " : "", names[i],
+                              v->valuedouble);
+        if (n >= sizeof line) break;
+    }
+    if (line[0]) printf("    settings: %s\n", line);
+}
+
 static int cmd_status(int argc, char **argv) {
     tn__cli_opts o;
     int ex = tn__cli_parse(argc, argv, 2, &o);
     if (ex != EX_OK) return ex;
     if (o.help) {
-        puts("usage: tenantry status [--data DIR] [--json]\n"
+        puts("usage: tenantry status [--data DIR] [--config PATH] [--json]\n"
              "\n"
              "Prints the store's schema version, tenants and live items, and per tenant\n"
              "the sync backlog (rows and bytes), dead letters, conflict losses, last\n"
-             "success, last error and current backoff.");
+             "success, last error and current backoff, whether its sync is on, and the\n"
+             "settings it has that differ from the defaults (`tenant set`).");
         return EX_OK;
     }
+    tn__config conf; /* a bad file fails here too, before anything is shown */
+    if ((ex = tn__cli_config(&o, &conf)) != EX_OK) return ex;
     tn_store *st;
     if ((ex = tn__cli_open(&o, TN__OPEN_READONLY, &st)) != EX_OK) return ex;
     long long n[2] = {0, 0};
@@ -436,6 +458,8 @@ static int cmd_status(int argc, char **argv) {
     } else if (o.json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "schema_version", version);
+        if (conf.file[0]) cJSON_AddStringToObject(j, "config", conf.file);
+        else cJSON_AddNullToObject(j, "config");
         cJSON_AddNumberToObject(j, "tenants", (double)n[0]);
         cJSON_AddNumberToObject(j, "items", (double)n[1]);
         cJSON_AddItemReferenceToObject(j, "pending", cJSON_GetObjectItem(sj, "pending"));
@@ -443,16 +467,18 @@ static int cmd_status(int argc, char **argv) {
         sj = NULL;
         tn__cli_print_json(j);
     } else {
-        printf("store      %s\nschema     %d\ntenants    %lld\nitems      %lld\n\n", o.data,
-               version, n[0], n[1]);
-        printf("%-24s %9s %12s %7s %9s  %-24s  %s\n", "tenant", "pending", "bytes", "failed",
-               "conflicts", "last success", "last error");
+        printf("store      %s\nconfig     %s\nschema     %d\ntenants    %lld\nitems      %lld\n\n",
+               o.data, conf.file[0] ? conf.file : "none", version, n[0], n[1]);
+        printf("%-24s %4s %9s %12s %7s %9s  %-24s  %s\n", "tenant", "sync", "pending",
+               "bytes", "failed", "conflicts", "last success", "last error");
         const cJSON *t;
         cJSON_ArrayForEach(t, cJSON_GetObjectItem(sj, "tenants")) {
-            printf("%-24s %9lld %12lld %7lld %9lld  %-24s  %s\n", str_or(t, "name", "?"),
+            printf("%-24s %4s %9lld %12lld %7lld %9lld  %-24s  %s\n", str_or(t, "name", "?"),
+                   cJSON_IsFalse(cJSON_GetObjectItem(t, "sync")) ? "off" : "on",
                    num_of(t, "pending"), num_of(t, "pending_bytes"), num_of(t, "failed"),
                    num_of(t, "conflicts"), str_or(t, "last_success", "never"),
                    str_or(t, "last_error", "-"));
+            print_settings(cJSON_GetObjectItem(t, "settings"));
         }
     }
     cJSON_Delete(sj);

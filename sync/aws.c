@@ -117,6 +117,12 @@ static time_t parse_iso(const char *s) {
     struct tm tm = {0};
     int y, mo, d, h, mi, se;
     if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &se) != 6) return 0;
+    /* sscanf takes signs and spaces, timegm any field: an expiry before 1970
+     * (or month 13) would read as "expired", and every request would call
+     * STS again. */
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+        mi > 59 || se < 0 || se > 60)
+        return 0;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
     tm.tm_mday = d;
@@ -133,7 +139,9 @@ int tn__aws_parse_assume_role(const char *xml, tn__aws_creds *out) {
     if (!cr || xml_field(cr, "AccessKeyId", out->akid, sizeof out->akid) != 0 ||
         xml_field(cr, "SecretAccessKey", out->secret, sizeof out->secret) != 0 ||
         xml_field(cr, "SessionToken", out->token, sizeof out->token) != 0 ||
-        xml_field(cr, "Expiration", exp, sizeof exp) != 0 || (out->expires = parse_iso(exp)) == 0) {
+        xml_field(cr, "Expiration", exp, sizeof exp) != 0 || (out->expires = parse_iso(exp)) == 0 ||
+        /* An empty field would be cached and sign every request until it expires. */
+        !out->akid[0] || !out->secret[0] || !out->token[0]) {
         tn__aws_creds_wipe(out);
         return TN_REMOTE;
     }

@@ -10,11 +10,25 @@
  *   - fuzz_http_json: POST /v1/items with {"d\u0061ta":1,"data":2} stored 2
  *     (the raw text of the later, plainly spelled member) while the body was
  *     checked as cJSON reads it, with "data" = 1.
+ *   - fuzz_config: a tab inside a value (cors_origins = "a,<TAB>b") was
+ *     kept; a value now holds no tab (it is only a separator).
+ *   - fuzz_sts: an AssumeRole <Expiration> in the year 1037 (or month 13, or
+ *     a signed year) was taken: credentials that read as expired, so every
+ *     request would have called STS again.  Now refused (TN_REMOTE).
+ *   - fuzz_sts: an AssumeRole answer with an empty <AccessKeyId></AccessKeyId>
+ *     (or secret, or token) was taken, and would have been cached and used
+ *     to sign every request until its expiry.  Now refused (TN_REMOTE).
+ *   - fuzz_ddb_response: a GetItem version "12abc" read as 12, "-5" as -5
+ *     and 20 digits as INT64_MAX (a conflict loss for every local write);
+ *     only plain decimal digits that fit count now, else "absent".
  * Expected values here are written out by hand, never computed by the code
  * under test.
  */
 #include "api_int.h"
+#include "aws.h"
+#include "config.h"
 #include "crypto.h"
+#include "dynamo.h"
 #include "fixture.h"
 #include "json_check.h"
 #include "jwt.h"
@@ -382,4 +396,130 @@ TEST(fuzz_sigv4_seeds) {
     ASSERT(strstr(r.canonical_request, "&a=x%0D%0Ay\nhost:h\n\nhost\n") != NULL);
     ASSERT(strstr(r.query, "a=x%0D%0Ay") != NULL);
     tn__sigv4_result_free(&r);
+}
+
+/* ---- config --------------------------------------------------------------- */
+
+TEST(fuzz_config_tab_in_value) {
+    /* As found (shortened): a tab after a comma of cors_origins. */
+    static const char found[] = "#ap 20\ncors_origins = https://pp.local:8443, "
+                                "http://l.local:8442,\thttp://loa\t";
+    tn__config c;
+    tn__config_err e;
+    ASSERT_INT_EQ(tn__config_parse(found, sizeof found - 1, &c, &e), TN_INVALID);
+    ASSERT_INT_EQ(e.line, 2);
+    ASSERT_STR_EQ(e.key, "cors_origins");
+    ASSERT_STR_EQ(e.msg, "contains a tab");
+    static const char quoted[] = "listen = \"unix:/a\tb\"\n";
+    ASSERT_INT_EQ(tn__config_parse(quoted, sizeof quoted - 1, &c, &e), TN_INVALID);
+    ASSERT_STR_EQ(e.msg, "contains a tab");
+    /* Tabs around the value and the '=' are spacing, not part of it. */
+    static const char spaced[] = "\tregion\t=\teu-west-1\t\n";
+    ASSERT_INT_EQ(tn__config_parse(spaced, sizeof spaced - 1, &c, &e), TN_OK);
+    ASSERT_STR_EQ(c.region, "eu-west-1");
+}
+
+/* ---- sts ------------------------------------------------------------------ */
+
+static int assume(const char *expiration, tn__aws_creds *c) {
+    char xml[600];
+    snprintf(xml, sizeof xml,
+             "<AssumeRoleResponse><AssumeRoleResult><Credentials>"
+             "<AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>s3cr3t</SecretAccessKey>"
+             "<SessionToken>tok</SessionToken><Expiration>%s</Expiration>"
+             "</Credentials></AssumeRoleResult></AssumeRoleResponse>", expiration);
+    return tn__aws_parse_assume_role(xml, c);
+}
+
+TEST(fuzz_sts_expiration_in_range) {
+    tn__aws_creds c;
+    ASSERT_INT_EQ(assume("2026-11-24T15:05:35Z", &c), TN_OK);
+    ASSERT_INT_EQ(c.expires, 1795532735); /* date -u -d 2026-11-24T15:05:35Z +%s */
+    ASSERT_STR_EQ(c.akid, "ASIAEXAMPLE");
+    ASSERT_INT_EQ(assume("2026-11-24T15:05:35.123Z", &c), TN_OK);
+    ASSERT_INT_EQ(c.expires, 1795532735);
+    static const char *const refused[] = {
+        "1037-11-24T15:05:35Z", /* as found */
+        "1969-12-31T23:59:59Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
+        "2026-11-32T00:00:00Z", "2026-11-24T24:00:00Z", "2026-11-24T15:60:00Z",
+        "-001-11-24T15:05:35Z", "+202-11-24T15:05:35Z", "2026-11-24", "",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if (assume(refused[i], &c) != TN_REMOTE) TN_FAIL_("accepted expiry %s", refused[i]);
+        ASSERT(c.akid[0] == '\0' && c.secret[0] == '\0' && c.expires == 0);
+    }
+}
+
+TEST(fuzz_sts_empty_fields) {
+    /* As found, reduced: an empty AccessKeyId. */
+    static const char found[] =
+        "<=\"h\n    <Credentials>\n     %<AccessKeyId></AccessKeyId>\n"
+        "      <SecretAccessKey>wJbPxRfzEXAMPLEKEY</SecretAccessKey>\n"
+        "      <SessionToken>FwoGN</SessionToken>\n"
+        "     !<Expiration>7120-1-24T15:05:35R</Expiration>";
+    tn__aws_creds c;
+    ASSERT_INT_EQ(tn__aws_parse_assume_role(found, &c), TN_REMOTE);
+    ASSERT(c.secret[0] == '\0' && c.expires == 0);
+    static const char *const empty[] = {
+        "<Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey></SecretAccessKey>"
+        "<SessionToken>T</SessionToken><Expiration>2026-11-24T15:05:35Z</Expiration></Credentials>",
+        "<Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
+        "<SessionToken></SessionToken><Expiration>2026-11-24T15:05:35Z</Expiration></Credentials>",
+    };
+    for (size_t i = 0; i < 2; i++) ASSERT_INT_EQ(tn__aws_parse_assume_role(empty[i], &c), TN_REMOTE);
+    ASSERT_INT_EQ(tn__aws_parse_assume_role(
+                      "<Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
+                      "<SessionToken>T</SessionToken><Expiration>2026-11-24T15:05:35Z</Expiration>"
+                      "</Credentials>", &c), TN_OK);
+    ASSERT_STR_EQ(c.token, "T");
+}
+
+/* ---- ddb_response --------------------------------------------------------- */
+
+TEST(fuzz_ddb_version_strict) {
+    ASSERT_INT_EQ(tn__ddb_version_of("{\"Item\":{\"version\":{\"N\":\"12abc\"}}}"), 0);
+    ASSERT_INT_EQ(tn__ddb_version_of("{\"Item\":{\"version\":{\"N\":\"-5\"}}}"), 0);
+    ASSERT_INT_EQ(tn__ddb_version_of("{\"Item\":{\"version\":{\"N\":\" 7\"}}}"), 0);
+    ASSERT_INT_EQ(tn__ddb_version_of("{\"Item\":{\"version\":{\"N\":\"99999999999999999999\"}}}"), 0);
+    ASSERT_INT_EQ(tn__ddb_version_of("{\"Item\":{\"version\":{\"N\":\"9223372036854775807\"}}}"),
+                  INT64_MAX);
+    ASSERT_INT_EQ(tn__ddb_version_of("{\"Item\":{\"version\":{\"N\":\"0000836451317\"}}}"),
+                  836451317);
+    ASSERT_INT_EQ(tn__ddb_version_of("{\"Item\":{\"version\":{\"N\":\"281474976710656\"}}}"),
+                  281474976710656LL);
+    ASSERT_INT_EQ(tn__ddb_version_of("{}"), 0);
+    ASSERT_INT_EQ(tn__ddb_version_of(NULL), 0);
+    ASSERT_INT_EQ(tn__ddb_refusal_version("{\"Item\":{\"version\":{\"N\":\"12abc\"}}}"), -1);
+    ASSERT_INT_EQ(tn__ddb_refusal_version("{\"Item\":{\"version\":{\"N\":\"0\"}}}"), 0);
+    ASSERT_INT_EQ(tn__ddb_refusal_version("{\"message\":\"x\"}"), -1);
+}
+
+TEST(fuzz_ddb_cancel_reasons_seed) {
+    static const char body[] =
+        "{\"__type\":\"com.amazonaws.dynamodb.v20120810#TransactionCanceledException\","
+        "\"CancellationReasons\":[{\"Code\":\"None\"},{\"Code\":\"ConditionalCheckFailed\","
+        "\"Item\":{\"version\":{\"N\":\"9\"}}},{\"Code\":\"ThrottlingError\"},"
+        "{\"Code\":\"ValidationError\"},{},{\"Code\":\"ConditionalCheckFailed\"}]}";
+    int why[6];
+    int64_t ver[6];
+    ASSERT_INT_EQ(tn__ddb_cancel_reasons(body, 6, why, ver), 0);
+    ASSERT_INT_EQ(why[0], TN__DDB_REASON_RETRY);
+    ASSERT_INT_EQ(why[1], TN__DDB_REASON_CONDITION);
+    ASSERT_INT_EQ(ver[1], 9);
+    ASSERT_INT_EQ(why[2], TN__DDB_REASON_RETRY);
+    ASSERT_INT_EQ(why[3], TN__DDB_REASON_ALONE);
+    ASSERT_INT_EQ(why[4], TN__DDB_REASON_RETRY);
+    ASSERT_INT_EQ(why[5], TN__DDB_REASON_CONDITION);
+    ASSERT_INT_EQ(ver[5], -1);
+    ASSERT_INT_EQ(tn__ddb_cancel_reasons(body, 5, why, ver), -1);
+    ASSERT_INT_EQ(tn__ddb_cancel_reasons("{\"__type\":\"x\"}", 0, why, ver), -1);
+    ASSERT_INT_EQ(tn__ddb_cancel_reasons(NULL, 1, why, ver), -1);
+    /* A 2xx that is not DynamoDB's answer is retried, never taken as written. */
+    char type[TN__DDB_TYPE_MAX];
+    ASSERT_INT_EQ(tn__ddb_response("PutItem", "{}", 2, 200, "<html>", 6, type), TN_NETWORK);
+    ASSERT_INT_EQ(tn__ddb_response("PutItem", "{}", 2, 200, "{}", 2, type), TN_OK);
+    static const char refusal[] = "{\"__type\":\"a#b#ConditionalCheckFailedException\"}";
+    ASSERT_INT_EQ(tn__ddb_response("PutItem", "{}", 2, 400, refusal, sizeof refusal - 1, type),
+                  TN_CONFLICT);
+    ASSERT_STR_EQ(type, "ConditionalCheckFailedException");
 }

@@ -83,7 +83,8 @@ for t in $targets; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     repro=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
     if [ "$rc" -eq 0 ] && [ -z "$repro" ]; then
-        echo "fuzz: $t: ok, ${execs:-?} inputs in ${SECONDS_EACH}s"
+        rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+        echo "fuzz: $t: ok, ${execs:-?} inputs in ${SECONDS_EACH}s (${rate:-?}/s)"
         passed=$((passed + 1))
     else
         echo "fuzz: $t: FAILED (exit $rc) after ${execs:-?} inputs"
