@@ -5,6 +5,7 @@
 #   make asan       every suite again under AddressSanitizer + UBSan
 #   make valgrind   the unit tests under valgrind memcheck
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (default 30)
+#   make crash      the crash-cycle driver: SIGKILL during writes and sync, CRASH_CYCLES (50)
 #   make run        builds, creates ./data on first run, starts the main job
 #   make bench      the benchmarks in bench/ (not tests)
 #   make install PREFIX=/usr/local
@@ -18,7 +19,7 @@ BUILD   ?= build
 PKGS     = sqlite3 libsodium libcjson openssl libcurl libmicrohttpd
 OPT     ?= -O2 -g
 
-.PHONY: all deps test asan valgrind run bench install clean fuzz _all
+.PHONY: all deps test asan valgrind run bench install clean fuzz crash _all
 all: deps
 	@$(MAKE) --no-print-directory _all
 
@@ -98,6 +99,14 @@ valgrind: deps
 fuzz: deps
 	@tools/deps.sh --fuzz
 	@tools/fuzz.sh
+
+# The crash-cycle driver (tests/crash/crash.py): the daemon with sync on against
+# moto_server, killed with SIGKILL CRASH_CYCLES times; a short run is in `make test`.
+CRASH_CYCLES ?= 50
+crash: deps
+	@tools/deps.sh --test
+	@$(MAKE) --no-print-directory _all
+	@TN_BUILD=$(BUILD) python3 tests/crash/crash.py --cycles $(CRASH_CYCLES) $(if $(CRASH_SEED),--seed $(CRASH_SEED))
 
 run: all
 	@tools/run.sh $(BUILD)/tenantry data

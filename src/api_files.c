@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,10 @@
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 1000
+/* Suffixes (then 16 hex digits) of an upload's temporary file and of the
+ * bytes it replaces, kept until the new record is committed. */
+#define UPLOAD_TAG ".upload-"
+#define PREV_TAG ".prev-"
 
 static void fail(tn__req *r, int status, const char *msg) {
     if (!r->err_status) {
@@ -86,7 +91,7 @@ void tn__upload_begin(tn__req *r) {
     char hex[17];
     randombytes_buf(rnd, sizeof rnd);
     for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-    snprintf(r->tmp_path, n, "%s.upload-%s", r->final_path, hex);
+    snprintf(r->tmp_path, n, "%s" UPLOAD_TAG "%s", r->final_path, hex);
     if (make_parents(tn_store_dir(srv->st), r->tmp_path) != 0)
         return fail(r, errno == ENOSPC ? 507 : 409, errno == ENOSPC ? "insufficient storage"
                                                                     : "conflict");
@@ -144,10 +149,35 @@ void tn__api_file_put(tn__req *r, tn__resp *out) {
         tn__resp_code(out, e == ENOSPC || e == EDQUOT ? TN_FULL : TN_IO);
         return;
     }
+    /* The bytes being replaced stay linked as <name>.prev-<hex> until the new
+     * record is committed: a failed record, or a crash before it
+     * (tn__files_recover), goes back to them, so a file's bytes always match
+     * its record. */
+    char *prev = NULL;
+    const char *suffix = strrchr(r->tmp_path, '-');
+    if (!suffix || !(prev = malloc(strlen(r->final_path) + 32))) {
+        tn__resp_code(out, TN_NOMEM);
+        return;
+    }
+    snprintf(prev, strlen(r->final_path) + 32, "%s%s%s", r->final_path, PREV_TAG, suffix + 1);
+    if (link(r->final_path, prev) == 0) {
+        sync_parent(prev);
+    } else {
+        int le = errno;
+        free(prev);
+        prev = NULL;
+        if (le != ENOENT && le != EPERM && le != EISDIR) {
+            tn__resp_code(out, le == ENOSPC || le == EDQUOT ? TN_FULL : TN_IO);
+            return;
+        }
+    }
     if (rename(r->tmp_path, r->final_path) != 0) {
         /* e.g. the name is a directory of other files ("a" while "a/b" exists) */
-        tn__resp_error(out, errno == EISDIR || errno == ENOTDIR || errno == ENOTEMPTY ? 409 : 500,
-                       errno == EISDIR || errno == ENOTDIR || errno == ENOTEMPTY
+        int re = errno;
+        if (prev) unlink(prev);
+        free(prev);
+        tn__resp_error(out, re == EISDIR || re == ENOTDIR || re == ENOTEMPTY ? 409 : 500,
+                       re == EISDIR || re == ENOTDIR || re == ENOTEMPTY
                            ? "conflict" : "internal error");
         return;
     }
@@ -164,6 +194,15 @@ void tn__api_file_put(tn__req *r, tn__resp *out) {
     tn_file f = {0};
     if (rc == TN_OK) rc = tn_file_record(s, r->arg[0], r->written, hex, r->ctype, &f);
     tn_session_close(s);
+    if (prev) {
+        /* Not recorded: the old bytes go back (or, for a new name, the
+         * unrecorded ones go). */
+        if (rc != TN_OK) rename(prev, r->final_path);
+        else unlink(prev);
+        free(prev);
+    } else if (rc != TN_OK) {
+        unlink(r->final_path);
+    }
     if (rc != TN_OK) {
         tn__resp_code(out, rc);
         return;
@@ -315,4 +354,88 @@ void tn__api_files_list(tn__req *r, tn__resp *out) {
     cJSON_AddItemToObject(j, "next_cursor", next ? cJSON_CreateString(next) : cJSON_CreateNull());
     free(next);
     tn__resp_json(out, 200, j);
+}
+
+/* ---- recovery after a crash ------------------------------------------------ */
+
+static int hash_path(const char *path, char hex[65]) {
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    unsigned char buf[65536], d[32];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) crypto_hash_sha256_update(&st, buf, (size_t)n);
+    close(fd);
+    if (n < 0) return -1;
+    crypto_hash_sha256_final(&st, d);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return 0;
+}
+
+/* The length of tag + 16 hex digits ending name, or 0. */
+static size_t tagged(const char *name, const char *tag) {
+    size_t n = strlen(name), t = strlen(tag);
+    if (n < t + 16 + 1 || memcmp(name + n - 16 - t, tag, t) != 0) return 0;
+    for (size_t i = n - 16; i < n; i++)
+        if (!strchr("0123456789abcdef", name[i])) return 0;
+    return t + 16;
+}
+
+static tn_store *recover_st;
+static size_t recover_root; /* length of "<data>/files/" */
+
+static int recover_one(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb;
+    (void)ftw;
+    if (type != FTW_F || strlen(path) < recover_root + 38 || path[recover_root + 36] != '/')
+        return 0;
+    const char *rel = path + recover_root + 37; /* the name inside the tenant's folder */
+    size_t up = tagged(rel, UPLOAD_TAG), pv = tagged(rel, PREV_TAG);
+    if (!up && !pv) return 0;
+    char tenant[37];
+    memcpy(tenant, path + recover_root, 36);
+    tenant[36] = '\0';
+    tn_session *s;
+    if (tn_session_open(recover_st, tenant, &s) != TN_OK) return 0;
+    /* A tenant's own file that happens to be named like this stays. */
+    if (tn_file_get(s, rel, NULL) == TN_OK) {
+        tn_session_close(s);
+        return 0;
+    }
+    if (up) {
+        unlink(path); /* an upload that never finished */
+    } else {
+        size_t fl = strlen(path) - pv;
+        char *final = strndup(path, fl), *base = strndup(rel, strlen(rel) - pv);
+        tn_file f = {0};
+        char now[65], old[65];
+        /* Killed between the rename and the record: the record still names
+         * the old bytes, which go back in place. */
+        if (final && base && tn_file_get(s, base, &f) == TN_OK &&
+            (hash_path(final, now) != 0 || strcmp(now, f.sha256) != 0) &&
+            hash_path(path, old) == 0 && strcmp(old, f.sha256) == 0) {
+            if (rename(path, final) == 0) sync_parent(final);
+        } else {
+            unlink(path);
+        }
+        tn_file_clear(&f);
+        free(final);
+        free(base);
+    }
+    tn_session_close(s);
+    return 0;
+}
+
+int tn__files_recover(tn_store *st) {
+    const char *dir = tn_store_dir(st);
+    size_t n = strlen(dir) + 8;
+    char *root = malloc(n);
+    if (!root) return TN_NOMEM;
+    snprintf(root, n, "%s/files/", dir);
+    recover_st = st;
+    recover_root = strlen(root);
+    int rc = nftw(root, recover_one, 16, FTW_PHYS) == 0 || errno == ENOENT ? TN_OK : TN_IO;
+    free(root);
+    return rc;
 }

@@ -46,5 +46,9 @@ void tn__http_stop(tn__http *h);
 uint64_t tn__http_requests(tn__http *h);
 /* A JSON log line on stderr: {"time":...,"level":...,"msg":...}. */
 void tn__log(const char *level, const char *msg);
+/* At start, before serving: finishes what a crash interrupted in the files
+ * folders (an upload's leftovers go; bytes replaced but never recorded go
+ * back).  api_files.c. */
+int tn__files_recover(tn_store *st);
 
 #endif

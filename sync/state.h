@@ -20,6 +20,7 @@ typedef struct tn__result {
     int outcome;        /* tn__outcome */
     int code;           /* tn code for DEAD / RETRY */
     int64_t remote_version;
+    int superseded;     /* OK with nothing written: a newer local change replaced it */
 } tn__result;
 
 struct tn__batch;
