@@ -5,6 +5,10 @@ never replaces a newer one) and TENANTRY_SYNC_SINGLE_WRITER=1 (BatchWriteItem
 of 25 without the condition, like batch_writer).  Prints medians of every round and
 the ratios; client CPU is user+system seconds of the client process only
 (moto's own CPU is not counted for either side).
+
+TENANTRY_SYNC_TRANSACT=1 is not measured here: moto deep-copies the whole table
+for every TransactWriteItems (and fails transactions that overlap), so on moto its
+cost grows with the table, not with the request count it saves against AWS.
 """
 import hashlib
 import json

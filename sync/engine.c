@@ -3,12 +3,19 @@
  *
  * One pass: fetch a batch of coalesced changes (round-robin across tenants,
  * done by tn__outbox_fetch), then
- *   1. upload the bytes of changed files through presigned PUT URLs,
+ *   1. read the remote versions of the changed files' rows (BatchGetItem, a
+ *      hundred per request) and upload the bytes of those the remote does not
+ *      hold in a newer version, through presigned PUT URLs, several at once,
  *   2. write the rows (items, file rows whose object is in place, and
- *      tombstones) with TransactWriteItems (<= 100 per call) under the version
- *      condition; when the transaction is refused, each row is retried alone
- *      with a conditional PutItem so one bad or stale row cannot block the
- *      others,
+ *      tombstones) under the version condition, in one of three modes:
+ *      one conditional PutItem per row, eight in flight (the default: on a
+ *      local moto the cheapest per row, since moto copies the whole table
+ *      for every transaction); TransactWriteItems of <= 100 conditional Puts,
+ *      four in flight (TENANTRY_SYNC_TRANSACT=1: a hundredth of the requests
+ *      against AWS, at twice the write units), where a cancelled transaction
+ *      settles each row by its reason and sends the others again; or
+ *      BatchWriteItem of 25 without the condition, eight in flight, for an
+ *      appliance that is its tenants' only writer,
  *   3. delete the objects of deleted files whose tombstone row is written,
  * then record dead letters, conflict losses and per-tenant progress, and
  * acknowledge exactly the changes the remote settled.  Whatever is not
@@ -42,8 +49,12 @@
 #include <unistd.h>
 
 #define MAX_TRANSACT 100
-#define MAX_FETCH 200
+#define MAX_FETCH 800
 #define MAX_BATCH_WRITE 25
+/* One TransactWriteItems carries at most 4 MB; stay well under it. */
+#define MAX_TX_BYTES ((size_t)3 << 20)
+/* An item JSON this large may be over DynamoDB's 400 KB: it goes alone. */
+#define MAX_TX_ITEM ((size_t)350 << 10)
 /* Requests in flight: each worker thread has its own connection. */
 #define WORKERS 8
 /* A JSON body this large cannot be one DynamoDB item (400 KB) in any encoding. */
@@ -116,14 +127,22 @@ typedef struct worker {
     sess_cache sc; /* sessions belong to one thread: one per worker */
 } worker;
 
+/* How rows are written. */
+enum {
+    MODE_PUT = 0, /* one conditional PutItem per row, eight in flight (the default) */
+    MODE_TX,      /* TENANTRY_SYNC_TRANSACT=1: TransactWriteItems of <= 100 conditional Puts */
+    MODE_BATCH    /* TENANTRY_SYNC_SINGLE_WRITER=1: BatchWriteItem, no condition */
+};
+
 typedef struct ctx {
     tn_store *st;
     tn_sync_config cfg;
     tn__aws aws;
     int aws_loaded;
     worker w[WORKERS];
-    int transact; /* TENANTRY_SYNC_TRANSACT=1: TransactWriteItems of <= 100 */
+    int mode;          /* how rows are written: MODE_* */
     int single_writer; /* TENANTRY_SYNC_SINGLE_WRITER=1: unconditional BatchWriteItem */
+    int no_batch_get;  /* BatchGetItem was refused: file versions are asked one by one */
     volatile int *stop;     /* background: set by tn_sync_stop */
     pthread_mutex_t *mu;    /* background: sleeps wait on cv */
     pthread_cond_t *cv;
@@ -162,11 +181,13 @@ static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_sta
         return TN_INVALID;
     }
     const char *tr = getenv("TENANTRY_SYNC_TRANSACT");
-    x->transact = tr && strcmp(tr, "1") == 0;
     const char *sw = getenv("TENANTRY_SYNC_SINGLE_WRITER");
     x->single_writer = sw && strcmp(sw, "1") == 0;
-    /* Batches of 25 rows: a fetch of 200 keeps eight requests in flight. */
-    if (x->single_writer && x->cfg.batch == MAX_TRANSACT) x->cfg.batch = 8 * MAX_BATCH_WRITE;
+    x->mode = x->single_writer ? MODE_BATCH : tr && strcmp(tr, "1") == 0 ? MODE_TX : MODE_PUT;
+    /* Enough rows per fetch to keep several requests in flight: eight
+     * BatchWriteItems of 25, or four transactions of 100. */
+    if (x->cfg.batch == MAX_TRANSACT && x->mode == MODE_BATCH) x->cfg.batch = 8 * MAX_BATCH_WRITE;
+    if (x->cfg.batch == MAX_TRANSACT && x->mode == MODE_TX) x->cfg.batch = 4 * MAX_TRANSACT;
     /* The bandwidth cap is shared out between the connections. */
     int64_t cap = x->cfg.bandwidth > 0 ? (x->cfg.bandwidth + WORKERS - 1) / WORKERS : 0;
     for (int i = 0; rc == TN_OK && i < WORKERS; i++) rc = tn__http_new(300, cap, &x->w[i].h);
@@ -227,6 +248,9 @@ static void row_error(ctx *x, tn__result *r, int code) {
 
 /* ---- DynamoDB rows --------------------------------------------------------------- */
 
+/* A conditional Put of item, for PutItem or one TransactItems entry; the
+ * caller closes the object.  A refusal carries the remote's old item, so its
+ * version needs no GetItem. */
 static void put_body(ctx *x, const char *item, int64_t version, tn__sbuf *b) {
     tn__sb_str(b, "{\"TableName\":");
     tn__sb_json_str(b, x->aws.table);
@@ -234,7 +258,8 @@ static void put_body(ctx *x, const char *item, int64_t version, tn__sbuf *b) {
     tn__sb_str(b, item);
     tn__sb_fmt(b, ",\"ConditionExpression\":\"attribute_not_exists(pk) OR #v < :v\","
                   "\"ExpressionAttributeNames\":{\"#v\":\"version\"},"
-                  "\"ExpressionAttributeValues\":{\":v\":{\"N\":\"%lld\"}}}",
+                  "\"ExpressionAttributeValues\":{\":v\":{\"N\":\"%lld\"}},"
+                  "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"",
                (long long)version);
 }
 
@@ -260,69 +285,165 @@ static int64_t remote_version(ctx *x, tn__http *h, const tn__remote_key *k, int 
     return v;
 }
 
+/* A row whose condition failed: the remote holds version rv (-1: unknown,
+ * ask).  Equal is our own earlier write (a replay after a crash); higher is
+ * a conflict loss; lower means it changed under us: try again. */
+static void condition_failed(ctx *x, tn__http *h, const tn__change *ch, const tn__remote_key *k,
+                             int64_t rv, tn__result *res) {
+    int rc = TN_OK;
+    if (rv < 0) rv = remote_version(x, h, k, &rc);
+    if (rc != TN_OK) {
+        row_error(x, res, rc);
+    } else if (rv == ch->version) {
+        settle(res, TN__OUT_OK, 0);
+    } else if (rv > ch->version) {
+        settle(res, TN__OUT_CONFLICT, TN_CONFLICT);
+        res->remote_version = rv;
+    } else {
+        settle(res, TN__OUT_RETRY, TN_CONFLICT);
+    }
+}
+
+#define MAX_BATCH_GET 100
+
+/*
+ * The remote versions of the rows of changes idx[0..n) (n <= 100) with one
+ * BatchGetItem of consistent reads: rv[idx[j]] = the version, 0 when the row
+ * is absent, -1 when the answer did not say (that row is asked alone later,
+ * with GetItem).
+ */
+static void remote_versions(ctx *x, tn__http *h, const tn__remote_key *keys, const int *idx, int n,
+                            int64_t *rv) {
+    tn__sbuf b = {0};
+    tn__sb_str(&b, "{\"RequestItems\":{");
+    tn__sb_json_str(&b, x->aws.table);
+    tn__sb_str(&b, ":{\"Keys\":[");
+    for (int j = 0; j < n; j++) {
+        tn__sb_str(&b, j ? ",{\"pk\":{\"S\":" : "{\"pk\":{\"S\":");
+        tn__sb_json_str(&b, keys[idx[j]].pk);
+        tn__sb_str(&b, "},\"sk\":{\"S\":");
+        tn__sb_json_str(&b, keys[idx[j]].sk);
+        tn__sb_str(&b, "}}");
+    }
+    tn__sb_str(&b, "],\"ConsistentRead\":true,\"ProjectionExpression\":\"pk,sk,#v\","
+                   "\"ExpressionAttributeNames\":{\"#v\":\"version\"}}}}");
+    tn__ddb_resp r;
+    int rc = b.failed ? TN_NOMEM : tn__ddb_call(&x->aws, h, "BatchGetItem", b.p, b.len, &r);
+    tn__sb_free(&b);
+    if (rc == TN_NOMEM) return;
+    /* A role without dynamodb:BatchGetItem: ask row by row from now on. */
+    if (rc == TN_DENIED) x->no_batch_get = 1;
+    cJSON *j = rc == TN_OK ? cJSON_Parse(r.body) : NULL;
+    tn__ddb_resp_free(&r);
+    cJSON *got = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "Responses"), x->aws.table);
+    cJSON *un = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "UnprocessedKeys"), x->aws.table);
+    if (cJSON_IsArray(got) && (!un || cJSON_GetArraySize(cJSON_GetObjectItem(un, "Keys")) == 0)) {
+        for (int q = 0; q < n; q++) rv[idx[q]] = 0;
+        cJSON *e;
+        cJSON_ArrayForEach(e, got) {
+            const char *pk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "pk"), "S"));
+            const char *sk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "sk"), "S"));
+            for (int q = 0; pk && sk && q < n; q++)
+                if (strcmp(keys[idx[q]].sk, sk) == 0 && strcmp(keys[idx[q]].pk, pk) == 0)
+                    rv[idx[q]] = tn__ddb_item_version(e);
+        }
+    }
+    cJSON_Delete(j);
+}
+
 /* One row alone, with a conditional PutItem. */
 static void put_one(ctx *x, tn__http *h, const tn__change *ch, const tn__remote_key *k, const char *item,
                     tn__result *res) {
     tn__sbuf b = {0};
     put_body(x, item, ch->version, &b);
+    tn__sb_str(&b, "}");
     if (b.failed) {
+        tn__sb_free(&b);
         settle(res, TN__OUT_RETRY, TN_NOMEM);
         return;
     }
     tn__ddb_resp r;
     int rc = tn__ddb_call(&x->aws, h, "PutItem", b.p, b.len, &r);
-    tn__ddb_resp_free(&r);
     tn__sb_free(&b);
     if (rc == TN_OK) {
         settle(res, TN__OUT_OK, 0);
     } else if (rc == TN_CONFLICT) {
-        /* Equal version: our own earlier write (a replay after a crash). */
-        int64_t rv = remote_version(x, h, k, &rc);
-        if (rc != TN_OK) row_error(x, res, rc);
-        else if (rv == ch->version) settle(res, TN__OUT_OK, 0);
-        else if (rv > ch->version) {
-            settle(res, TN__OUT_CONFLICT, TN_CONFLICT);
-            res->remote_version = rv;
-        } else settle(res, TN__OUT_RETRY, TN_CONFLICT);
+        /* The old item comes with the refusal (ReturnValuesOnConditionCheckFailure). */
+        condition_failed(x, h, ch, k, tn__ddb_refusal_version(r.body), res);
     } else {
         row_error(x, res, rc);
     }
+    tn__ddb_resp_free(&r);
 }
 
-/* Writes the rows idx[0..n) with one TransactWriteItems, falling back to one
- * PutItem per row when the transaction is refused. */
-static void write_rows(ctx *x, tn__batch *b, tn__remote_key *keys, char **items, int *idx,
-                       int n, tn__result *res) {
-    if (n == 1) {
-        put_one(x, x->w[0].h, &b->changes[idx[0]], &keys[idx[0]], items[idx[0]], &res[idx[0]]);
-        return;
-    }
-    tn__sbuf body = {0};
-    tn__sb_str(&body, "{\"TransactItems\":[");
-    for (int j = 0; j < n; j++) {
-        tn__sb_str(&body, j ? ",{\"Put\":" : "{\"Put\":");
-        put_body(x, items[idx[j]], b->changes[idx[j]].version, &body);
-        tn__sb_str(&body, "}");
-    }
-    tn__sb_str(&body, "]}");
-    int rc = TN_NOMEM;
-    if (!body.failed) {
+/*
+ * Writes the rows idx[0..n) (n <= 100) with TransactWriteItems, every row
+ * under its version condition.  A cancelled transaction names each row's
+ * reason: a failed condition settles that row (a replay of our own write, or
+ * a conflict loss; the remote's old item comes with the refusal), a
+ * validation error sends that row alone so it can become a dead letter, and
+ * the rows that were not at fault go again in the next transaction.
+ */
+static void write_tx(ctx *x, tn__http *h, tn__batch *b, tn__remote_key *keys, char **items,
+                     const int *idx, int n, tn__result *res) {
+    int left[MAX_TRANSACT], nleft = n;
+    memcpy(left, idx, (size_t)n * sizeof *left);
+    for (int attempt = 0; nleft > 0 && attempt < 6; attempt++) {
+        if (stopping(x) || __atomic_load_n(&x->blocking, __ATOMIC_RELAXED)) break;
+        if (attempt) nap(x, tn__sync_backoff_ms(attempt, 50, 2000, randombytes_random()));
+        if (nleft == 1) {
+            int i = left[0];
+            put_one(x, h, &b->changes[i], &keys[i], items[i], &res[i]);
+            return;
+        }
+        tn__sbuf body = {0};
+        tn__sb_str(&body, "{\"TransactItems\":[");
+        for (int j = 0; j < nleft; j++) {
+            tn__sb_str(&body, j ? ",{\"Put\":" : "{\"Put\":");
+            put_body(x, items[left[j]], b->changes[left[j]].version, &body);
+            tn__sb_str(&body, "}}");
+        }
+        tn__sb_str(&body, "]}");
         tn__ddb_resp r;
-        rc = tn__ddb_call(&x->aws, x->w[0].h, "TransactWriteItems", body.p, body.len, &r);
+        int rc = body.failed ? TN_NOMEM
+                             : tn__ddb_call(&x->aws, h, "TransactWriteItems", body.p, body.len, &r);
+        tn__sb_free(&body);
+        if (rc == TN_OK) {
+            tn__ddb_resp_free(&r);
+            for (int j = 0; j < nleft; j++) settle(&res[left[j]], TN__OUT_OK, 0);
+            return;
+        }
+        if (rc == TN_NOMEM || tn_err_retryable(rc) || is_blocking(rc)) {
+            if (rc != TN_NOMEM) tn__ddb_resp_free(&r);
+            for (int j = 0; j < nleft; j++) row_error(x, &res[left[j]], rc);
+            return;
+        }
+        int why[MAX_TRANSACT];
+        int64_t ver[MAX_TRANSACT];
+        int listed = strcmp(r.type, "TransactionCanceledException") == 0 &&
+                     tn__ddb_cancel_reasons(r.body, nleft, why, ver) == 0;
         tn__ddb_resp_free(&r);
+        if (!listed) {
+            /* Refused as a whole (a validation error): settle each row alone. */
+            for (int k = 0; k < nleft && !x->blocking && !stopping(x); k++) {
+                int i = left[k];
+                put_one(x, h, &b->changes[i], &keys[i], items[i], &res[i]);
+            }
+            return;
+        }
+        int keep = 0;
+        for (int k = 0; k < nleft; k++) {
+            int i = left[k];
+            if (why[k] == TN__DDB_REASON_RETRY)
+                left[keep++] = i; /* not this row's fault, or try it again */
+            else if (why[k] == TN__DDB_REASON_CONDITION)
+                condition_failed(x, h, &b->changes[i], &keys[i], ver[k], &res[i]);
+            else
+                put_one(x, h, &b->changes[i], &keys[i], items[i], &res[i]);
+        }
+        nleft = keep;
     }
-    tn__sb_free(&body);
-    if (rc == TN_OK) {
-        for (int j = 0; j < n; j++) settle(&res[idx[j]], TN__OUT_OK, 0);
-        return;
-    }
-    if (tn_err_retryable(rc) || is_blocking(rc)) {
-        for (int j = 0; j < n; j++) row_error(x, &res[idx[j]], rc);
-        return;
-    }
-    /* Cancelled (a condition, a validation error): settle each row alone. */
-    for (int j = 0; j < n && !x->blocking && !stopping(x); j++)
-        put_one(x, x->w[0].h, &b->changes[idx[j]], &keys[idx[j]], items[idx[j]], &res[idx[j]]);
+    for (int j = 0; j < nleft; j++) settle(&res[left[j]], TN__OUT_RETRY, TN_THROTTLED);
 }
 
 /* ---- S3 ------------------------------------------------------------------------ */
@@ -419,10 +540,18 @@ static int upload_parts(ctx *x, worker *w, const tn__change *ch, const tn__remot
         rc = tn__s3_mp_abort(&x->aws, w->h, k->s3_key, mp->upload_id);
         if (rc == TN_OK) rc = tn__mp_clear(x->st, ch->tenant_id, ch->key);
         memset(mp->upload_id, 0, sizeof mp->upload_id);
+        mp->version = 0;
     }
     if (rc == TN_OK && !mp->upload_id[0]) {
+        /* A record without an id: a crash came between creating an upload
+         * and recording its id, so whatever is open for this key is ours. */
+        int64_t cut_off = mp->version;
         memset(mp, 0, sizeof *mp);
-        rc = tn__s3_mp_create(&x->aws, w->h, k->s3_key, mp->upload_id, sizeof mp->upload_id);
+        if (cut_off) rc = tn__s3_mp_abort_all(&x->aws, w->h, k->s3_key);
+        /* Recorded before the upload exists, so a crash cannot lose it. */
+        if (rc == TN_OK) rc = tn__mp_begin(x->st, ch->tenant_id, ch->key, ch->version, "");
+        if (rc == TN_OK)
+            rc = tn__s3_mp_create(&x->aws, w->h, k->s3_key, mp->upload_id, sizeof mp->upload_id);
         if (rc == TN_OK) rc = tn__mp_begin(x->st, ch->tenant_id, ch->key, ch->version, mp->upload_id);
     }
     /* The whole file must match its recorded SHA-256; hash it on a thread of
@@ -475,7 +604,40 @@ static int upload_parts(ctx *x, worker *w, const tn__change *ch, const tn__remot
     return rc;
 }
 
-static void upload(ctx *x, worker *w, const tn__change *ch, const tn__remote_key *k,
+/* Aborts and forgets an unfinished multipart upload recorded for ch's file
+ * when ch does not go up through it: a replay of a version already remote, a
+ * conflict loss, a new version small enough for one PUT. */
+static int drop_upload(ctx *x, tn__http *h, const tn__change *ch, const tn__remote_key *k) {
+    tn__mp *mp = malloc(sizeof *mp);
+    int rc = mp ? tn__mp_get(x->st, ch->tenant_id, ch->key, mp) : TN_NOMEM;
+    if (rc == TN_OK && (mp->upload_id[0] || mp->version)) {
+        /* (No id recorded: see upload_parts.) */
+        rc = mp->upload_id[0] ? tn__s3_mp_abort(&x->aws, h, k->s3_key, mp->upload_id)
+                              : tn__s3_mp_abort_all(&x->aws, h, k->s3_key);
+        if (rc == TN_OK) rc = tn__mp_clear(x->st, ch->tenant_id, ch->key);
+    }
+    free(mp);
+    return rc;
+}
+
+/* Whether the file's record has moved past ch (a newer version or a delete). */
+static int superseded(sess_cache *sc, const tn__change *ch) {
+    tn_file f = {0};
+    int rc = tn_file_get(sc->s, ch->key, &f);
+    int newer = rc == TN_NOTFOUND || (rc == TN_OK && f.version > ch->version);
+    tn_file_clear(&f);
+    return newer;
+}
+
+/* superseded(), allowing for an upload that replaced the bytes and is about
+ * to record them: a moment's grace before calling the file damaged. */
+static int replaced(ctx *x, sess_cache *sc, const tn__change *ch) {
+    if (superseded(sc, ch)) return 1;
+    nap(x, 250);
+    return superseded(sc, ch);
+}
+
+static void upload(ctx *x, worker *w, const tn__change *ch, const tn__remote_key *k, int64_t known,
                    tn__result *res) {
     char *path = NULL;
     int rc = file_path(x, &w->sc, ch, &path);
@@ -487,8 +649,15 @@ static void upload(ctx *x, worker *w, const tn__change *ch, const tn__remote_key
     free(path);
     struct stat sb;
     if (!f || fstat(fileno(f), &sb) != 0 || sb.st_size != ch->size || strlen(ch->sha256) != 64) {
-        /* The bytes are gone or were replaced without a new record. */
         if (f) fclose(f);
+        if (replaced(x, &w->sc, ch)) {
+            /* A newer upload or a delete replaced these bytes after the
+             * change was read: that change syncs itself, nothing to send. */
+            settle(res, TN__OUT_OK, 0);
+            res->superseded = 1;
+            return;
+        }
+        /* The bytes are gone or were replaced without a new record. */
         settle(res, TN__OUT_DEAD, TN_IO);
         return;
     }
@@ -497,8 +666,14 @@ static void upload(ctx *x, worker *w, const tn__change *ch, const tn__remote_key
      * condition then keeps the newer row.  Ask the row first: a newer remote
      * version is a conflict loss (no upload), an equal one a replay.  (A write
      * racing this check from another appliance can still interleave.) */
-    int64_t rv = x->single_writer ? 0 : remote_version(x, w->h, k, &rc);
+    int64_t rv = x->single_writer ? 0 : known >= 0 ? known : remote_version(x, w->h, k, &rc);
     if (rc != TN_OK) {
+        fclose(f);
+        row_error(x, res, rc);
+        return;
+    }
+    int parts = ch->size >= x->cfg.multipart_threshold;
+    if ((rv >= ch->version || !parts) && (rc = drop_upload(x, w->h, ch, k)) != TN_OK) {
         fclose(f);
         row_error(x, res, rc);
         return;
@@ -509,7 +684,6 @@ static void upload(ctx *x, worker *w, const tn__change *ch, const tn__remote_key
         res->remote_version = rv;
         return;
     }
-    int parts = ch->size >= x->cfg.multipart_threshold;
     if (rv == ch->version) {
         rc = TN_OK; /* a replay: the object and the row are already there */
     } else if (parts) {
@@ -526,6 +700,9 @@ static void upload(ctx *x, worker *w, const tn__change *ch, const tn__remote_key
     if (rc == TN_OK) {
         settle(res, TN__OUT_OK, 0); /* stage 1 done; the row comes next */
         if (x->stats && !parts) __atomic_fetch_add(&x->stats->bytes, ch->size, __ATOMIC_RELAXED);
+    } else if (!is_blocking(rc) && !tn_err_retryable(rc) && replaced(x, &w->sc, ch)) {
+        settle(res, TN__OUT_OK, 0); /* e.g. the bytes changed under a newer record */
+        res->superseded = 1;
     } else {
         row_error(x, res, rc);
         if (is_blocking(rc)) __atomic_store_n(&x->blocking_s3, 1, __ATOMIC_RELAXED);
@@ -622,10 +799,11 @@ typedef struct job {
     const int *idx; /* the changes to handle */
     int n;
     int next;       /* atomic: next index into idx */
-    int stage;      /* 1 upload, 2 row, 3 batch of rows */
+    int stage;      /* 1 upload, 2 row, 3 batch of rows, 4 transaction of rows */
     tn__result *res;
-    const int *rows; /* stage 3: every row; idx holds chunk starts */
-    int nrows;
+    const int *rows; /* stages 3 and 4: every row; idx holds chunk starts */
+    const int *cnt;  /* ... and cnt the rows in each chunk */
+    const int64_t *rv; /* stage 1: remote versions known (-1: ask) */
 } job;
 
 typedef struct job_arg {
@@ -641,12 +819,12 @@ static void *job_worker(void *arg) {
         int k = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
         if (k >= j->n || __atomic_load_n(&x->blocking, __ATOMIC_RELAXED) || stopping(x)) break;
         int i = j->idx[k];
-        if (j->stage == 1) upload(x, a->w, &j->b->changes[i], &j->keys[i], &j->res[i]);
-        else if (j->stage == 3) {
-            /* idx holds chunk starts into j->rows */
-            int cnt = j->nrows - i < MAX_BATCH_WRITE ? j->nrows - i : MAX_BATCH_WRITE;
-            batch_write(x, a->w->h, j->b, j->keys, j->items, j->rows + i, cnt, j->res);
-        } else put_one(x, a->w->h, &j->b->changes[i], &j->keys[i], j->items[i], &j->res[i]);
+        if (j->stage == 1) upload(x, a->w, &j->b->changes[i], &j->keys[i], j->rv[i], &j->res[i]);
+        else if (j->stage == 3)
+            batch_write(x, a->w->h, j->b, j->keys, j->items, j->rows + i, j->cnt[k], j->res);
+        else if (j->stage == 4)
+            write_tx(x, a->w->h, j->b, j->keys, j->items, j->rows + i, j->cnt[k], j->res);
+        else put_one(x, a->w->h, &j->b->changes[i], &j->keys[i], j->items[i], &j->res[i]);
     }
     return NULL;
 }
@@ -673,7 +851,9 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
     tn__remote_key *keys = calloc((size_t)n, sizeof *keys);
     char **items = calloc((size_t)n, sizeof *items);
     int *idx = calloc((size_t)n, sizeof *idx);
-    if (!keys || !items || !idx) {
+    int *starts = calloc((size_t)n, sizeof *starts), *cnt = calloc((size_t)n, sizeof *cnt);
+    int64_t *rv = calloc((size_t)n, sizeof *rv);
+    if (!keys || !items || !idx || !starts || !cnt || !rv) {
         rc = TN_NOMEM;
         goto done;
     }
@@ -699,17 +879,25 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
         if (ch->kind == TN__KIND_FILE && !ch->deleted && keys[i].pk) idx[m++] = i;
     }
     if (m) {
-        job j = {x, b, keys, items, idx, m, 0, 1, res, NULL, 0};
+        /* The remote versions of these files' rows, a hundred per request,
+         * so a file a newer appliance replaced is not uploaded. */
+        for (int i = 0; i < n; i++) rv[i] = -1;
+        for (int k = 0; !x->single_writer && !x->no_batch_get && k < m && !x->blocking;
+             k += MAX_BATCH_GET)
+            remote_versions(x, x->w[0].h, keys, idx + k, m - k < MAX_BATCH_GET ? m - k : MAX_BATCH_GET, rv);
+        job j = {x, b, keys, items, idx, m, 0, 1, res, NULL, NULL, rv};
         run_job(&j);
     }
     /* 2. Rows. */
     m = 0;
     for (int i = 0; i < n; i++) {
         tn__change *ch = &b->changes[i];
-        if (!keys[i].pk || res[i].outcome == TN__OUT_DEAD) continue;
+        if (!keys[i].pk || res[i].outcome == TN__OUT_DEAD || res[i].superseded) continue;
         if (ch->kind == TN__KIND_FILE && !ch->deleted && res[i].outcome != TN__OUT_OK) continue;
         tn__sbuf item = {0};
-        int irc = tn__ddb_item(ch, &keys[i], x->cfg.tombstone_ttl_s, &item);
+        /* The tenant's own tombstone retention, else the engine's. */
+        int64_t ttl = ch->tombstone_ttl_s > 0 ? ch->tombstone_ttl_s : x->cfg.tombstone_ttl_s;
+        int irc = tn__ddb_item(ch, &keys[i], ttl, &item);
         if (irc == TN_OK && item.len > MAX_ITEM_JSON) irc = TN_TOOBIG;
         if (irc == TN_NOMEM) {
             tn__sb_free(&item);
@@ -725,24 +913,38 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
         settle(&res[i], TN__OUT_RETRY, 0);
         idx[m++] = i;
     }
-    if (x->transact) {
-        for (int j = 0; j < m && !x->blocking && !stopping(x); j += MAX_TRANSACT) {
-            int cnt = m - j < MAX_TRANSACT ? m - j : MAX_TRANSACT;
-            write_rows(x, b, keys, items, idx + j, cnt, res);
-        }
+    if (m && x->mode == MODE_PUT) {
+        /* Independent conditional PutItems, several in flight. */
+        job j = {x, b, keys, items, idx, m, 0, 2, res, NULL, NULL, NULL};
+        run_job(&j);
     } else if (m) {
-        /* Independent conditional PutItems, several in flight: each row's
-         * version condition is all the consistency a row needs, and one
-         * stale or oversized row never holds up the others. */
-        job j = {x, b, keys, items, idx, m, 0, 2, res, NULL, 0};
-        if (x->single_writer) {
-            int starts[MAX_FETCH / MAX_BATCH_WRITE + 1], ns = 0;
-            for (int k = 0; k < m; k += MAX_BATCH_WRITE) starts[ns++] = k;
-            j = (job){x, b, keys, items, starts, ns, 0, 3, res, idx, m};
-            run_job(&j);
-        } else {
-            run_job(&j);
+        /* Chunks of rows, several in flight: BatchWriteItem of <= 25, or
+         * TransactWriteItems of <= 100 rows and <= MAX_TX_BYTES, a key at
+         * most once per transaction, and an item too large for DynamoDB
+         * alone (its PutItem makes it a dead letter). */
+        int ns = 0, cur = 0, chunk_alone = 0;
+        size_t bytes = 0;
+        for (int k = 0; k < m; k++) {
+            int i = idx[k], dup = 0;
+            size_t len = strlen(items[i]);
+            int alone = x->mode == MODE_TX && len > MAX_TX_ITEM;
+            for (int q = k - cur; x->mode == MODE_TX && q < k && !dup; q++)
+                dup = strcmp(keys[idx[q]].sk, keys[i].sk) == 0 && strcmp(keys[idx[q]].pk, keys[i].pk) == 0;
+            int full = x->mode == MODE_BATCH ? cur == MAX_BATCH_WRITE
+                                             : cur == MAX_TRANSACT || bytes + len > MAX_TX_BYTES;
+            if (cur && (full || dup || alone || (k && chunk_alone))) {
+                cnt[ns++] = cur;
+                cur = 0;
+                bytes = 0;
+            }
+            if (!cur) starts[ns] = k;
+            cur++;
+            bytes += len;
+            chunk_alone = alone;
         }
+        if (cur) cnt[ns++] = cur;
+        job j = {x, b, keys, items, starts, ns, 0, x->mode == MODE_BATCH ? 3 : 4, res, idx, cnt, NULL};
+        run_job(&j);
     }
     /* 3. Objects of deleted files, once their tombstone is written. */
     for (int i = 0; i < n && !x->blocking; i++) {
@@ -751,13 +953,7 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
             !keys[i].s3_key)
             continue;
         /* An upload left unfinished for this file is abandoned now. */
-        tn__mp *mp = malloc(sizeof *mp);
-        int drc = mp ? tn__mp_get(x->st, ch->tenant_id, ch->key, mp) : TN_NOMEM;
-        if (drc == TN_OK && mp->upload_id[0]) {
-            drc = tn__s3_mp_abort(&x->aws, x->w[0].h, keys[i].s3_key, mp->upload_id);
-            if (drc == TN_OK) drc = tn__mp_clear(x->st, ch->tenant_id, ch->key);
-        }
-        free(mp);
+        int drc = drop_upload(x, x->w[0].h, ch, &keys[i]);
         if (drc == TN_OK) drc = tn__s3_delete(&x->aws, x->w[0].h, keys[i].s3_key);
         if (drc != TN_OK) row_error(x, &res[i], drc);
         if (is_blocking(drc)) x->blocking_s3 = 1;
@@ -772,6 +968,9 @@ done:
     free(keys);
     free(items);
     free(idx);
+    free(starts);
+    free(cnt);
+    free(rv);
     return rc;
 }
 

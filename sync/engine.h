@@ -41,7 +41,8 @@ typedef struct tn_sync_stats {
 typedef struct tn_sync_config {
     int64_t interval_ms;      /* background: time between runs (default 60 s) */
     int64_t early_rows;       /* background: an outbox this long starts a run early (1000) */
-    int batch;                /* changes per fetch, at most 100 (default 100) */
+    int batch;                /* changes per fetch, at most 800; the default 100 becomes
+                                 * 200 for BatchWriteItem and 400 for transactions */
     int64_t bandwidth;        /* bytes per second, 0 = no cap */
     int64_t tombstone_ttl_s;  /* expires_at = deletion time + this (default 30 days) */
     int max_attempts;         /* run_once: retryable failures in a row before giving up (4) */

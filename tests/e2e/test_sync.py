@@ -496,7 +496,9 @@ def the_background_engine_syncs_and_stops_on_signal():
 @test
 def transaction_mode_keeps_the_same_guarantees():
     # TENANTRY_SYNC_TRANSACT=1 writes rows with TransactWriteItems (<= 100);
-    # a refused transaction falls back to one conditional PutItem per row.
+    # a cancelled transaction settles each row by its reason (a newer remote
+    # version: a conflict loss; the same version: written; too large: alone,
+    # then a dead letter) and sends the others again.
     s = Setup(tenants=("acme",))
     try:
         acme = s.tenant_id("acme")
@@ -509,6 +511,12 @@ def transaction_mode_keeps_the_same_guarantees():
         s.ddb.put_item(TableName=s.table, Item={
             "pk": {"S": "TENANT#" + acme}, "sk": {"S": "ITEM#t007"},
             "version": {"N": str(v7 + 10**9)}, "deleted": {"BOOL": False}})
+        # t011 is already remote at its own version (a replay after a crash):
+        # its refused condition settles it as written, not as a conflict.
+        _, out, _ = tn(["item", "get", "--tenant", "acme", "t011"], s.env)
+        s.ddb.put_item(TableName=s.table, Item={
+            "pk": {"S": "TENANT#" + acme}, "sk": {"S": "ITEM#t011"},
+            "version": {"N": str(json.loads(out)["version"])}, "deleted": {"BOOL": False}})
         env = dict(s.env, TENANTRY_SYNC_TRANSACT="1")
         rc, summary, err = s.sync(expect_ok=False, env=env)
         check(rc != 0 and summary["items"] == 149 and summary["conflicts"] == 1 and
@@ -633,6 +641,110 @@ def serve_runs_the_engine_in_the_background():
     finally:
         if d:
             d.stop()
+        s.close()
+
+
+@test
+def the_bandwidth_cap_limits_the_upload_rate():
+    # TENANTRY_SYNC_BANDWIDTH (bytes/s) bounds the whole engine, every
+    # connection together: 4 MiB under a 2 MiB/s cap cannot take much less
+    # than 2 s (curl may send one buffer per connection before it throttles);
+    # the same files without a cap go up far faster.
+    n, size, cap = 8, 512 * 1024, 2 * 1024 * 1024
+    blobs = [os.urandom(size) for _ in range(n)]
+    took = {}
+    for capped in (True, False):
+        s = Setup(tenants=("acme",))
+        try:
+            for i, b in enumerate(blobs):
+                s.store().put_file("acme", "cap/f%d.bin" % i, b)
+            env = dict(s.env, TENANTRY_SYNC_BANDWIDTH=str(cap)) if capped else s.env
+            t0 = time.time()
+            _, summary, _ = s.sync(env=env)
+            took[capped] = time.time() - t0
+            check(summary["files"] == n and summary["bytes"] == n * size, "summary %r" % summary)
+            acme = s.tenant_id("acme")
+            for i, b in enumerate(blobs):
+                obj = s.s3.get_object(Bucket=s.bucket, Key="%s/files/cap/f%d.bin" % (acme, i))
+                check(obj["Body"].read() == b, "object %d bytes" % i)
+        finally:
+            s.close()
+    floor = 0.75 * n * size / cap
+    check(took[True] >= floor, "capped upload took %.2fs, at least %.2fs expected" %
+          (took[True], floor))
+    check(took[False] < took[True] / 2, "uncapped %.2fs vs capped %.2fs" % (took[False], took[True]))
+
+
+@test
+def a_full_outbox_starts_a_run_before_the_interval():
+    # A background engine with an hour's interval: a few writes wait for it,
+    # but an outbox over TENANTRY_SYNC_EARLY_ROWS starts a run within seconds.
+    s = Setup(tenants=("acme",))
+    p = None
+    try:
+        acme = s.tenant_id("acme")
+        s.put("acme", "first", {"x": 0})
+        env = dict(s.env, TENANTRY_SYNC_INTERVAL="3600", TENANTRY_SYNC_EARLY_ROWS="20")
+        p = subprocess.Popen([TENANTRY, "sync"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        end = time.time() + 20
+        while time.time() < end and ("TENANT#" + acme, "ITEM#first") not in s.rows():
+            time.sleep(0.2)
+        check(("TENANT#" + acme, "ITEM#first") in s.rows(), "the first run at start")
+        s.store().put_items("acme", (("few%d" % i, '{"i": %d}' % i) for i in range(5)))
+        time.sleep(4.5)  # two of the engine's 2 s checks
+        check(len(s.rows()) == 1, "5 rows (under 20) wait for the interval: %d rows" % len(s.rows()))
+        s.store().put_items("acme", (("many%d" % i, '{"i": %d}' % i) for i in range(20)))
+        end = time.time() + 15
+        while time.time() < end and len(s.rows()) < 26:
+            time.sleep(0.2)
+        check(len(s.rows()) == 26, "25 pending rows (over 20) ran early: %d rows" % len(s.rows()))
+        os.kill(p.pid, 15)
+        check(p.wait(15) == 0, "stops cleanly on SIGTERM")
+    finally:
+        if p and p.poll() is None:
+            os.kill(p.pid, 9)
+            p.wait(5)
+        s.close()
+
+
+@test
+def synced_tombstones_past_retention_are_purged_locally():
+    # TENANTRY_TOMBSTONE_TTL is the remote expires_at and the local retention:
+    # once a tombstone is synced and older than that, `sync --once` removes it
+    # from the store (tests/test_store.c shows one not yet synced stays).
+    import sqlite3
+    s = Setup()
+    try:
+        env = dict(s.env, TENANTRY_TOMBSTONE_TTL="1")
+        s.put("acme", "keep", {"n": 1})
+        s.put("acme", "old", {"n": 2})
+        s.delete("acme", "old")
+        _, summary, _ = s.sync(env=env)
+        check(summary["items"] == 2, "first sync %r" % summary)
+        acme = s.tenant_id("acme")
+        row = s.rows()[("TENANT#" + acme, "ITEM#old")]
+        check(row["deleted"] == {"BOOL": True} and
+              abs(int(row["expires_at"]["N"]) - time.time()) < 30, "remote tombstone %r" % row)
+        time.sleep(1.2)
+        s.put("acme", "later", {"n": 3})
+        _, summary, _ = s.sync(env=dict(env, TENANTRY_TOMBSTONE_TTL="3600"))
+        check(summary["tombstones_purged"] == 0, "an hour's retention keeps it: %r" % summary)
+        _, summary, _ = s.sync(env=env)
+        check(summary["tombstones_purged"] == 1, "purged %r" % summary)
+        db = sqlite3.connect(os.path.join(s.data, "tenantry.db"))
+        ids = sorted(r[0] for r in db.execute("SELECT id FROM _items"))
+        db.close()
+        check(ids == ["keep", "later"], "local rows after the purge: %r" % ids)
+        rc, _, err = tn(["check"], s.env)
+        check(rc == 0, "check after the purge: " + err)
+        # The id can be written again, and it syncs over the remote tombstone.
+        v = s.put("acme", "old", {"n": 4})
+        _, summary, _ = s.sync(env=env)
+        row = s.rows()[("TENANT#" + acme, "ITEM#old")]
+        check(int(row["version"]["N"]) == v and row.get("deleted") != {"BOOL": True},
+              "rewritten after the purge %r" % row)
+    finally:
         s.close()
 
 
