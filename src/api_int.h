@@ -159,6 +159,14 @@ void tn__api_keys_list(tn__req *r, tn__resp *out);
 void tn__api_key_rotate(tn__req *r, tn__resp *out);
 void tn__api_key_delete(tn__req *r, tn__resp *out);
 void tn__api_audit(tn__req *r, tn__resp *out);
+void tn__api_operator_audit(tn__req *r, tn__resp *out);
+void tn__api_operators_create(tn__req *r, tn__resp *out);
+void tn__api_operators_list(tn__req *r, tn__resp *out);
+void tn__api_operator_grant(tn__req *r, tn__resp *out);
+void tn__api_operator_ungrant(tn__req *r, tn__resp *out);
+void tn__api_operator_revoke(tn__req *r, tn__resp *out);
+/* Audits a request made with an operator token (no-op for any other). */
+void tn__operator_request_audit(tn__req *r, int status);
 /* Counts a failed authentication for r's client and audits it. */
 void tn__auth_failed(tn__req *r, const char *why);
 

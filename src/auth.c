@@ -1,5 +1,5 @@
 /*
- * auth.c - API keys, tokens, tenant quotas and audit helpers (see auth.h).
+ * auth.c - API keys, tokens, tenant settings and audit helpers (see auth.h).
  *
  * Locking: none of its own; every call borrows a trusted pooled connection
  * (tn__conn_get) for the duration of one statement or transaction.  Writes
@@ -10,6 +10,7 @@
 
 #include "crypto.h"
 #include "jwt.h"
+#include "operator.h"
 #include "store_int.h"
 
 #include <errno.h>
@@ -21,8 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SALT_LEN 16
-#define HASH_LEN 32
+#define SALT_LEN TN__SALT_LEN
+#define HASH_LEN TN__HASH_LEN
 #define SECRET_LEN 32
 #define JWT_KEY_LEN 32
 
@@ -73,9 +74,13 @@ static int is_hex_lower(const char *s, size_t n) {
     return 1;
 }
 
-int tn__key_parse(const char *k, char id[TN__KEY_ID_LEN + 1]) {
+int tn__key_id_valid(const char *s) {
+    return s && strlen(s) == TN__KEY_ID_LEN && is_hex_lower(s, TN__KEY_ID_LEN);
+}
+
+int tn__secret_parse(const char *prefix, const char *k, char id[TN__KEY_ID_LEN + 1]) {
     id[0] = '\0';
-    if (!k || strlen(k) != TN__API_KEY_LEN - 1 || memcmp(k, TN__KEY_PREFIX, 4) != 0 ||
+    if (!k || strlen(k) != TN__API_KEY_LEN - 1 || memcmp(k, prefix, 4) != 0 ||
         k[4 + TN__KEY_ID_LEN] != '_' || !is_hex_lower(k + 4, TN__KEY_ID_LEN))
         return 0;
     memcpy(id, k + 4, TN__KEY_ID_LEN);
@@ -83,20 +88,33 @@ int tn__key_parse(const char *k, char id[TN__KEY_ID_LEN + 1]) {
     return 1;
 }
 
+int tn__key_parse(const char *k, char id[TN__KEY_ID_LEN + 1]) {
+    return tn__secret_parse(TN__KEY_PREFIX, k, id);
+}
+
 static void key_hash(const unsigned char salt[SALT_LEN], const char *key, unsigned char out[HASH_LEN]) {
     crypto_generichash(out, HASH_LEN, (const unsigned char *)key, strlen(key), salt, SALT_LEN);
 }
 
+int tn__secret_check(const char *key, const unsigned char salt[SALT_LEN],
+                     const unsigned char hash[HASH_LEN]) {
+    unsigned char got[HASH_LEN];
+    key_hash(salt, key, got);
+    int ok = tn__ct_equal(got, hash, HASH_LEN);
+    sodium_memzero(got, sizeof got);
+    return ok;
+}
+
 /* A fresh key: id and secret random, salt random, hash of the whole text. */
-static int key_new(char key[TN__API_KEY_LEN], char id[TN__KEY_ID_LEN + 1],
+int tn__secret_new(const char *prefix, char key[TN__API_KEY_LEN], char id[TN__KEY_ID_LEN + 1],
                    unsigned char salt[SALT_LEN], unsigned char hash[HASH_LEN]) {
-    if (sodium_init() < 0) return TN_ERROR;
+    if (sodium_init() < 0 || strlen(prefix) != 4) return TN_ERROR;
     unsigned char rid[TN__KEY_ID_LEN / 2], secret[SECRET_LEN];
     randombytes_buf(rid, sizeof rid);
     randombytes_buf(secret, sizeof secret);
     randombytes_buf(salt, SALT_LEN);
     tn__hex(rid, sizeof rid, id);
-    memcpy(key, TN__KEY_PREFIX, 4);
+    memcpy(key, prefix, 4);
     memcpy(key + 4, id, TN__KEY_ID_LEN);
     key[4 + TN__KEY_ID_LEN] = '_';
     tn__b64url_encode(secret, sizeof secret, key + 5 + TN__KEY_ID_LEN);
@@ -110,15 +128,20 @@ static int key_new(char key[TN__API_KEY_LEN], char id[TN__KEY_ID_LEN + 1],
 static const char SQL_KEY_INSERT[] =
     "INSERT INTO _api_keys (key_id, tenant, hash, salt, scopes, created_at, expires_at) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/* Columns 7-10 are the tenant's quotas and rate (tn__key_row_settings); a
+ * tenant's settings are read with its key on every request, so a change made
+ * by another process applies to the next request without a restart. */
 static const char SQL_KEY_ROW[] =
     "SELECT k.key_id, t.id, t.name, k.scopes, k.created_at, k.expires_at, k.revoked_at, "
-    "       json_extract(t.settings, '$.max_items'), json_extract(t.settings, '$.max_file_bytes'), "
+    "       s.max_items, s.max_file_bytes, s.rate_limit, s.burst, "
     "       k.hash, k.salt, k.tenant "
-    "  FROM _api_keys k JOIN _tenants t ON t.tid = k.tenant WHERE k.key_id = ?1";
+    "  FROM _api_keys k JOIN _tenants t ON t.tid = k.tenant "
+    "  LEFT JOIN _tenant_settings s ON s.tenant = t.tid WHERE k.key_id = ?1";
 static const char SQL_KEY_LIST[] =
     "SELECT k.key_id, t.id, t.name, k.scopes, k.created_at, k.expires_at, k.revoked_at, "
-    "       json_extract(t.settings, '$.max_items'), json_extract(t.settings, '$.max_file_bytes') "
-    "  FROM _api_keys k JOIN _tenants t ON t.tid = k.tenant WHERE t.id = ?1 "
+    "       s.max_items, s.max_file_bytes, s.rate_limit, s.burst "
+    "  FROM _api_keys k JOIN _tenants t ON t.tid = k.tenant "
+    "  LEFT JOIN _tenant_settings s ON s.tenant = t.tid WHERE t.id = ?1 "
     " ORDER BY k.created_at, k.key_id";
 static const char SQL_KEY_EXPIRE[] =
     "UPDATE _api_keys SET expires_at = ?2 WHERE key_id = ?1";
@@ -141,8 +164,15 @@ static void key_row(sqlite3_stmt *q, tn__key_info *k) {
     k->created_at = sqlite3_column_int64(q, 4);
     k->expires_at = sqlite3_column_int64(q, 5); /* NULL reads as 0 = never */
     k->revoked_at = sqlite3_column_int64(q, 6);
-    k->max_items = col_quota(q, 7);
-    k->max_file_bytes = col_quota(q, 8);
+    tn__key_row_settings(q, 7, k);
+}
+
+void tn__key_row_settings(sqlite3_stmt *q, int col, tn__key_info *k) {
+    k->max_items = col_quota(q, col);
+    k->max_file_bytes = col_quota(q, col + 1);
+    /* NULL reads as 0: the server's default. */
+    k->rate_limit = sqlite3_column_double(q, col + 2);
+    k->burst = sqlite3_column_double(q, col + 3);
 }
 
 static int insert_key(tn__conn *c, int64_t tid, unsigned scopes, int64_t expires_at,
@@ -175,14 +205,15 @@ static int read_key(tn__conn *c, const char *key_id, tn__key_info *k, unsigned c
     if (src == SQLITE_ROW) {
         key_row(q, k);
         if (hash && salt) {
-            if (sqlite3_column_bytes(q, 9) == HASH_LEN && sqlite3_column_bytes(q, 10) == SALT_LEN) {
-                memcpy(hash, sqlite3_column_blob(q, 9), HASH_LEN);
-                memcpy(salt, sqlite3_column_blob(q, 10), SALT_LEN);
+            if (sqlite3_column_bytes(q, 11) == HASH_LEN &&
+                sqlite3_column_bytes(q, 12) == SALT_LEN) {
+                memcpy(hash, sqlite3_column_blob(q, 11), HASH_LEN);
+                memcpy(salt, sqlite3_column_blob(q, 12), SALT_LEN);
             } else {
                 rc = TN_CORRUPT;
             }
         }
-        if (tid) *tid = sqlite3_column_int64(q, 11);
+        if (tid) *tid = sqlite3_column_int64(q, 13);
     } else {
         rc = src == SQLITE_DONE ? tn__fail(c->st, TN_NOTFOUND, "no such key")
                                 : tn__fail_db(c->st, c, src);
@@ -216,7 +247,7 @@ int tn__key_create(tn_store *st, const char *tenant_id, unsigned scopes, int64_t
     if (!scopes || (scopes & ~(unsigned)TN__SCOPE_ALL) || expires_at < 0)
         return tn__fail(st, TN_INVALID, "bad scopes or expiry");
     new_key n = {.tenant_id = tenant_id, .scopes = scopes, .expires_at = expires_at, .out = out};
-    int rc = key_new(key, n.id, n.salt, n.hash);
+    int rc = tn__secret_new(TN__KEY_PREFIX, key, n.id, n.salt, n.hash);
     if (rc != TN_OK) return tn__fail(st, rc, "no random source");
     rc = tn__trusted_tx(st, create_body, &n);
     if (rc != TN_OK) sodium_memzero(key, TN__API_KEY_LEN);
@@ -277,7 +308,7 @@ int tn__key_rotate(tn_store *st, const char *key_id, int64_t overlap_ms, int64_t
     if (overlap_ms < 0 || new_expires_at < 0) return tn__fail(st, TN_INVALID, "bad overlap");
     new_key n = {.old_id = key_id, .expires_at = new_expires_at, .overlap_ms = overlap_ms,
                  .out = out};
-    int rc = key_new(key, n.id, n.salt, n.hash);
+    int rc = tn__secret_new(TN__KEY_PREFIX, key, n.id, n.salt, n.hash);
     if (rc != TN_OK) return tn__fail(st, rc, "no random source");
     rc = tn__trusted_tx(st, rotate_body, &n);
     if (rc != TN_OK) sodium_memzero(key, TN__API_KEY_LEN);
@@ -321,7 +352,7 @@ int tn__key_get(tn_store *st, const char *key_id, tn__key_info *out) {
  * store failure is TN_OK or TN_DENIED. */
 static int check_key(tn_store *st, const char *key_id, const char *api_key, tn__key_info *out,
                      const char **why) {
-    unsigned char hash[HASH_LEN], salt[SALT_LEN], got[HASH_LEN];
+    unsigned char hash[HASH_LEN], salt[SALT_LEN];
     tn__conn *c;
     int rc = tn__conn_get(st, 1, &c);
     if (rc != TN_OK) return rc;
@@ -333,8 +364,7 @@ static int check_key(tn_store *st, const char *key_id, const char *api_key, tn__
     }
     if (rc != TN_OK) return rc;
     if (api_key) {
-        key_hash(salt, api_key, got);
-        if (!tn__ct_equal(got, hash, HASH_LEN)) {
+        if (!tn__secret_check(api_key, salt, hash)) {
             *why = "wrong secret";
             return TN_DENIED;
         }
@@ -366,8 +396,7 @@ int tn__key_lookup(tn_store *st, const char *key_id, tn__key_info *out, const ch
     const char *dummy;
     if (!why) why = &dummy;
     *why = "malformed key id";
-    if (!key_id || strlen(key_id) != TN__KEY_ID_LEN || !is_hex_lower(key_id, TN__KEY_ID_LEN))
-        return TN_DENIED;
+    if (!tn__key_id_valid(key_id)) return TN_DENIED;
     int rc = check_key(st, key_id, NULL, out, why);
     if (rc != TN_OK) memset(out, 0, sizeof *out);
     return rc;
@@ -452,13 +481,22 @@ void tn__auth_close(tn__auth *a) {
     if (a) sodium_free(a); /* sodium_free wipes the memory */
 }
 
-int tn__token_mint(tn__auth *a, const char *key_id, int ttl, char **token) {
+tn_store *tn__auth_store(tn__auth *a) {
+    return a->st;
+}
+
+int tn__token_mint_sub(tn__auth *a, const char *sub, int ttl, char jti[33], char **token) {
     tn__jwt_claims c;
     *token = NULL;
     int64_t now = tn__now_ms(a->st) / 1000;
-    if (tn__jwt_claims_init(&c, key_id, now, ttl) != TN__JWT_OK) return TN_INVALID;
+    if (tn__jwt_claims_init(&c, sub, now, ttl) != TN__JWT_OK) return TN_INVALID;
+    if (jti) snprintf(jti, 33, "%s", c.jti);
     int rc = tn__jwt_sign(a->key, sizeof a->key, &c, token);
     return rc == TN__JWT_OK ? TN_OK : rc == TN__JWT_ENOMEM ? TN_NOMEM : TN_ERROR;
+}
+
+int tn__token_mint(tn__auth *a, const char *key_id, int ttl, char **token) {
+    return tn__token_mint_sub(a, key_id, ttl, NULL, token);
 }
 
 int tn__token_verify(tn__auth *a, const char *token, tn__key_info *out, const char **why) {
@@ -471,66 +509,162 @@ int tn__token_verify(tn__auth *a, const char *token, tn__key_info *out, const ch
         *why = tn__jwt_errname(rc);
         return TN_DENIED;
     }
+    /* An operator token's subject is "tno." <operator id>; an API key id
+     * never contains a dot. */
+    if (strncmp(c.sub, TN__OP_SUB_PREFIX, strlen(TN__OP_SUB_PREFIX)) == 0)
+        return tn__op_token_lookup(a->st, c.jti, c.sub + strlen(TN__OP_SUB_PREFIX), out, why);
     return tn__key_lookup(a->st, c.sub, out, why);
 }
 
-/* ---- quotas and audit ----------------------------------------------------- */
+/* ---- tenant settings ------------------------------------------------------ */
 
-int tn__tenant_quotas_get(tn_store *st, const char *tenant_id, int64_t *max_items,
-                          int64_t *max_file_bytes) {
-    static const char sql[] =
-        "SELECT json_extract(settings, '$.max_items'), json_extract(settings, '$.max_file_bytes') "
-        "  FROM _tenants WHERE id = ?1";
+static const char SQL_SETTINGS_GET[] =
+    "SELECT s.rate_limit, s.burst, s.max_items, s.max_file_bytes, s.sync_enabled, "
+    "       s.sync_priority, s.tombstone_days "
+    "  FROM _tenant_settings s WHERE s.tenant = ?1";
+static const char SQL_SETTINGS_PUT[] =
+    "INSERT INTO _tenant_settings (tenant, rate_limit, burst, max_items, max_file_bytes, "
+    "                              sync_enabled, sync_priority, tombstone_days) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+    "ON CONFLICT (tenant) DO UPDATE SET rate_limit = excluded.rate_limit, "
+    "  burst = excluded.burst, max_items = excluded.max_items, "
+    "  max_file_bytes = excluded.max_file_bytes, sync_enabled = excluded.sync_enabled, "
+    "  sync_priority = excluded.sync_priority, tombstone_days = excluded.tombstone_days";
+
+void tn__tenant_settings_default(tn__tenant_settings *s) {
+    memset(s, 0, sizeof *s);
+    s->max_items = s->max_file_bytes = -1;
+    s->sync_enabled = 1;
+    s->sync_priority = 1;
+}
+
+int tn__tenant_settings_valid(const tn__tenant_settings *s) {
+    return s->rate_limit >= 0 && s->rate_limit <= 1e6 && (s->burst == 0 || s->burst >= 1) &&
+           s->burst <= 1e6 && s->max_items >= -1 && s->max_file_bytes >= -1 &&
+           (s->sync_enabled == 0 || s->sync_enabled == 1) && s->sync_priority >= 1 &&
+           s->sync_priority <= TN__PRIORITY_MAX && s->tombstone_days >= 0 &&
+           s->tombstone_days <= TN__TOMBSTONE_DAYS_MAX;
+}
+
+static int settings_read(tn__conn *c, int64_t tid, tn__tenant_settings *out) {
+    tn__tenant_settings_default(out);
+    sqlite3_stmt *q;
+    int rc = tn__stmt(c, SQL_SETTINGS_GET, &q);
+    if (rc != TN_OK) return rc;
+    sqlite3_bind_int64(q, 1, tid);
+    int src = sqlite3_step(q);
+    if (src == SQLITE_ROW) {
+        out->rate_limit = sqlite3_column_double(q, 0); /* NULL reads as 0 = default */
+        out->burst = sqlite3_column_double(q, 1);
+        out->max_items = col_quota(q, 2);
+        out->max_file_bytes = col_quota(q, 3);
+        out->sync_enabled = sqlite3_column_int(q, 4);
+        out->sync_priority = sqlite3_column_int(q, 5);
+        out->tombstone_days = sqlite3_column_int(q, 6);
+    } else if (src != SQLITE_DONE) {
+        rc = tn__fail_db(c->st, c, src);
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+int tn__tenant_settings_get(tn_store *st, const char *tenant_id, tn__tenant_settings *out) {
+    tn__tenant_settings_default(out);
     tn__conn *c;
     int rc = tn__conn_get(st, 1, &c);
     if (rc != TN_OK) return rc;
-    sqlite3_stmt *q;
-    if ((rc = tn__stmt(c, sql, &q)) == TN_OK) {
-        sqlite3_bind_text(q, 1, tenant_id, -1, SQLITE_STATIC);
-        int src = sqlite3_step(q);
-        if (src == SQLITE_ROW) {
-            *max_items = col_quota(q, 0);
-            *max_file_bytes = col_quota(q, 1);
-        } else {
-            rc = src == SQLITE_DONE ? tn__fail(st, TN_NOTFOUND, "no such tenant")
-                                    : tn__fail_db(st, c, src);
-        }
-        sqlite3_reset(q);
-    }
+    int64_t tid = 0;
+    rc = tn__tenant_tid(c, tenant_id, &tid);
+    if (rc == TN_OK) rc = settings_read(c, tid, out);
     tn__conn_put(st, c);
     return rc;
 }
 
-typedef struct quota_args {
+typedef struct settings_args {
     const char *tenant_id;
-    char patch[96];
-} quota_args;
+    const tn__tenant_settings *v;
+    unsigned mask;
+    tn__tenant_settings now;
+} settings_args;
 
-static int quotas_body(tn__conn *c, void *arg) {
-    /* A JSON merge patch: null removes a member. */
-    static const char sql[] = "UPDATE _tenants SET settings = json_patch(settings, ?2) WHERE tid = ?1";
-    const quota_args *a = arg;
+static void bind_pos(sqlite3_stmt *q, int i, double v) {
+    if (v > 0) sqlite3_bind_double(q, i, v);
+    else sqlite3_bind_null(q, i);
+}
+
+static void bind_quota(sqlite3_stmt *q, int i, int64_t v) {
+    if (v >= 0) sqlite3_bind_int64(q, i, v);
+    else sqlite3_bind_null(q, i);
+}
+
+/* Reads the row, changes the masked fields, writes it back and audits the
+ * result, all in the caller's transaction. */
+static int settings_body(tn__conn *c, void *arg) {
+    settings_args *a = arg;
+    const tn__tenant_settings *v = a->v;
+    tn__tenant_settings *s = &a->now;
     int64_t tid = 0;
-    sqlite3_stmt *q;
     int rc = tn__tenant_tid(c, a->tenant_id, &tid);
-    if (rc == TN_OK) rc = tn__stmt(c, sql, &q);
+    if (rc == TN_OK) rc = settings_read(c, tid, s);
     if (rc != TN_OK) return rc;
+    if (a->mask & TN__SET_RATE) s->rate_limit = v->rate_limit;
+    if (a->mask & TN__SET_BURST) s->burst = v->burst;
+    if (a->mask & TN__SET_MAX_ITEMS) s->max_items = v->max_items;
+    if (a->mask & TN__SET_MAX_FILE_BYTES) s->max_file_bytes = v->max_file_bytes;
+    if (a->mask & TN__SET_SYNC) s->sync_enabled = v->sync_enabled;
+    if (a->mask & TN__SET_PRIORITY) s->sync_priority = v->sync_priority;
+    if (a->mask & TN__SET_TOMBSTONE) s->tombstone_days = v->tombstone_days;
+    if (!tn__tenant_settings_valid(s))
+        return tn__fail(c->st, TN_INVALID, "a setting is out of range");
+    sqlite3_stmt *q;
+    if ((rc = tn__stmt(c, SQL_SETTINGS_PUT, &q)) != TN_OK) return rc;
     sqlite3_bind_int64(q, 1, tid);
-    sqlite3_bind_text(q, 2, a->patch, -1, SQLITE_STATIC);
+    bind_pos(q, 2, s->rate_limit);
+    bind_pos(q, 3, s->burst);
+    bind_quota(q, 4, s->max_items);
+    bind_quota(q, 5, s->max_file_bytes);
+    sqlite3_bind_int(q, 6, s->sync_enabled);
+    sqlite3_bind_int(q, 7, s->sync_priority);
+    if (s->tombstone_days > 0) sqlite3_bind_int(q, 8, s->tombstone_days);
+    else sqlite3_bind_null(q, 8);
     if ((rc = tn__step_done(c, q)) != TN_OK) return rc;
-    return tn__audit(c, "admin", tid, "tenant.quotas", a->patch);
+    char detail[256];
+    snprintf(detail, sizeof detail,
+             "{\"rate_limit\":%g,\"burst\":%g,\"max_items\":%lld,\"max_file_bytes\":%lld,"
+             "\"sync\":%d,\"sync_priority\":%d,\"tombstone_days\":%d}",
+             s->rate_limit, s->burst, (long long)s->max_items, (long long)s->max_file_bytes,
+             s->sync_enabled, s->sync_priority, s->tombstone_days);
+    return tn__audit(c, "admin", tid, "tenant.settings", detail);
+}
+
+int tn__tenant_settings_update(tn_store *st, const char *tenant_id, const tn__tenant_settings *v,
+                               unsigned mask, tn__tenant_settings *out) {
+    settings_args a = {.tenant_id = tenant_id, .v = v, .mask = mask & TN__SET_ALL};
+    int rc = tn__trusted_tx(st, settings_body, &a);
+    if (rc == TN_OK && out) *out = a.now;
+    return rc;
+}
+
+int tn__tenant_quotas_get(tn_store *st, const char *tenant_id, int64_t *max_items,
+                          int64_t *max_file_bytes) {
+    tn__tenant_settings s;
+    int rc = tn__tenant_settings_get(st, tenant_id, &s);
+    *max_items = s.max_items;
+    *max_file_bytes = s.max_file_bytes;
+    return rc;
 }
 
 int tn__tenant_quotas_set(tn_store *st, const char *tenant_id, int64_t max_items,
                           int64_t max_file_bytes) {
-    quota_args a = {.tenant_id = tenant_id};
-    char x[24], y[24];
-    snprintf(x, sizeof x, "%lld", (long long)max_items);
-    snprintf(y, sizeof y, "%lld", (long long)max_file_bytes);
-    snprintf(a.patch, sizeof a.patch, "{\"max_items\":%s,\"max_file_bytes\":%s}",
-             max_items < 0 ? "null" : x, max_file_bytes < 0 ? "null" : y);
-    return tn__trusted_tx(st, quotas_body, &a);
+    tn__tenant_settings v;
+    tn__tenant_settings_default(&v);
+    v.max_items = max_items < 0 ? -1 : max_items;
+    v.max_file_bytes = max_file_bytes < 0 ? -1 : max_file_bytes;
+    return tn__tenant_settings_update(st, tenant_id, &v, TN__SET_MAX_ITEMS | TN__SET_MAX_FILE_BYTES,
+                                      NULL);
 }
+
+/* ---- audit ---------------------------------------------------------------- */
 
 int tn__auth_audit(tn_store *st, const char *actor, const char *tenant_id, const char *action,
                    const char *detail) {
@@ -544,21 +678,59 @@ int tn__auth_audit(tn_store *st, const char *actor, const char *tenant_id, const
     return rc;
 }
 
-int tn__audit_list(tn_store *st, int64_t after, int limit, tn__audit_fn fn, void *arg,
-                   int64_t *last, int *more) {
+/* The operator's audit row: like tn__audit (store.c) plus the operator
+ * column, which only this layer knows about. */
+static int audit_op(tn__conn *c, const char *actor, const char *op_id, int64_t tid,
+                    const char *action, const char *detail) {
+    static const char sql[] = "INSERT INTO _audit (at, actor, tenant, action, detail, operator) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    sqlite3_stmt *s;
+    int rc = tn__stmt(c, sql, &s);
+    if (rc != TN_OK) return rc;
+    sqlite3_bind_int64(s, 1, tn__now_ms(c->st));
+    sqlite3_bind_text(s, 2, actor, -1, SQLITE_STATIC);
+    if (tid > 0) sqlite3_bind_int64(s, 3, tid);
+    sqlite3_bind_text(s, 4, action, -1, SQLITE_STATIC);
+    if (detail) sqlite3_bind_text(s, 5, detail, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, op_id, -1, SQLITE_STATIC);
+    return tn__step_done(c, s);
+}
+
+int tn__auth_audit_op(tn_store *st, const char *actor, const char *operator_id,
+                      const char *tenant_id, const char *action, const char *detail) {
+    if (!operator_id) return tn__auth_audit(st, actor, tenant_id, action, detail);
+    tn__conn *c;
+    int rc = tn__conn_get(st, 1, &c);
+    if (rc != TN_OK) return rc;
+    int64_t tid = 0;
+    if (tenant_id) rc = tn__tenant_tid(c, tenant_id, &tid);
+    if (rc == TN_OK) rc = audit_op(c, actor, operator_id, tid, action, detail);
+    tn__conn_put(st, c);
+    return rc;
+}
+
+int tn__audit_list(tn_store *st, const char *tenant_id, int64_t after, int limit, tn__audit_fn fn,
+                   void *arg, int64_t *last, int *more) {
     static const char sql[] =
-        "SELECT a.seq, a.at, a.actor, t.id, a.action, a.detail "
+        "SELECT a.seq, a.at, a.actor, t.id, a.action, a.detail, a.operator "
         "  FROM _audit a LEFT JOIN _tenants t ON t.tid = a.tenant "
         " WHERE a.seq > ?1 ORDER BY a.seq LIMIT ?2";
+    static const char sql_tenant[] =
+        "SELECT a.seq, a.at, a.actor, t.id, a.action, a.detail, a.operator "
+        "  FROM _audit a JOIN _tenants t ON t.tid = a.tenant "
+        " WHERE a.seq > ?1 AND a.tenant = ?3 ORDER BY a.seq LIMIT ?2";
     *last = after;
     *more = 0;
     tn__conn *c;
     int rc = tn__conn_get(st, 1, &c);
     if (rc != TN_OK) return rc;
     sqlite3_stmt *q;
-    if ((rc = tn__stmt(c, sql, &q)) == TN_OK) {
+    int64_t tid = 0;
+    if (tenant_id) rc = tn__tenant_tid(c, tenant_id, &tid);
+    if (rc == TN_OK && (rc = tn__stmt(c, tenant_id ? sql_tenant : sql, &q)) == TN_OK) {
         sqlite3_bind_int64(q, 1, after);
         sqlite3_bind_int(q, 2, limit + 1);
+        if (tenant_id) sqlite3_bind_int64(q, 3, tid);
         int src, n = 0;
         while ((src = sqlite3_step(q)) == SQLITE_ROW) {
             if (n == limit) {
@@ -572,6 +744,7 @@ int tn__audit_list(tn_store *st, int64_t after, int limit, tn__audit_fn fn, void
                 .tenant_id = (const char *)sqlite3_column_text(q, 3),
                 .action = (const char *)sqlite3_column_text(q, 4),
                 .detail = (const char *)sqlite3_column_text(q, 5),
+                .operator_id = (const char *)sqlite3_column_text(q, 6),
             };
             *last = e.seq;
             n++;

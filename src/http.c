@@ -33,6 +33,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -53,7 +54,8 @@
 
 /* ---- routes --------------------------------------------------------------- */
 
-enum { AUTH_NONE, AUTH_ADMIN, AUTH_ADMIN_OR_UNIX, AUTH_TENANT, AUTH_KEY_IN_BODY };
+/* AUTH_OPERATOR: a bearer token that an operator key got (src/operator.h). */
+enum { AUTH_NONE, AUTH_ADMIN, AUTH_ADMIN_OR_UNIX, AUTH_TENANT, AUTH_KEY_IN_BODY, AUTH_OPERATOR };
 enum { BODY_NONE, BODY_JSON, BODY_FILE };
 
 typedef struct tn__route {
@@ -92,6 +94,14 @@ static const tn__route routes[] = {
     {TN__M_DELETE, "/v1/admin/keys/*", AUTH_ADMIN, 0, BODY_NONE, tn__api_key_delete},
     {TN__M_GET, "/v1/admin/audit", AUTH_ADMIN, 0, BODY_NONE, tn__api_audit},
     {TN__M_GET, "/v1/admin/sync", AUTH_ADMIN, 0, BODY_NONE, tn__api_admin_sync},
+    {TN__M_POST, "/v1/admin/operators", AUTH_ADMIN, 0, BODY_JSON, tn__api_operators_create},
+    {TN__M_GET, "/v1/admin/operators", AUTH_ADMIN, 0, BODY_NONE, tn__api_operators_list},
+    {TN__M_DELETE, "/v1/admin/operators/*", AUTH_ADMIN, 0, BODY_NONE, tn__api_operator_revoke},
+    {TN__M_PUT, "/v1/admin/operators/*/grants/*", AUTH_ADMIN, 0, BODY_JSON,
+     tn__api_operator_grant},
+    {TN__M_DELETE, "/v1/admin/operators/*/grants/*", AUTH_ADMIN, 0, BODY_NONE,
+     tn__api_operator_ungrant},
+    {TN__M_GET, "/v1/operator/audit", AUTH_OPERATOR, 0, BODY_NONE, tn__api_operator_audit},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -400,8 +410,10 @@ static int throttled(tn__req *r) {
 
 /*
  * The one place a caller becomes someone: the admin (X-Admin-Key), or a
- * tenant key reached through a bearer token.  The tenant always comes from
- * the key row in the store, never from the request.
+ * tenant key reached through a bearer token, or an operator acting in one
+ * granted tenant through an operator token (its token row, operator and grant
+ * are looked up again here on every request).  The tenant always comes from
+ * the key or token row in the store, never from the request.
  */
 static void authenticate(tn__req *r) {
     const tn__route *rt = r->route;
@@ -440,11 +452,27 @@ static void authenticate(tn__req *r) {
         }
         return;
     }
-    if ((r->key.scopes & rt->scope) != rt->scope) {
+    /* An operator token acts as a tenant key on tenant routes; the operator
+     * routes take nothing else. */
+    if ((r->key.scopes & rt->scope) != rt->scope ||
+        (rt->auth == AUTH_OPERATOR && !r->key.operator_id[0])) {
         early_error(r, 403, "forbidden", 0);
         return;
     }
     int wait = tn__rl_take(r->srv->key_rl, r->key.key_id, wall_ms());
+    /* The tenant's own rate (its settings, read with the key on this very
+     * request), shared by all its keys and operators.  The bucket is named
+     * after the rate too, so a changed setting starts from a full bucket. */
+    if (!wait && r->key.rate_limit > 0) {
+        double burst = r->key.burst >= 1 ? r->key.burst : fmax(1, 2 * r->key.rate_limit);
+        char k[96];
+        /* Valid settings keep this within the limiter's key length; past it
+         * (a hand-edited row), one bucket per tenant. */
+        if (snprintf(k, sizeof k, "t:%s:%g:%g", r->key.tenant_id, r->key.rate_limit, burst) >
+            TN__RL_KEY_MAX)
+            snprintf(k, sizeof k, "t:%s", r->key.tenant_id);
+        wait = tn__rl_take_at(r->srv->key_rl, k, r->key.rate_limit, burst, wall_ms());
+    }
     if (wait) {
         atomic_fetch_add(&r->srv->rate_limited, 1);
         early_error(r, 429, "too many requests", wait);
@@ -965,6 +993,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     tn__srv *srv = r->srv;
     watch_mark(srv, conn, 0);
+    tn__operator_request_audit(r, r->status);
     int cls_i = r->status >= 100 && r->status < 600 ? r->status / 100 : 0;
     atomic_fetch_add(&srv->by_class[cls_i], 1);
     atomic_fetch_sub(&srv->in_flight, 1);

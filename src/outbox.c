@@ -1,7 +1,10 @@
 /*
  * outbox.c - reading and acknowledging the transactional outbox (see outbox.h).
  *
- * Fairness: see tn__outbox_fetch.
+ * Fairness: see tn__outbox_fetch.  Per-tenant settings (_tenant_settings) are
+ * read by every fetch, so a change made by any process applies to the next
+ * batch: a tenant with sync off is left out (its rows stay queued), and
+ * sync_priority weighs its share of a batch.
  */
 #include "outbox.h"
 
@@ -12,9 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The subquery is not correlated: SQLite evaluates it once per statement. */
+#define SYNC_OFF "(SELECT tenant FROM _tenant_settings WHERE sync_enabled = 0)"
 static const char SQL_WINDOW[] =
-    "SELECT seq, tenant, kind, ref FROM _outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2";
-static const char SQL_TENANT_ID[] = "SELECT id FROM _tenants WHERE tid = ?1";
+    "SELECT seq, tenant, kind, ref FROM _outbox WHERE seq > ?1 AND tenant NOT IN " SYNC_OFF
+    " ORDER BY seq LIMIT ?2";
+static const char SQL_TENANT_ID[] =
+    "SELECT t.id, coalesce(s.sync_priority, 1), coalesce(s.tombstone_days, 0) "
+    "  FROM _tenants t LEFT JOIN _tenant_settings s ON s.tenant = t.tid WHERE t.tid = ?1";
 static const char SQL_ITEM[] =
     "SELECT id, data, deleted, version, updated_at FROM _items WHERE rowid = ?1 AND tenant = ?2";
 static const char SQL_FILE[] =
@@ -22,6 +30,8 @@ static const char SQL_FILE[] =
     "  FROM _files WHERE rowid = ?1 AND tenant = ?2";
 static const char SQL_DELETE[] = "DELETE FROM _outbox WHERE seq = ?1";
 static const char SQL_COUNT[] = "SELECT count(*) FROM _outbox";
+static const char SQL_COUNT_SYNCING[] =
+    "SELECT count(*) FROM _outbox WHERE tenant NOT IN " SYNC_OFF;
 static const char SQL_COUNT_TENANT[] =
     "SELECT count(*) FROM _outbox WHERE tenant = (SELECT tid FROM _tenants WHERE id = ?1)";
 
@@ -136,16 +146,23 @@ static tn__change *find_change(tn__batch *b, int kind, int64_t ref) {
     return NULL;
 }
 
-static int tenant_uuid(tn__conn *c, int64_t tid, char out[37]) {
+/* The tenant's UUID, its sync priority and its tombstone TTL (0: default). */
+static int tenant_uuid(tn__conn *c, int64_t tid, char out[37], int *weight, int64_t *ttl_s) {
     sqlite3_stmt *s;
     int rc = tn__stmt(c, SQL_TENANT_ID, &s);
     if (rc != TN_OK) return rc;
     sqlite3_bind_int64(s, 1, tid);
     int src = sqlite3_step(s);
-    if (src == SQLITE_ROW)
+    *weight = 1;
+    *ttl_s = 0;
+    if (src == SQLITE_ROW) {
         snprintf(out, 37, "%s", (const char *)sqlite3_column_text(s, 0));
-    else
+        int w = sqlite3_column_int(s, 1);
+        *weight = w < 1 ? 1 : w;
+        *ttl_s = sqlite3_column_int64(s, 2) * 86400;
+    } else {
         out[0] = '\0'; /* tenant gone: its rows are skipped */
+    }
     sqlite3_reset(s);
     return src == SQLITE_ROW || src == SQLITE_DONE ? TN_OK : tn__fail_db(c->st, c, src);
 }
@@ -155,8 +172,9 @@ static int tenant_uuid(tn__conn *c, int64_t tid, char out[37]) {
  * each fetch reads the head of the queue plus a probe window that walks
  * through the rest of it a window per fetch, so a tenant queued behind another
  * tenant's large backlog is reached within (backlog / window) fetches.  The
- * rows found are shared out round-robin: every tenant seen gets an equal quota
- * of new changes, then what is left of the batch goes to the oldest rows.
+ * rows found are shared out round-robin: every tenant seen gets a quota of new
+ * changes in proportion to its sync priority (all equal by default), then what
+ * is left of the batch goes to the oldest rows.
  */
 static int64_t probe_after; /* the probe window starts after this seq */
 static pthread_mutex_t probe_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -199,10 +217,18 @@ int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out) {
             while (k < nt && tids[k] != r.v[i].tenant) k++;
             if (k == nt) tids[nt++] = r.v[i].tenant;
         }
-        int quota = nt ? (max + nt - 1) / nt : max;
         char (*uuid)[37] = nt ? calloc((size_t)nt, sizeof *uuid) : NULL;
-        if (nt && !uuid) rc = tn__fail(st, TN_NOMEM, "out of memory");
-        for (int k = 0; rc == TN_OK && k < nt; k++) rc = tenant_uuid(c, tids[k], uuid[k]);
+        int64_t *ttl = nt ? calloc((size_t)nt, sizeof *ttl) : NULL;
+        int *quota = nt ? calloc((size_t)nt, sizeof *quota) : NULL;
+        if (nt && (!uuid || !ttl || !quota)) rc = tn__fail(st, TN_NOMEM, "out of memory");
+        int64_t wsum = 0;
+        for (int k = 0; rc == TN_OK && k < nt; k++) {
+            rc = tenant_uuid(c, tids[k], uuid[k], &quota[k], &ttl[k]);
+            wsum += quota[k];
+        }
+        /* Weights become shares of the batch, rounded up (at least one). */
+        for (int k = 0; rc == TN_OK && k < nt; k++)
+            quota[k] = (int)(((int64_t)max * quota[k] + wsum - 1) / wsum);
         /* Pass 0 within each tenant's quota; pass 1 fills the rest in seq order. */
         for (int pass = 0; rc == TN_OK && pass < 2; pass++) {
             for (int i = 0; rc == TN_OK && i < r.n; i++) {
@@ -213,11 +239,12 @@ int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out) {
                 if (!uuid[k][0]) continue;
                 tn__change *ch = find_change(out, x->kind, x->ref);
                 if (!ch) {
-                    if (out->n >= max || (pass == 0 && given[k] >= quota)) continue;
+                    if (out->n >= max || (pass == 0 && given[k] >= quota[k])) continue;
                     ch = &out->changes[out->n++];
                     memset(ch, 0, sizeof *ch);
                     ch->kind = x->kind;
                     ch->ref = x->ref;
+                    ch->tombstone_ttl_s = ttl[k];
                     memcpy(ch->tenant_id, uuid[k], sizeof ch->tenant_id);
                     given[k]++;
                 }
@@ -239,6 +266,8 @@ int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out) {
             }
         }
         free(uuid);
+        free(ttl);
+        free(quota);
     }
     if (!sqlite3_get_autocommit(c->db)) sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     free(r.v);
@@ -300,5 +329,6 @@ int tn__outbox_pending(tn_store *st, int64_t *rows) {
 }
 
 int tn__outbox_pending_tenant(tn_store *st, const char *tenant_id, int64_t *rows) {
-    return tenant_id ? count(st, SQL_COUNT_TENANT, tenant_id, rows) : count(st, SQL_COUNT, NULL, rows);
+    return tenant_id ? count(st, SQL_COUNT_TENANT, tenant_id, rows)
+                     : count(st, SQL_COUNT_SYNCING, NULL, rows);
 }

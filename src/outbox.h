@@ -25,6 +25,7 @@ typedef struct tn__change {
     int deleted;
     int64_t version;
     int64_t updated_at; /* ms since the epoch */
+    int64_t tombstone_ttl_s; /* the tenant's tombstone retention; 0 = the engine's */
     /* files only */
     int64_t size;
     char sha256[65];
@@ -49,7 +50,8 @@ int tn__outbox_ack(tn_store *st, const tn__batch *b, const unsigned char *done);
 struct tn__conn;
 int tn__outbox_ack_in(struct tn__conn *c, const tn__batch *b, const unsigned char *done);
 void tn__batch_free(tn__batch *b);
-/* Pending outbox rows, for one tenant (tenant_id non-NULL) or all. */
+/* Pending outbox rows, for one tenant (tenant_id non-NULL), or of all the
+ * tenants whose sync is on (what the engine can send). */
 int tn__outbox_pending_tenant(tn_store *st, const char *tenant_id, int64_t *rows);
 
 #endif

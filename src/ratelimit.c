@@ -57,14 +57,15 @@ static size_t hash(const char *k) {
     return (size_t)h;
 }
 
-/* The bucket for key, refilled to now; created (full) when absent. */
-static bucket *find(tn__rl *rl, const char *key, int64_t now) {
+/* The bucket for key, refilled to now at rate up to burst; created (full)
+ * when absent. */
+static bucket *find(tn__rl *rl, const char *key, int64_t now, double rate, double burst) {
     size_t h = hash(key), oldest = h % rl->n;
     for (int i = 0; i < PROBES; i++) {
         bucket *b = &rl->b[(h + (size_t)i) % rl->n];
         if (b->key[0] && strcmp(b->key, key) == 0) {
             if (now > b->last) {
-                b->tokens = fmin(rl->burst, b->tokens + rl->rate * (double)(now - b->last) / 1000.0);
+                b->tokens = fmin(burst, b->tokens + rate * (double)(now - b->last) / 1000.0);
                 b->last = now;
             }
             return b;
@@ -76,32 +77,40 @@ static bucket *find(tn__rl *rl, const char *key, int64_t now) {
     size_t kl = strnlen(key, TN__RL_KEY_MAX);
     memcpy(b->key, key, kl);
     b->key[kl] = '\0';
-    b->tokens = rl->burst;
+    b->tokens = burst;
     b->last = now;
     return b;
 }
 
-static int wait_s(const tn__rl *rl, const bucket *b) {
-    double s = ceil((1.0 - b->tokens) / rl->rate);
+static int wait_s(double rate, const bucket *b) {
+    double s = ceil((1.0 - b->tokens) / rate);
     return s < 1 ? 1 : s > 86400 ? 86400 : (int)s;
 }
 
-int tn__rl_take(tn__rl *rl, const char *key, int64_t now_ms) {
+int tn__rl_take_at(tn__rl *rl, const char *key, double rate, double burst, int64_t now_ms) {
+    if (!(rate > 0)) rate = rl->rate;
+    if (!(burst >= 1)) burst = rl->burst;
     pthread_mutex_lock(&rl->mu);
-    bucket *b = find(rl, key, now_ms);
+    bucket *b = find(rl, key, now_ms, rate, burst);
+    /* A bucket made under a larger burst: clamp it when the burst shrinks. */
+    if (b->tokens > burst) b->tokens = burst;
     int wait = 0;
     if (b->tokens >= 1.0)
         b->tokens -= 1.0;
     else
-        wait = wait_s(rl, b);
+        wait = wait_s(rate, b);
     pthread_mutex_unlock(&rl->mu);
     return wait;
 }
 
+int tn__rl_take(tn__rl *rl, const char *key, int64_t now_ms) {
+    return tn__rl_take_at(rl, key, rl->rate, rl->burst, now_ms);
+}
+
 int tn__rl_check(tn__rl *rl, const char *key, int64_t now_ms) {
     pthread_mutex_lock(&rl->mu);
-    bucket *b = find(rl, key, now_ms);
-    int wait = b->tokens >= 1.0 ? 0 : wait_s(rl, b);
+    bucket *b = find(rl, key, now_ms, rl->rate, rl->burst);
+    int wait = b->tokens >= 1.0 ? 0 : wait_s(rl->rate, b);
     pthread_mutex_unlock(&rl->mu);
     return wait;
 }

@@ -27,6 +27,9 @@ void tn__rl_free(tn__rl *rl);
 /* Takes one token for key at now_ms.  0 when allowed, else the whole seconds
  * (>= 1) to wait before the next token. */
 int tn__rl_take(tn__rl *rl, const char *key, int64_t now_ms);
+/* The same with this bucket's own rate and burst (a tenant's setting, which
+ * may change between calls); rate <= 0 or burst < 1 take the table's. */
+int tn__rl_take_at(tn__rl *rl, const char *key, double rate, double burst, int64_t now_ms);
 /* Like tn__rl_take but only looks: 0 when a token is available. */
 int tn__rl_check(tn__rl *rl, const char *key, int64_t now_ms);
 

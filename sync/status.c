@@ -1,7 +1,9 @@
 /*
  * status.c - sync status for the CLI and the HTTP layer, and `remote init`
  * (see engine.h).  The tenant view never contains a tenant id: it is built
- * from that tenant's row only and leaves the id column out.
+ * from that tenant's row only and leaves the id column out.  The admin view
+ * also says whether each tenant's sync is on and shows its settings
+ * (_tenant_settings; null = the default applies).
  */
 #include "engine.h"
 
@@ -26,10 +28,16 @@
     "    WHERE o.tenant = t.tid AND o.kind = 2 AND f.deleted = 0), "                         \
     "  (SELECT count(*) FROM _sync_dead d WHERE d.tenant = t.tid), "                         \
     "  (SELECT count(*) FROM _sync_conflicts x WHERE x.tenant = t.tid), "                    \
-    "  s.last_success, s.last_error, s.last_error_at, coalesce(s.backoff_ms, 0) "            \
-    "  FROM _tenants t LEFT JOIN _sync_state s ON s.tenant = t.tid "
-static const char SQL_ALL[] = STATUS_COLS "ORDER BY t.name";
-static const char SQL_ONE[] = STATUS_COLS "WHERE t.id = ?1";
+    "  s.last_success, s.last_error, s.last_error_at, coalesce(s.backoff_ms, 0) "
+#define SETTINGS_COLS                                                                        \
+    ", coalesce(ts.sync_enabled, 1), coalesce(ts.sync_priority, 1), ts.rate_limit, "         \
+    "  ts.burst, ts.max_items, ts.max_file_bytes, ts.tombstone_days "
+#define STATUS_FROM "  FROM _tenants t LEFT JOIN _sync_state s ON s.tenant = t.tid "
+#define SETTINGS_FROM "  LEFT JOIN _tenant_settings ts ON ts.tenant = t.tid "
+static const char SQL_ALL[] = STATUS_COLS SETTINGS_COLS STATUS_FROM SETTINGS_FROM "ORDER BY t.name";
+static const char SQL_ONE[] = STATUS_COLS STATUS_FROM "WHERE t.id = ?1";
+/* A store opened read-only before its upgrade to schema 3 has no settings. */
+static const char SQL_ALL_V2[] = STATUS_COLS STATUS_FROM "ORDER BY t.name";
 
 static void add_time(cJSON *o, const char *name, sqlite3_stmt *s, int col) {
     if (sqlite3_column_type(s, col) == SQLITE_NULL) {
@@ -60,16 +68,42 @@ static void fill(cJSON *o, sqlite3_stmt *s) {
     add_int(o, "backoff_ms", sqlite3_column_int64(s, 9));
 }
 
+/* A nullable number column: null when the default applies. */
+static void add_opt(cJSON *o, const char *name, sqlite3_stmt *s, int col) {
+    int t = sqlite3_column_type(s, col);
+    if (t == SQLITE_NULL) cJSON_AddNullToObject(o, name);
+    else if (t == SQLITE_INTEGER) add_int(o, name, sqlite3_column_int64(s, col));
+    else cJSON_AddNumberToObject(o, name, sqlite3_column_double(s, col));
+}
+
+/* The admin view's settings of one tenant (the names PATCH /v1/admin/tenants takes). */
+static cJSON *settings(sqlite3_stmt *s) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    add_opt(o, "rate_limit", s, 12);
+    add_opt(o, "burst", s, 13);
+    add_opt(o, "max_items", s, 14);
+    add_opt(o, "max_file_bytes", s, 15);
+    cJSON_AddBoolToObject(o, "sync", sqlite3_column_int(s, 10));
+    add_int(o, "sync_priority", sqlite3_column_int64(s, 11));
+    add_opt(o, "tombstone_days", s, 16);
+    return o;
+}
+
 int tn_sync_status_json(tn_store *st, const char *tenant_id, char **json) {
     *json = NULL;
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
+    int version = 0;
+    int rc = tn_schema_version(st, &version);
     if (rc != TN_OK) return rc;
+    int with_settings = version >= 3;
+    tn__conn *c;
+    if ((rc = tn__conn_get(st, 1, &c)) != TN_OK) return rc;
     sqlite3_stmt *s;
     cJSON *root = cJSON_CreateObject(), *list = NULL;
     int64_t tot[4] = {0};
     if (!root) rc = TN_NOMEM;
-    if (rc == TN_OK) rc = tn__stmt(c, tenant_id ? SQL_ONE : SQL_ALL, &s);
+    if (rc == TN_OK)
+        rc = tn__stmt(c, tenant_id ? SQL_ONE : with_settings ? SQL_ALL : SQL_ALL_V2, &s);
     if (rc == TN_OK) {
         if (tenant_id) sqlite3_bind_text(s, 1, tenant_id, -1, SQLITE_STATIC);
         else list = cJSON_CreateArray();
@@ -85,6 +119,10 @@ int tn_sync_status_json(tn_store *st, const char *tenant_id, char **json) {
             cJSON_AddStringToObject(t, "id", (const char *)sqlite3_column_text(s, 0));
             cJSON_AddStringToObject(t, "name", (const char *)sqlite3_column_text(s, 1));
             fill(t, s);
+            if (with_settings) {
+                cJSON_AddBoolToObject(t, "sync", sqlite3_column_int(s, 10));
+                cJSON_AddItemToObject(t, "settings", settings(s));
+            }
             cJSON_AddItemToArray(list, t);
             for (int k = 0; k < 4; k++) tot[k] += sqlite3_column_int64(s, 2 + k);
         }
