@@ -24,6 +24,13 @@ if [ "${1:-}" = "--test" ]; then
     command -v curl >/dev/null 2>&1 || need curl
     # A real browser for the CORS suite (headless; Debian's chromium).
     command -v chromium >/dev/null 2>&1 || need chromium
+    # cfn-lint checks `remote template` (tests/e2e/test_template.py).  Debian
+    # does not package it: it comes from PyPI, for the python3 the suites run.
+    if ! python3 -c 'import cfnlint, yaml' >/dev/null 2>&1; then
+        echo "deps: installing cfn-lint and PyYAML with pip" >&2
+        python3 -m pip install --quiet cfn-lint pyyaml ||
+            python3 -m pip install --quiet --break-system-packages cfn-lint pyyaml
+    fi
 fi
 if [ "${1:-}" = "--fuzz" ]; then
     # clang with libFuzzer's runtime (Debian 12: libclang-rt-14-dev).
