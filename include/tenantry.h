@@ -94,6 +94,13 @@ int tn_schema_version(tn_store *st, int *version); /* PRAGMA user_version */
 /* Gives the page caches of idle connections and free heap back to the
  * system; for a daemon that has gone quiet.  Safe at any time. */
 void tn_store_trim(tn_store *st);
+/* Removes tombstones (deleted items and files) that were synced and are older
+ * than their tenant's retention (its tombstone_days setting, else
+ * default_ttl_s seconds, the engine's TENANTRY_TOMBSTONE_TTL): the remote
+ * copy carries the same expiry for DynamoDB TTL.  A
+ * tombstone still in the outbox (not yet synced, or its tenant's sync is off)
+ * is kept.  *purged (may be NULL) receives the number of rows removed. */
+int tn_tombstones_purge(tn_store *st, int64_t default_ttl_s, int64_t *purged);
 
 /* PRAGMA integrity_check plus the store's own invariants.  On TN_CORRUPT the
  * problems are described in *report (malloc'd, one per line). */

@@ -54,7 +54,7 @@ static void on_signal(int sig) {
 }
 
 static const char SYNC_HELP[] =
-    "usage: tenantry sync [--once] [--data DIR]\n"
+    "usage: tenantry sync [--once] [--data DIR] [--config PATH]\n"
     "\n"
     "Mirrors every tenant's items to DynamoDB and files to S3.  With --once, drains\n"
     "the outbox and exits (non-zero when anything failed); otherwise runs until\n"
@@ -67,7 +67,8 @@ static const char SYNC_HELP[] =
     "TENANTRY_SYNC_BANDWIDTH (bytes/s), TENANTRY_SYNC_EARLY_ROWS, TENANTRY_SYNC_ATTEMPTS,\n"
     "TENANTRY_SYNC_BACKOFF_MS, TENANTRY_SYNC_MULTIPART_MB (default 16), TENANTRY_SYNC_PART_MB\n"
     "(default 8), TENANTRY_SYNC_TRANSACT=1 (TransactWriteItems instead of parallel PutItem),\n"
-    "TENANTRY_TOMBSTONE_TTL (seconds).";
+    "TENANTRY_TOMBSTONE_TTL (seconds).  Each may also be set in DIR/tenantry.conf (or\n"
+    "--config PATH; see README, Configuration); the environment beats the file.";
 
 int tn__cmd_sync(int argc, char **argv) {
     tn__cli_opts o;
@@ -78,6 +79,8 @@ int tn__cmd_sync(int argc, char **argv) {
         return EX_OK;
     }
     if (o.nargs) return tn__cli_usage("sync takes no arguments");
+    tn__config conf; /* its values land in the environment read below */
+    if ((ex = tn__cli_config(&o, &conf)) != EX_OK) return ex;
     tn_sync_config cfg;
     tn_sync_config_init(&cfg);
     if (tn_sync_config_from_env(&cfg) != 0) return tn__cli_usage("a TENANTRY_SYNC_* variable is not a number");
@@ -105,6 +108,11 @@ int tn__cmd_sync(int argc, char **argv) {
     tn_sync_stats s;
     int rc = tn_sync_run_once(st, &cfg, &s);
     if (b.drawn) fputc('\n', stderr);
+    /* Tombstones the remote now holds, past their retention, go locally. */
+    int64_t purged = 0;
+    if (rc == TN_OK &&
+        tn_tombstones_purge(st, cfg.tombstone_ttl_s > 0 ? cfg.tombstone_ttl_s : 1, &purged) != TN_OK)
+        fprintf(stderr, "tenantry: sync: cannot purge old tombstones: %s\n", tn_errmsg(st));
     double el = now_s() - b.t0;
     cJSON *j = cJSON_CreateObject();
     char num[32];
@@ -119,6 +127,7 @@ int tn__cmd_sync(int argc, char **argv) {
     RAW("conflicts", s.conflicts);
     RAW("dead_letters", s.dead);
     RAW("pending", s.pending);
+    RAW("tombstones_purged", purged);
 #undef RAW
     cJSON_AddNumberToObject(j, "seconds", (double)(long long)(el * 1000) / 1000.0);
     if (rc != TN_OK) cJSON_AddStringToObject(j, "error", s.what[0] ? s.what : tn_strerror(rc));
@@ -139,17 +148,22 @@ int tn__cmd_sync(int argc, char **argv) {
 }
 
 int tn__cmd_remote(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[2], "template") == 0) return tn__cmd_remote_template(argc, argv);
     tn__cli_opts o;
     int ex = tn__cli_parse(argc, argv, 2, &o);
     if (ex != EX_OK) return ex;
     if (o.help) {
         puts("usage: tenantry remote init\n"
+             "       tenantry remote template [options]   (see remote template --help)\n"
              "\n"
              "Creates the DynamoDB table (on-demand capacity, TTL on expires_at) when it is\n"
-             "missing and checks that the S3 bucket is reachable.  Same environment as sync.");
+             "missing and checks that the S3 bucket is reachable.  Same environment as sync.\n"
+             "`remote template` prints a CloudFormation template for the AWS side.");
         return EX_OK;
     }
-    if (o.nargs != 1 || strcmp(o.args[0], "init") != 0) return tn__cli_usage("remote takes: init");
+    if (o.nargs != 1 || strcmp(o.args[0], "init") != 0) return tn__cli_usage("remote takes: init or template");
+    tn__config conf;
+    if ((ex = tn__cli_config(&o, &conf)) != EX_OK) return ex;
     const char *what = NULL;
     int rc = tn_sync_remote_init(NULL, &what);
     if (rc != TN_OK) return tn__cli_error("remote init", what, rc);

@@ -113,6 +113,17 @@ static int take_tuning(int argc, char **argv, tn__http_config *cfg, int *outc, c
     return 0;
 }
 
+/* The configuration file's serve settings, over the built-in defaults (the
+ * flags are applied after them). */
+static void apply_file(const tn__config *f, tn__http_config *cfg) {
+    if (f->listen[0]) cfg->listen = f->listen;
+    if (f->threads > 0) cfg->threads = (int)f->threads;
+    if (f->rate > 0) cfg->rate = f->rate;
+    if (f->burst > 0) cfg->burst = f->burst;
+    if (f->auth_fail_rate > 0) cfg->auth_fail_rate = f->auth_fail_rate;
+    if (f->auth_fail_burst > 0) cfg->auth_fail_burst = f->auth_fail_burst;
+}
+
 /* A daemon must not start serving a damaged file: SQLite reads pages only
  * when asked, so a store whose middle pages are garbage opens fine and would
  * fail request by request.  Nor a store without an admin key (an emptied
@@ -133,7 +144,8 @@ static int startup_check(tn_store *st, const char *dir) {
 
 static const char serve_help[] =
     "usage: tenantry serve [--data DIR] [--listen HOST:PORT | --listen unix:/path]\n"
-    "                      [--allow-remote] [--quiet] [--no-sync] [tuning options]\n"
+    "                      [--allow-remote] [--quiet] [--no-sync] [--config PATH]\n"
+    "                      [tuning options]\n"
     "\n"
     "Serves the local HTTP API (see docs/openapi.yaml) until SIGINT or SIGTERM.\n"
     "The default address is 127.0.0.1:8787.  A non-loopback address is refused\n"
@@ -142,6 +154,8 @@ static const char serve_help[] =
     "When TENANTRY_S3_BUCKET is set, the sync engine runs in the background and\n"
     "mirrors every change to DynamoDB and S3 (see `tenantry sync --help`);\n"
     "--no-sync keeps it off.\n"
+    "Settings may also come from DIR/tenantry.conf (or --config PATH; see README,\n"
+    "Configuration); flags beat the environment, which beats the file.\n"
     "\n"
     "Tuning (defaults in brackets):\n"
     "  --rate N             requests per second per API key [50]\n"
@@ -160,6 +174,17 @@ static const char serve_help[] =
     "                       repeatable; or * alone (TENANTRY_CORS_ORIGINS)\n"
     "  --cors-credentials   send Access-Control-Allow-Credentials (refuses *)";
 
+static void purge_tombstones(tn_store *st, int64_t ttl_s) {
+    int64_t n = 0;
+    char msg[160];
+    if (tn_tombstones_purge(st, ttl_s, &n) != TN_OK) {
+        tn__log("error", "cannot purge old tombstones (will retry in an hour)");
+    } else if (n > 0) {
+        snprintf(msg, sizeof msg, "purged %lld synced tombstones past retention", (long long)n);
+        tn__log("info", msg);
+    }
+}
+
 static int cmd_serve(int argc, char **argv) {
     tn__http_config cfg;
     tn__http_config_init(&cfg);
@@ -175,6 +200,26 @@ static int cmd_serve(int argc, char **argv) {
         return 0;
     }
     if (o.nargs) return tn__cli_usage("serve takes no arguments");
+    /* Precedence: flag > environment > file > default.  The data directory
+     * (where the file is) comes from the flags, so the flags are taken once
+     * more over the file's values. */
+    tn__config conf;
+    if ((ex = tn__cli_config(&o, &conf)) != 0) return ex;
+    tn__http_config_init(&cfg);
+    apply_file(&conf, &cfg);
+    free(cors_list);
+    cors_list = NULL;
+    av = calloc((size_t)argc + 1, sizeof *av);
+    if (!av || take_tuning(argc, argv, &cfg, &ac, av) != 0) {
+        free(av);
+        return 1;
+    }
+    free(av);
+    const char *bucket = getenv("TENANTRY_S3_BUCKET");
+    int want_sync = !no_sync && conf.sync != 0 && bucket && *bucket;
+    if (!no_sync && conf.sync == 1 && !want_sync)
+        return tn__cli_usage("sync = on in the configuration file needs s3_bucket (or "
+                             "TENANTRY_S3_BUCKET)");
     if (o.listen) cfg.listen = o.listen;
     cfg.allow_remote = o.allow_remote;
     cfg.cors_origins = cors_list ? cors_list : getenv("TENANTRY_CORS_ORIGINS");
@@ -197,6 +242,7 @@ static int cmd_serve(int argc, char **argv) {
         tn_close(st);
         return ex;
     }
+    if (tn__files_recover(st) != TN_OK) tn__log("error", "cannot tidy the files folder");
     tn__http *h;
     const char *err = NULL;
     int rc = tn__http_start(st, &cfg, &h, &err);
@@ -212,11 +258,13 @@ static int cmd_serve(int argc, char **argv) {
     /* The sync engine runs in the background when a bucket is configured
      * (TENANTRY_S3_BUCKET and the AWS variables, see README). */
     tn_sync *sync = NULL;
-    if (!no_sync && getenv("TENANTRY_S3_BUCKET")) {
+    int64_t tomb_ttl = 30 * 86400; /* the engine's default tombstone TTL */
+    if (want_sync) {
         tn_sync_config sc;
         tn_sync_config_init(&sc);
         rc = tn_sync_config_from_env(&sc);
         if (rc == TN_OK) rc = tn_sync_start(st, &sc, &sync);
+        if (sc.tombstone_ttl_s > 0) tomb_ttl = sc.tombstone_ttl_s;
         if (rc != TN_OK) {
             ex = tn__cli_error("serve", "cannot start the sync engine (check the "
                                "TENANTRY_* and AWS_* settings)", rc);
@@ -224,17 +272,23 @@ static int cmd_serve(int argc, char **argv) {
             tn_close(st);
             return ex;
         }
-        tn__log("info", "sync engine started");
+        snprintf(msg, sizeof msg, "sync engine started (every %lld s)",
+                 (long long)(sc.interval_ms / 1000));
+        tn__log("info", msg);
     } else {
-        tn__log("info", no_sync ? "sync off (--no-sync)" : "sync off (TENANTRY_S3_BUCKET not set)");
+        tn__log("info", no_sync          ? "sync off (--no-sync)"
+                        : conf.sync == 0 ? "sync off (sync = off in the configuration file)"
+                                         : "sync off (TENANTRY_S3_BUCKET not set)");
     }
 
     /* Wait for SIGINT/SIGTERM; every 10 s without a request, give the
-     * SQLite page caches and free heap back to the system. */
+     * SQLite page caches and free heap back to the system; every hour (and
+     * now), remove synced tombstones past their retention. */
     int sig = -1;
     uint64_t seen = tn__http_requests(h);
-    int trimmed = 0;
+    int trimmed = 0, ticks = 0;
     while (sig < 0) {
+        if (ticks++ % 360 == 0) purge_tombstones(st, tomb_ttl);
         struct timespec tick = {10, 0};
         int got = sigtimedwait(&set, NULL, &tick);
         if (got == SIGINT || got == SIGTERM) {

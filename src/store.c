@@ -451,6 +451,48 @@ void tn_store_trim(tn_store *st) {
     malloc_trim(0);
 }
 
+typedef struct purge_arg {
+    int64_t cutoff_default, now, purged;
+} purge_arg;
+
+static int purge_body(tn__conn *c, void *arg) {
+    /* A row still named by the outbox is not synced yet; the NOT IN list is
+     * built once per statement (the outbox has no index on ref). */
+    static const char *const sql[] = {
+        "DELETE FROM _items WHERE deleted = 1"
+        "   AND updated_at < coalesce(?2 - (SELECT tombstone_days FROM _tenant_settings"
+        "                                    WHERE tenant = _items.tenant) * 86400000, ?1)"
+        "   AND rowid NOT IN (SELECT ref FROM _outbox WHERE kind = 1)",
+        "DELETE FROM _files WHERE deleted = 1"
+        "   AND updated_at < coalesce(?2 - (SELECT tombstone_days FROM _tenant_settings"
+        "                                    WHERE tenant = _files.tenant) * 86400000, ?1)"
+        "   AND rowid NOT IN (SELECT ref FROM _outbox WHERE kind = 2)",
+    };
+    purge_arg *a = arg;
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *s;
+        int rc = tn__stmt(c, sql[i], &s);
+        if (rc != TN_OK) return rc;
+        sqlite3_bind_int64(s, 1, a->cutoff_default);
+        sqlite3_bind_int64(s, 2, a->now);
+        rc = tn__step_done(c, s);
+        if (rc != TN_OK) return rc;
+        a->purged += sqlite3_changes64(c->db);
+    }
+    return TN_OK;
+}
+
+int tn_tombstones_purge(tn_store *st, int64_t default_ttl_s, int64_t *purged) {
+    if (purged) *purged = 0;
+    if (default_ttl_s < 1 || default_ttl_s > 100LL * 365 * 86400)
+        return tn__fail(st, TN_INVALID, "tombstone retention must be 1 s to 100 years");
+    purge_arg a = {0, tn__now_ms(st), 0};
+    a.cutoff_default = a.now - default_ttl_s * 1000;
+    int rc = tn__trusted_tx(st, purge_body, &a);
+    if (rc == TN_OK && purged) *purged = a.purged;
+    return rc;
+}
+
 const char *tn_store_dir(tn_store *st) {
     return st->dir;
 }

@@ -4,6 +4,7 @@
  */
 #include "fixture.h"
 #include "json_check.h"
+#include "auth.h"
 #include "outbox.h"
 #include "schema.h"
 
@@ -556,6 +557,76 @@ TEST(versions_follow_the_wall_clock) {
     ASSERT_INT_EQ(it.version >> 16, fake_now);
     ASSERT_INT_EQ(it.updated_at, fake_now);
     tn_item_clear(&it);
+    fixture_done(&f);
+}
+
+/* ---- tombstone purge ---- */
+
+static void ack_all(tn_store *st) {
+    tn__batch b;
+    for (;;) {
+        ASSERT_OK(tn__outbox_fetch(st, 100, 1000, &b));
+        int n = b.n;
+        if (n) ASSERT_OK(tn__outbox_ack(st, &b, NULL));
+        tn__batch_free(&b);
+        if (!n) return;
+    }
+}
+
+TEST(tombstones_are_purged_only_when_synced_and_past_retention) {
+    fixture f;
+    fixture_init(&f);
+    f.st->clock_ms = fake_clock;
+    fake_now = 1800000000000;
+    const int64_t day = 86400000;
+    ASSERT_OK(tn_item_put(f.a, "old", "{}", NULL));
+    ASSERT_OK(tn_item_delete(f.a, "old", 0));
+    ASSERT_OK(tn_item_put(f.a, "kept", "{}", NULL));
+    ASSERT_OK(tn_file_record(f.a, "gone.txt", 3,
+                             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                             "text/plain", NULL));
+    ASSERT_OK(tn_file_delete(f.a, "gone.txt"));
+    ASSERT_OK(tn_item_put(f.g, "g-old", "{}", NULL));
+    ASSERT_OK(tn_item_delete(f.g, "g-old", 0));
+    const char *tombs = "SELECT (SELECT count(*) FROM _items WHERE deleted = 1) + "
+                        "(SELECT count(*) FROM _files WHERE deleted = 1)";
+    ASSERT_INT_EQ(raw_scalar(f.dir, tombs), 3);
+
+    /* Past retention but not synced: kept (the remote never saw the delete). */
+    fake_now += 31 * day;
+    int64_t n = -1;
+    ASSERT_OK(tn_tombstones_purge(f.st, 30 * 86400, &n));
+    ASSERT_INT_EQ(n, 0);
+    ASSERT_INT_EQ(raw_scalar(f.dir, tombs), 3);
+
+    /* Synced, but globex keeps tombstones 60 days: only acme's two go. */
+    tn__tenant_settings set;
+    tn__tenant_settings_default(&set);
+    set.tombstone_days = 60;
+    ASSERT_OK(tn__tenant_settings_update(f.st, f.globex.id, &set, TN__SET_TOMBSTONE, NULL));
+    ack_all(f.st);
+    ASSERT_OK(tn_tombstones_purge(f.st, 30 * 86400, &n));
+    ASSERT_INT_EQ(n, 2);
+    ASSERT_INT_EQ(raw_scalar(f.dir, "SELECT count(*) FROM _items WHERE id = 'old'"), 0);
+    ASSERT_INT_EQ(raw_scalar(f.dir, "SELECT count(*) FROM _files WHERE name = 'gone.txt'"), 0);
+    ASSERT_INT_EQ(raw_scalar(f.dir, "SELECT count(*) FROM _items WHERE id = 'g-old'"), 1);
+    ASSERT_OK(tn_item_get(f.a, "kept", NULL)); /* live rows are never touched */
+
+    /* A tombstone deleted again after the purge is just absent; the id can be
+     * written again with a version above the purged one. */
+    ASSERT_INT_EQ(tn_item_get(f.a, "old", NULL), TN_NOTFOUND);
+    tn_item it = {0};
+    ASSERT_OK(tn_item_put(f.a, "old", "{\"again\":1}", &it));
+    ASSERT(it.version >> 16 == fake_now);
+    tn_item_clear(&it);
+
+    fake_now += 30 * day;
+    ASSERT_OK(tn_tombstones_purge(f.st, 30 * 86400, &n));
+    ASSERT_INT_EQ(n, 1); /* globex's, at 61 days */
+    ASSERT_INT_EQ(tn_tombstones_purge(f.st, 0, &n), TN_INVALID);
+    char *report = NULL;
+    int rc = tn_check(f.st, &report);
+    if (rc != TN_OK) TN_FAIL_("check: %s", report ? report : tn_errmsg(f.st));
     fixture_done(&f);
 }
 
