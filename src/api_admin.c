@@ -53,6 +53,35 @@ static cJSON *scopes_json(unsigned mask) {
 
 static int scopes_of(const cJSON *a, unsigned *mask);
 
+/* 429 when the key (or operator) id has used up its requests. */
+static int key_throttled(tn__req *r, const char *id, tn__resp *out) {
+    int wait = tn__rl_take(r->srv->key_rl, id, now_ms());
+    if (!wait) return 0;
+    atomic_fetch_add(&r->srv->rate_limited, 1);
+    tn__resp_error(out, 429, "too many requests");
+    out->retry_after = wait;
+    return 1;
+}
+
+/* The answer to POST /v1/auth once the credential was checked (rc, why) and,
+ * when it held, a token minted; wipes and frees token. */
+static void token_answer(tn__req *r, int rc, const char *why, char *token, tn__resp *out) {
+    if (rc == TN_DENIED) {
+        tn__auth_failed(r, why);
+        tn__resp_error(out, 401, "unauthorized");
+    } else if (rc != TN_OK) {
+        tn__resp_code(out, rc);
+    } else {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "token", token);
+        cJSON_AddStringToObject(j, "token_type", "Bearer");
+        cJSON_AddItemToObject(j, "expires_in", tn__json_int(r->srv->cfg.token_ttl));
+        tn__resp_json(out, 200, j);
+    }
+    if (token) sodium_memzero(token, strlen(token));
+    free(token);
+}
+
 /* {"operator_key": "tno_…", "tenant": NAME, "scopes": [...] (optional)}. */
 static void operator_auth(tn__req *r, cJSON *body, tn__resp *out) {
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, "operator_key");
@@ -64,35 +93,12 @@ static void operator_auth(tn__req *r, cJSON *body, tn__resp *out) {
         return;
     }
     char id[TN__KEY_ID_LEN + 1];
-    if (tn__secret_parse(TN__OP_PREFIX, k->valuestring, id)) {
-        int wait = tn__rl_take(r->srv->key_rl, id, now_ms());
-        if (wait) {
-            atomic_fetch_add(&r->srv->rate_limited, 1);
-            tn__resp_error(out, 429, "too many requests");
-            out->retry_after = wait;
-            return;
-        }
-    }
+    if (tn__secret_parse(TN__OP_PREFIX, k->valuestring, id) && key_throttled(r, id, out)) return;
     char *token = NULL;
     const char *why = "";
     int rc = tn__op_token_issue(r->srv->auth, k->valuestring, t->valuestring, want,
                                 r->srv->cfg.token_ttl, &token, &why);
-    if (rc == TN_DENIED) {
-        tn__auth_failed(r, why);
-        tn__resp_error(out, 401, "unauthorized");
-        return;
-    }
-    if (rc != TN_OK) {
-        tn__resp_code(out, rc);
-        return;
-    }
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "token", token);
-    cJSON_AddStringToObject(j, "token_type", "Bearer");
-    cJSON_AddItemToObject(j, "expires_in", tn__json_int(r->srv->cfg.token_ttl));
-    sodium_memzero(token, strlen(token));
-    free(token);
-    tn__resp_json(out, 200, j);
+    token_answer(r, rc, why, token, out);
 }
 
 void tn__api_auth(tn__req *r, tn__resp *out) {
@@ -113,35 +119,13 @@ void tn__api_auth(tn__req *r, tn__resp *out) {
     const char *why = "";
     int rc = tn__key_verify(r->srv->st, k->valuestring, &key, &why);
     cJSON_Delete(body);
-    if (rc == TN_DENIED) {
-        tn__auth_failed(r, why);
-        tn__resp_error(out, 401, "unauthorized");
-        return;
-    }
-    if (rc != TN_OK) {
-        tn__resp_code(out, rc);
-        return;
-    }
-    int wait = tn__rl_take(r->srv->key_rl, key.key_id, now_ms());
-    if (wait) {
-        atomic_fetch_add(&r->srv->rate_limited, 1);
-        tn__resp_error(out, 429, "too many requests");
-        out->retry_after = wait;
-        return;
-    }
+    if (rc == TN_OK && key_throttled(r, key.key_id, out)) return;
     char *token = NULL;
-    rc = tn__token_mint(r->srv->auth, key.key_id, r->srv->cfg.token_ttl, &token);
-    if (rc != TN_OK) {
-        tn__resp_code(out, rc);
-        return;
+    if (rc == TN_OK) {
+        rc = tn__token_mint(r->srv->auth, key.key_id, r->srv->cfg.token_ttl, &token);
+        if (rc == TN_DENIED) rc = TN_ERROR; /* minting never means "unauthorized" */
     }
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "token", token);
-    cJSON_AddStringToObject(j, "token_type", "Bearer");
-    cJSON_AddItemToObject(j, "expires_in", tn__json_int(r->srv->cfg.token_ttl));
-    sodium_memzero(token, strlen(token));
-    free(token);
-    tn__resp_json(out, 200, j);
+    token_answer(r, rc, why, token, out);
 }
 
 /* ---- tenants --------------------------------------------------------------- */

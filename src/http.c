@@ -601,6 +601,16 @@ static int header_allowed(const char *e, size_t n, void *arg) {
     return 1;
 }
 
+/* The methods in the mask, "GET, HEAD, ..." into resp.allow. */
+static void allow_list(tn__req *r, int allowed) {
+    size_t n = 0;
+    r->resp.allow[0] = '\0';
+    for (size_t i = 0; i < NMETHODS; i++)
+        if (allowed & (1 << i))
+            n += (size_t)snprintf(r->resp.allow + n, sizeof r->resp.allow - n, "%s%s",
+                                  n ? ", " : "", method_names[i]);
+}
+
 /* OPTIONS: the methods of the path in resp.allow; a preflight from an
  * allowed origin for one of them gets 204 and the CORS headers (queue()),
  * any other preflight 403 without them. */
@@ -608,12 +618,7 @@ static void options(tn__req *r, int allowed) {
     r->preflight = 1;
     tn__resp_empty(&r->resp, 204);
     allowed |= TN__M_OPTIONS;
-    size_t n = 0;
-    r->resp.allow[0] = '\0';
-    for (size_t i = 0; i < NMETHODS; i++)
-        if (allowed & (1 << i))
-            n += (size_t)snprintf(r->resp.allow + n, sizeof r->resp.allow - n, "%s%s",
-                                  n ? ", " : "", method_names[i]);
+    allow_list(r, allowed);
     const char *want = tn__req_header(r, "Access-Control-Request-Method");
     if (tn__req_header(r, "Origin") && want) {
         const char *hdrs = tn__req_header(r, "Access-Control-Request-Headers");
@@ -701,12 +706,7 @@ static void begin(tn__req *r, const char *url, const char *method) {
     if (!path_found) return early_error(r, 404, "not found", 0);
     if (r->method == TN__M_OPTIONS) return options(r, allowed);
     if (!rt) {
-        size_t n = 0;
-        r->resp.allow[0] = '\0';
-        for (size_t i = 0; i < NMETHODS; i++)
-            if (allowed & (1 << i))
-                n += (size_t)snprintf(r->resp.allow + n, sizeof r->resp.allow - n, "%s%s",
-                                      n ? ", " : "", method_names[i]);
+        allow_list(r, allowed);
         return early_error(r, 405, "method not allowed", 0);
     }
     r->route = rt;

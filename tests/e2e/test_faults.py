@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import awslib  # noqa: E402
 import faultproxy  # noqa: E402
 import tnlib  # noqa: E402
+
+tn = tnlib.tn
 from faultproxy import Rule  # noqa: E402
 
 BUILD = os.environ.get("TN_BUILD", "build")
@@ -34,12 +36,6 @@ ATTEMPTS = 3
 T = tnlib.Suite("faults")
 MOTO = None
 PROXY = None
-
-
-def tn(args, env, timeout=120, stdin=None):
-    p = subprocess.run([TENANTRY] + list(args), capture_output=True, text=True, env=env,
-                       timeout=timeout, input=stdin)
-    return p.returncode, p.stdout, p.stderr
 
 
 class Setup:

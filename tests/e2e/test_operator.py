@@ -28,26 +28,7 @@ class Env:
 
 
 E = Env()
-
-
-def leak_check(resp, method, path, headers):
-    """No tenant id in any non-admin response; errors are {"error": words}."""
-    if "X-Admin-Key" in headers:
-        return
-    text = resp.body.decode("utf-8", "replace").lower()
-    hdrs = " ".join("%s: %s" % kv for kv in resp.headers).lower()
-    for tid in TENANT_IDS:
-        S.check(tid not in text and tid not in hdrs,
-                "tenant id leaked in %s %s -> %d" % (method, path, resp.status))
-    if resp.status >= 400 and method != "HEAD" and resp.body:
-        try:
-            j = resp.json()
-            S.check(list(j.keys()) == ["error"] and isinstance(j["error"], str),
-                    "error shape for %s %s: %r" % (method, path, resp.body[:100]))
-            S.check(not re.search(r"sqlite|constraint|errno|\.c:", text),
-                    "internal detail in error: %r" % resp.body[:200])
-        except ValueError:
-            S.check(False, "error body is not JSON for %s %s" % (method, path))
+leak_check = tnlib.leak_checker(S, TENANT_IDS, lambda: ())
 
 
 def admin():

@@ -17,6 +17,9 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
 import awslib  # noqa: E402
+import tnlib  # noqa: E402
+
+tn = tnlib.tn
 
 BUILD = os.environ.get("TN_BUILD", "build")
 TENANTRY = os.path.join(BUILD, "tenantry")
@@ -35,12 +38,6 @@ def test(fn):
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
-
-
-def tn(args, env, timeout=120, stdin=None):
-    p = subprocess.run([TENANTRY] + list(args), capture_output=True, text=True, env=env,
-                       timeout=timeout, input=stdin)
-    return p.returncode, p.stdout, p.stderr
 
 
 class Setup:

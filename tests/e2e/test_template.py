@@ -56,6 +56,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import awslib  # noqa: E402
 import tnlib  # noqa: E402
 
+tn = tnlib.tn
+
 BUILD = os.environ.get("TN_BUILD", "build")
 TENANTRY = os.path.join(BUILD, "tenantry")
 S = tnlib.Suite("template")
@@ -67,12 +69,6 @@ S3_ACTIONS = {"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"}
 
 def note(text):
     print("NOTE (moto): " + text, flush=True)
-
-
-def tn(args, env, stdin=None, timeout=120):
-    p = subprocess.run([TENANTRY] + list(args), capture_output=True, text=True, env=env,
-                       input=stdin, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
 
 
 def clean_env(extra=None):

@@ -34,6 +34,42 @@ def run(args, input=None, timeout=30):
                           text=True, timeout=timeout)
 
 
+def tn(args, env=None, timeout=120, stdin=None):
+    """Runs `tenantry args...` with env (default: ours); returns (code, stdout, stderr)."""
+    p = subprocess.run([TENANTRY] + list(args), capture_output=True, text=True, env=env,
+                       timeout=timeout, input=stdin)
+    return p.returncode, p.stdout, p.stderr
+
+
+def leak_checker(suite, tenant_ids, secrets=()):
+    """An on_response hook for Client: no tenant id (from the set tenant_ids,
+    lower case) in the body or headers of any non-admin response, and error
+    bodies exactly {"error": "<words>"} with no internal detail (SQLite's or
+    the system's words, source locations, the strings in secrets)."""
+    import re
+
+    def check(resp, method, path, headers):
+        if "X-Admin-Key" in headers:
+            return
+        text = resp.body.decode("utf-8", "replace").lower()
+        hdrs = " ".join("%s: %s" % kv for kv in resp.headers).lower()
+        for tid in tenant_ids:
+            suite.check(tid not in text and tid not in hdrs,
+                        "tenant id leaked in %s %s -> %d" % (method, path, resp.status))
+        if resp.status >= 400 and method != "HEAD" and resp.body:
+            try:
+                j = resp.json()
+            except ValueError:
+                suite.check(False, "error body is not JSON for %s %s" % (method, path))
+                return
+            suite.check(list(j.keys()) == ["error"] and isinstance(j["error"], str),
+                        "error shape for %s %s: %r" % (method, path, resp.body[:100]))
+            suite.check(not re.search(r"sqlite|constraint|errno|\.c:", text) and
+                        not any(x.lower() in text for x in secrets()),
+                        "internal detail in error: %r" % resp.body[:200])
+    return check
+
+
 def init_store(data_dir):
     """Creates a store in data_dir and returns its admin key."""
     p = run(["init", "--data", data_dir])
