@@ -143,18 +143,13 @@ class Forwarder:
             pass
 
     def _accept(self):
-        while self.running:
-            try:
-                r, _, _ = select.select([self.lsock], [], [], 0.2)
-                if not r:
-                    continue
-                c, _ = self.lsock.accept()
-            except (OSError, ValueError):
-                return
-            with self.lock:
-                self.next_id += 1
-                cid = self.next_id
-            threading.Thread(target=self._conn, args=(cid, c), daemon=True).start()
+        awslib.accept_loop(self.lsock, lambda: self.running, self._start, poll=0.2)
+
+    def _start(self, c):
+        with self.lock:
+            self.next_id += 1
+            cid = self.next_id
+        threading.Thread(target=self._conn, args=(cid, c), daemon=True).start()
 
     def _conn(self, cid, c):
         try:

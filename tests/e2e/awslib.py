@@ -91,6 +91,20 @@ class Moto:
                 self.proc.wait(5)
 
 
+def accept_loop(lsock, running, handle, poll=0.1):
+    """Accepts connections on lsock while running() holds, handing each to
+    handle(sock); returns once the listening socket is closed."""
+    while running():
+        try:
+            r, _, _ = select.select([lsock], [], [], poll)
+            if not r:
+                continue
+            c, _ = lsock.accept()
+        except (OSError, ValueError):
+            return
+        handle(c)
+
+
 class Proxy:
     """A TCP forwarder 127.0.0.1:port -> 127.0.0.1:target.  stop() closes the
     listener and every open connection (the network is gone); start() listens
@@ -117,22 +131,17 @@ class Proxy:
         self.thread.start()
 
     def _accept(self):
-        while self.running:
-            try:
-                r, _, _ = select.select([self.lsock], [], [], 0.1)
-                if not r:
-                    continue
-                c, _ = self.lsock.accept()
-            except (OSError, ValueError):
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                c.close()
-                continue
-            with self.lock:
-                self.conns += [c, u]
-            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+        accept_loop(self.lsock, lambda: self.running, self._connect)
+
+    def _connect(self, c):
+        try:
+            u = socket.create_connection(("127.0.0.1", self.target))
+        except OSError:
+            c.close()
+            return
+        with self.lock:
+            self.conns += [c, u]
+        threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
 
     def _pump(self, a, b):
         socks = [a, b]

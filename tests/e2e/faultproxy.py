@@ -46,12 +46,16 @@ proxy.log holds (time, kind, fault or None) for every request; counts() and
 faults() count them per kind.  All traffic stays on 127.0.0.1.
 """
 import json
+import os
 import random
-import select
 import socket
 import struct
+import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import awslib  # noqa: E402
 
 DDB_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
@@ -332,17 +336,12 @@ class FaultProxy:
                 pass
 
     def _accept(self):
-        while not self.stopping.is_set():
-            try:
-                r, _, _ = select.select([self.lsock], [], [], 0.1)
-                if not r:
-                    continue
-                c, _ = self.lsock.accept()
-            except (OSError, ValueError):
-                return
-            with self.lock:
-                self.socks.add(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        awslib.accept_loop(self.lsock, lambda: not self.stopping.is_set(), self._start)
+
+    def _start(self, c):
+        with self.lock:
+            self.socks.add(c)
+        threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         conn = _Conn(c)
