@@ -82,6 +82,7 @@ typedef struct tn__req {
     tn_session *s;
     /* body */
     int64_t content_length; /* -1: not given */
+    int64_t body_bytes;     /* received so far (for the body's minimum rate) */
     int has_body;
     char *body;
     size_t len, cap;

@@ -934,6 +934,22 @@ static void *reaper(void *arg) {
     return NULL;
 }
 
+/* libmicrohttpd's timeout is an idle timeout, and the header deadline ends
+ * with the headers: a body trickled a byte a second would hold a connection
+ * for hours.  Once a request has taken longer than --timeout, its body must
+ * have averaged MIN_BODY_RATE; otherwise the connection is closed. */
+#define MIN_BODY_RATE 1024 /* bytes per second */
+static int body_too_slow(tn__req *r) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ms = (int64_t)(now.tv_sec - r->t0.tv_sec) * 1000 +
+                 (now.tv_nsec - r->t0.tv_nsec) / 1000000;
+    if (ms <= (int64_t)r->srv->cfg.timeout_s * 1000) return 0;
+    if (r->body_bytes * 1000 >= (int64_t)MIN_BODY_RATE * ms) return 0;
+    r->status = 408; /* for the log; nothing can be answered mid-body */
+    return 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls) {
@@ -965,6 +981,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
+        r->body_bytes += (int64_t)n;
+        if (body_too_slow(r)) return MHD_NO;
         if (r->queued) return MHD_YES;
         if (!r->err_status) {
             consume(r, upload_data, n);

@@ -257,8 +257,14 @@ def test_slow_client():
     data = tnlib.tmpdir()
     d = None
     try:
-        tnlib.init_store(data)
+        admin_key = tnlib.init_store(data)
         d = tnlib.start_daemon(data, ["--timeout", "2", "--quiet"])
+        admin = tnlib.Client(d.port, {"X-Admin-Key": admin_key})
+        t = admin.request("POST", "/v1/admin/tenants", json_body={"name": "slow"}).json()
+        k = admin.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
+                          json_body={"scopes": ["items:write", "files:write"]}).json()
+        token = tnlib.Client(d.port).request("POST", "/v1/auth",
+                                             json_body={"api_key": k["api_key"]}).json()["token"]
         results = []
         for label, prefix in (("new connection", b""),
                               ("after a request on a kept-alive connection",
@@ -290,6 +296,44 @@ def test_slow_client():
             S.check(closed_at is not None and closed_at < 6,
                     "one byte a second (%s): closed within 6 s (took %r)" % (label, closed_at))
         print("slow client closed after: %r" % results, flush=True)
+        # The body too: headers at once, then a byte every half second.  After
+        # --timeout the body must have averaged 1 KiB/s, or the connection goes.
+        for method, path, ctype in (("POST", "/v1/items", "application/json"),
+                                    ("PUT", "/v1/files/slow.bin", "application/octet-stream")):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=0.5)
+            s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                       "Content-Type: %s\r\nContent-Length: 4000\r\n\r\n"
+                       % (method, path, token, ctype)).encode())
+            t0 = time.time()
+            closed_at = None
+            while time.time() - t0 < 12:
+                try:
+                    s.send(b" ")
+                    if s.recv(1024) == b"":
+                        closed_at = time.time() - t0
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed_at = time.time() - t0
+                    break
+            s.close()
+            S.check(closed_at is not None and 1.5 < closed_at < 6,
+                    "a body trickled to %s %s: closed after --timeout (took %r)"
+                    % (method, path, closed_at))
+        # A slow but steady body (about 20 KiB/s for 3 s) is served.
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+        body = b'{"data": {"pad": "' + b"x" * 60000 + b'"}}'
+        s.sendall(("POST /v1/items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
+                   % (token, len(body))).encode())
+        for i in range(0, len(body), 2048):
+            s.sendall(body[i:i + 2048])
+            time.sleep(0.1)
+        got = s.recv(4096)
+        s.close()
+        S.check(got.startswith(b"HTTP/1.1 201"),
+                "a steady 20 KiB/s body is stored: %r" % got[:40])
         # A normal client on the same daemon is unaffected.
         c = tnlib.Client(d.port)
         S.eq(c.request("GET", "/healthz").status, 200, "a normal client still served")
