@@ -39,11 +39,13 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -149,6 +151,7 @@ typedef struct ctx {
     tn_sync_stats *stats;
     int blocking;           /* a remote-wide failure (table, bucket, credentials) */
     int blocking_s3;        /* ... and it came from S3 */
+    int lock_fd;            /* <data>/sync.lock, held while this engine runs */
 } ctx;
 
 static void set_what(ctx *x, int code, const char *what) {
@@ -157,9 +160,33 @@ static void set_what(ctx *x, int code, const char *what) {
     snprintf(x->stats->what, sizeof x->stats->what, "%s", what ? what : tn_strerror(code));
 }
 
+/* One engine per store at a time: two draining the same outbox would send
+ * the same rows twice, and in single-writer mode (no condition) an older
+ * copy could land after a newer one.  The lock is on a file beside the
+ * database, so `tenantry serve` and `sync --once` exclude each other. */
+static int take_lock(ctx *x) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/sync.lock", tn_store_dir(x->st));
+    x->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (x->lock_fd < 0) {
+        set_what(x, TN_IO, "cannot open the sync lock in the data directory");
+        return TN_IO;
+    }
+    if (flock(x->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        set_what(x, TN_BUSY, "another sync engine is running on this store (tenantry serve "
+                             "with sync on, or sync --once)");
+        return TN_BUSY;
+    }
+    return TN_OK;
+}
+
 static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_stats *stats) {
     memset(x, 0, sizeof *x);
     x->st = st;
+    x->lock_fd = -1;
+    x->stats = stats;
+    int lrc = take_lock(x);
+    if (lrc != TN_OK) return lrc;
     if (cfg) x->cfg = *cfg;
     else tn_sync_config_init(&x->cfg);
     if (x->cfg.batch < 1 || x->cfg.batch > MAX_FETCH) x->cfg.batch = MAX_TRANSACT;
@@ -196,6 +223,8 @@ static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_sta
 }
 
 static void ctx_close(ctx *x) {
+    if (x->lock_fd >= 0) close(x->lock_fd); /* releases the lock */
+    x->lock_fd = -1;
     for (int i = 0; i < WORKERS; i++) {
         tn__http_free(x->w[i].h);
         x->w[i].h = NULL;

@@ -696,8 +696,15 @@ def a_full_outbox_starts_a_run_before_the_interval():
         while time.time() < end and len(s.rows()) < 26:
             time.sleep(0.2)
         check(len(s.rows()) == 26, "25 pending rows (over 20) ran early: %d rows" % len(s.rows()))
+        # One engine per store: a second one is refused while this one runs.
+        s.put("acme", "after", {"x": 1})
+        rc, out, err = tn(["sync", "--once"], s.env)
+        check(rc != 0 and "another sync engine" in err, "a second engine is refused: %d %r"
+              % (rc, err))
         os.kill(p.pid, 15)
         check(p.wait(15) == 0, "stops cleanly on SIGTERM")
+        _, summary, _ = s.sync()
+        check(summary["items"] == 1 and len(s.rows()) == 27, "then it runs: %r" % summary)
     finally:
         if p and p.poll() is None:
             os.kill(p.pid, 9)
