@@ -696,15 +696,44 @@ static int audit_op(tn__conn *c, const char *actor, const char *op_id, int64_t t
     return tn__step_done(c, s);
 }
 
+/* The connection's PRAGMA synchronous (0 off .. 3 extra), or -1. */
+static int sync_level(tn__conn *c) {
+    sqlite3_stmt *q;
+    int level = -1;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA synchronous", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        level = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return level;
+}
+
 int tn__auth_audit_op(tn_store *st, const char *actor, const char *operator_id,
                       const char *tenant_id, const char *action, const char *detail) {
+    return tn__auth_audit_op_lazy(st, actor, operator_id, tenant_id, action, detail, 0);
+}
+
+int tn__auth_audit_op_lazy(tn_store *st, const char *actor, const char *operator_id,
+                           const char *tenant_id, const char *action, const char *detail,
+                           int lazy) {
     if (!operator_id) return tn__auth_audit(st, actor, tenant_id, action, detail);
     tn__conn *c;
     int rc = tn__conn_get(st, 1, &c);
     if (rc != TN_OK) return rc;
+    /* A lazy row is appended to the log without its own fsync: the next
+     * durable commit (any write, or a checkpoint) carries it to disk, and
+     * the log keeps rows in order, so a power cut can only lose the newest
+     * lazy rows, never reorder or damage anything.  With an fsync each, an
+     * operator's reads ran at a tenth of a key's (6k against 67k req/s). */
+    int level = lazy ? sync_level(c) : -1;
+    if (level > 1) sqlite3_exec(c->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
     int64_t tid = 0;
     if (tenant_id) rc = tn__tenant_tid(c, tenant_id, &tid);
     if (rc == TN_OK) rc = audit_op(c, actor, operator_id, tid, action, detail);
+    if (level > 1) {
+        char sql[40];
+        snprintf(sql, sizeof sql, "PRAGMA synchronous = %d", level);
+        sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    }
     tn__conn_put(st, c);
     return rc;
 }

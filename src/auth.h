@@ -165,6 +165,12 @@ int tn__auth_audit(tn_store *st, const char *actor, const char *tenant_id, const
 /* The same for an event with an operator behind it (operator_id non-NULL). */
 int tn__auth_audit_op(tn_store *st, const char *actor, const char *operator_id,
                       const char *tenant_id, const char *action, const char *detail);
+/* The same; with lazy, the row is committed without an fsync of its own and
+ * reaches the disk with the next durable commit (for requests that changed
+ * nothing: a power cut may lose the newest such rows, in order). */
+int tn__auth_audit_op_lazy(tn_store *st, const char *actor, const char *operator_id,
+                           const char *tenant_id, const char *action, const char *detail,
+                           int lazy);
 
 /* One audit event, for GET /v1/admin/audit. */
 typedef struct tn__audit_event {
