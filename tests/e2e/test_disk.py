@@ -27,29 +27,9 @@ import tnlib  # noqa: E402
 S = tnlib.Suite("disk")
 ALL_SCOPES = ["items:read", "items:write", "files:read", "files:write"]
 TENANT_IDS = set()
+leak_check = tnlib.leak_checker(S, TENANT_IDS, lambda: ())
 CRASH_WORDS = ("sanitizer", "runtime error", "segmentation", "core dumped", "abort",
                "assert", "leaksanitizer")
-
-
-def leak_check(resp, method, path, headers):
-    """No tenant id in a tenant-facing response; errors are generic JSON."""
-    if "X-Admin-Key" in headers:
-        return
-    text = resp.body.decode("utf-8", "replace").lower()
-    hdrs = " ".join("%s: %s" % kv for kv in resp.headers).lower()
-    for tid in TENANT_IDS:
-        S.check(tid not in text and tid not in hdrs,
-                "tenant id leaked in %s %s -> %d" % (method, path, resp.status))
-    if resp.status >= 400 and resp.body:
-        try:
-            j = resp.json()
-            S.check(list(j) == ["error"] and isinstance(j["error"], str),
-                    "error shape for %s %s: %r" % (method, path, resp.body[:100]))
-        except ValueError:
-            S.check(False, "error body is not JSON for %s %s: %r" % (method, path, resp.body[:100]))
-        S.check(not any(w in text for w in ("no space", "errno", "sqlite", "disk i/o", ".c:",
-                                             "database or disk")),
-                "system words in an error: %r" % resp.body[:200])
 
 
 def one_line_failure(p, what):

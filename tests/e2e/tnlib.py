@@ -45,7 +45,8 @@ def leak_checker(suite, tenant_ids, secrets=()):
     """An on_response hook for Client: no tenant id (from the set tenant_ids,
     lower case) in the body or headers of any non-admin response, and error
     bodies exactly {"error": "<words>"} with no internal detail (SQLite's or
-    the system's words, source locations, the strings in secrets)."""
+    the system's words, a full disk's, source locations, the strings in
+    secrets)."""
     import re
 
     def check(resp, method, path, headers):
@@ -64,7 +65,8 @@ def leak_checker(suite, tenant_ids, secrets=()):
                 return
             suite.check(list(j.keys()) == ["error"] and isinstance(j["error"], str),
                         "error shape for %s %s: %r" % (method, path, resp.body[:100]))
-            suite.check(not re.search(r"sqlite|constraint|errno|\.c:", text) and
+            suite.check(not re.search(r"sqlite|constraint|errno|\.c:|no space|disk i/o|"
+                                      r"database or disk", text) and
                         not any(x.lower() in text for x in secrets()),
                         "internal detail in error: %r" % resp.body[:200])
     return check
