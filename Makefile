@@ -31,48 +31,105 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 endif
 
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -fPIC \
-             -Iinclude -Isrc -Isync -I$(BUILD) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(EXTRA_LDFLAGS)
+# Layers, lowest first.  Each folder compiles with only the include paths it
+# may use, so a file cannot include a header of a higher layer; the layer
+# check (tools/layers.py, a suite of `make test`) also refuses another
+# folder's private header (*_int.h).
+#
+#   src/base    crypto, JSON check, buffers, clocks, token buckets (no tenantry deps)
+#   src/store   the store: sessions, guard, clock, group commit, schema, outbox
+#   src/auth    keys, operators, tokens, settings        (base, store)
+#   sync        the remote-agnostic engine and the remote interface (base, store)
+#   sync/aws    DynamoDB + S3 backend                     (base, sync/remote.h)
+#   sync/dir    directory backend                         (base, sync/remote.h)
+#   src/api     HTTP server, router, one file per resource (base, store, auth, sync)
+#   src/cli     the tenantry command: one file per command (everything)
+INC_base  = -Isrc/base
+INC_store = -Iinclude -Isrc/base -Isrc/store
+INC_auth  = $(INC_store) -Isrc/auth
+INC_sync  = $(INC_store) -Isync -Isync/aws
+INC_aws   = $(INC_store) -Isync -Isync/aws
+INC_dir   = -Iinclude -Isrc/base -Isync -Isync/dir
+INC_api   = $(INC_store) -Isrc/auth -Isync -Isrc/api
+INC_cli   = $(INC_api) -Isync/aws -Isync/dir -Isrc/cli
+INC_all   = $(INC_cli) -I$(BUILD)
 
-# Command-line modules (main.c, cli.c, serve.c, cmd_*.c) go into the binary only.
-CLI_SRC  = src/main.c src/cli.c $(wildcard src/serve.c src/cmd_*.c)
-LIB_SRC  = $(filter-out $(CLI_SRC),$(wildcard src/*.c)) $(wildcard sync/*.c)
-LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/schema_gen.o
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -fPIC -MMD -MP \
+              $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(EXTRA_LDFLAGS)
+# The embedded store alone: what a program linking libtenantry needs.
+LIB_PKGS   = sqlite3 libsodium openssl
+ifneq ($(filter _%,$(MAKECMDGOALS)),)
+LDLIBS_LIB := $(shell pkg-config --libs $(LIB_PKGS)) -lpthread -lm $(EXTRA_LDFLAGS)
+endif
+
+BASE_SRC  = $(wildcard src/base/*.c)
+STORE_SRC = $(wildcard src/store/*.c)
+AUTH_SRC  = $(wildcard src/auth/*.c)
+SYNC_SRC  = $(wildcard sync/*.c)
+AWS_SRC   = $(wildcard sync/aws/*.c)
+DIR_SRC   = $(wildcard sync/dir/*.c)
+API_SRC   = $(wildcard src/api/*.c)
+CLI_SRC   = $(wildcard src/cli/*.c)
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+# libtenantry: the embedded store (base + store + the schema), nothing else.
+LIB_OBJ  = $(call obj,$(BASE_SRC) $(STORE_SRC)) $(BUILD)/schema_gen.o
+# Everything above the store: credentials, sync and its backends, HTTP.
+UP_OBJ   = $(call obj,$(AUTH_SRC) $(SYNC_SRC) $(AWS_SRC) $(DIR_SRC) $(API_SRC))
+CLI_OBJ  = $(call obj,$(CLI_SRC))
 TEST_SRC = tests/runner.c $(wildcard tests/test_*.c)
-TEST_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC))
+TEST_OBJ = $(call obj,$(TEST_SRC))
 SCHEMA   = $(sort $(wildcard schema/*.sql))
 VERSION  = 0.1.0
 
-_all: $(BUILD)/libtenantry.a $(BUILD)/libtenantry.so $(BUILD)/tenantry $(BUILD)/unit \
-      $(BUILD)/bench_store
+_all: $(BUILD)/libtenantry.a $(BUILD)/libtenantry.so $(BUILD)/libtenantry-full.a \
+      $(BUILD)/tenantry $(BUILD)/unit $(BUILD)/bench_store
 
 $(BUILD)/schema_gen.c: $(SCHEMA) tools/embed_schema.sh
 	@mkdir -p $(@D)
 	tools/embed_schema.sh $@ $(SCHEMA)
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h sync/*.h tests/*.h)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+$(BUILD)/src/base/%.o:  INC = $(INC_base)
+$(BUILD)/src/store/%.o: INC = $(INC_store)
+$(BUILD)/src/auth/%.o:  INC = $(INC_auth)
+$(BUILD)/sync/%.o:      INC = $(INC_sync)
+$(BUILD)/sync/aws/%.o:  INC = $(INC_aws)
+$(BUILD)/sync/dir/%.o:  INC = $(INC_dir)
+$(BUILD)/src/api/%.o:   INC = $(INC_api)
+$(BUILD)/src/cli/%.o:   INC = $(INC_cli)
+$(BUILD)/tests/%.o:     INC = $(INC_all) -Itests
+$(BUILD)/bench/%.o:     INC = $(INC_store)
 
-$(BUILD)/schema_gen.o: $(BUILD)/schema_gen.c src/schema.h
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(INC) -c -o $@ $<
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+$(BUILD)/schema_gen.o: $(BUILD)/schema_gen.c src/store/schema.h
+	$(CC) $(CFLAGS_BASE) $(INC_store) -c -o $@ $<
 
 $(BUILD)/libtenantry.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/libtenantry.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libtenantry.so.0 -o $@ $^ $(LDLIBS_ALL)
+	$(CC) -shared -Wl,-soname,libtenantry.so.0 -o $@ $^ $(LDLIBS_LIB)
 
-$(BUILD)/tenantry: $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC)) $(BUILD)/libtenantry.a
+# The layers above the store, for the binary, the tests and the fuzzers.
+$(BUILD)/libtenantry-full.a: $(LIB_OBJ) $(UP_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tenantry: $(CLI_OBJ) $(BUILD)/libtenantry-full.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/unit: $(TEST_OBJ) $(BUILD)/libtenantry.a
+$(BUILD)/unit: $(TEST_OBJ) $(filter-out $(BUILD)/src/cli/main.o,$(CLI_OBJ)) $(BUILD)/libtenantry-full.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/bench_store: $(BUILD)/bench/store.o $(BUILD)/libtenantry.a
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) -o $@ $^ $(LDLIBS_LIB)
 
 # The whole suite: C unit tests, then the end-to-end suites in tests/*.sh|py.
 test: deps
@@ -125,7 +182,7 @@ install: all
 	ln -sf libtenantry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtenantry.so.0
 	ln -sf libtenantry.so.0 $(DESTDIR)$(PREFIX)/lib/libtenantry.so
 	install -m 0644 include/tenantry.h $(DESTDIR)$(PREFIX)/include/tenantry.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' tools/tenantry.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIB_PKGS@|$(LIB_PKGS)|' tools/tenantry.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tenantry.pc
 
 clean:

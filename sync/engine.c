@@ -35,7 +35,7 @@
 #include "s3.h"
 #include "sbuf.h"
 #include "state.h"
-#include "store_int.h"
+#include "conn.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
  */
 #include "remote_key.h"
 
-#include "store_int.h"
+#include "conn.h"
 #include "tenantry.h"
 
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #include "state.h"
 
 #include "outbox.h"
-#include "store_int.h"
+#include "conn.h"
 
 #include <stdio.h>
 #include <stdlib.h>

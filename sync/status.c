@@ -5,6 +5,7 @@
  * also says whether each tenant's sync is on and shows its settings
  * (_tenant_settings; null = the default applies).
  */
+#include "clock.h"
 #include "engine.h"
 
 #include "aws.h"
@@ -12,7 +13,7 @@
 #include "http_client.h"
 #include "s3.h"
 #include "state.h"
-#include "store_int.h"
+#include "conn.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 #!/bin/sh
 # fuzz.sh [TARGET...] - builds the libFuzzer targets in tests/fuzz/ and runs each.
 #
-# Every tests/fuzz/fuzz_<name>.c is linked with the library sources (the CLI
-# modules left out) under clang -fsanitize=fuzzer,address,undefined, then run
+# Every tests/fuzz/fuzz_<name>.c is linked with every layer's sources (main()
+# left out) under clang -fsanitize=fuzzer,address,undefined, then run
 # for FUZZ_SECONDS (default 30) from a copy of tests/fuzz/corpus/<name>/, so a
 # run never grows the committed corpus.  A target passes when it runs its time
 # without a crash, leak or timeout; on a failure the reproducer is kept under
@@ -36,7 +36,8 @@ mkdir -p "$ARTIFACTS"
 
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror \
-  -Iinclude -Isrc -Isync -I$work $(pkg-config --cflags $PKGS)"
+  -Iinclude $(for d in src/*/ sync/ sync/*/; do printf ' -I%s' "${d%/}"; done) -I$work \
+  $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
 
 # The library, compiled once for every target.
@@ -44,9 +45,9 @@ echo "fuzz: building the library with $CC"
 tools/embed_schema.sh "$work/schema_gen.c" schema/*.sql # a glob expands sorted
 objs="$work/schema_gen.o"
 $CC $SAN $CFLAGS -c -o "$work/schema_gen.o" "$work/schema_gen.c"
-for src in src/*.c sync/*.c; do
+for src in src/*/*.c sync/*.c sync/*/*.c; do
     case $src in
-    src/main.c | src/cli.c | src/serve.c | src/cmd_*.c) continue ;;
+    src/cli/main.c) continue ;;
     esac
     obj="$work/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
     $CC $SAN $CFLAGS -c -o "$obj" "$src"

@@ -8,7 +8,6 @@
  */
 #include "outbox.h"
 
-#include "cli.h"
 #include "store_int.h"
 
 #include <stdio.h>

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "http.h"
+
 #include "tenantry.h"
 
 #include <errno.h>

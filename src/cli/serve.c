@@ -10,6 +10,7 @@
  * the daemon (the sync engine) starts and stops at the marked places in
  * cmd_serve.
  */
+#include "clock.h"
 #include "admin.h"
 #include "auth.h"
 #include "cli.h"
@@ -318,11 +319,6 @@ static int cmd_serve(int argc, char **argv) {
 
 /* ---- key ------------------------------------------------------------------- */
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Whole seconds from an option value: -1 when absent, -2 when bad. */
 static int64_t opt_seconds(const char *v, int64_t min) {
@@ -352,7 +348,7 @@ static int print_key(const tn__key_info *k, void *arg) {
     char scopes[TN__SCOPES_TEXT_MAX];
     tn__scopes_format(k->scopes, scopes);
     const char *state = k->revoked_at ? "revoked"
-                        : k->expires_at && k->expires_at <= now_ms() ? "expired" : "active";
+                        : k->expires_at && k->expires_at <= tn__wall_ms() ? "expired" : "active";
     if (list) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "key_id", k->key_id);
@@ -415,7 +411,7 @@ static int cmd_key(int argc, char **argv) {
     char key[TN__API_KEY_LEN];
     tn__key_info k;
     if (strcmp(sub, "create") == 0) {
-        rc = tn__key_create(st, t.id, scopes, expires > 0 ? now_ms() + expires * 1000 : 0, &k, key);
+        rc = tn__key_create(st, t.id, scopes, expires > 0 ? tn__wall_ms() + expires * 1000 : 0, &k, key);
         if (rc == TN_OK) {
             fprintf(stderr, "tenantry: key %s created; it is shown only this once:\n", k.key_id);
             printf("%s\n", key);
@@ -435,7 +431,7 @@ static int cmd_key(int argc, char **argv) {
             int64_t old_end = 0;
             rc = tn__key_rotate(st, o.args[1],
                                 (overlap >= 0 ? overlap : TN__OVERLAP_DEFAULT_S) * 1000,
-                                expires > 0 ? now_ms() + expires * 1000 : 0, &k, key, &old_end);
+                                expires > 0 ? tn__wall_ms() + expires * 1000 : 0, &k, key, &old_end);
             if (rc == TN_OK) {
                 fprintf(stderr, "tenantry: key %s replaces %s; the new key is shown only this "
                                 "once:\n", k.key_id, o.args[1]);

@@ -29,6 +29,16 @@ void tn__b64url_encode(const unsigned char *in, size_t len, char *out);
  */
 int tn__b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);
 
+/* Standard base64 with padding of len bytes into out (4*ceil(len/3)+1 bytes). */
+void tn__b64_std(const unsigned char *in, size_t len, char *out);
+
+/* The stored form of a secret key: BLAKE2b-256 keyed with a 16-byte salt,
+ * over the key's text.  Keys are 256 random bits, so a fast hash suffices. */
+#define TN__KEY_SALT_LEN 16
+#define TN__KEY_HASH_LEN 32
+void tn__key_hash(const unsigned char salt[TN__KEY_SALT_LEN], const char *key,
+                  unsigned char out[TN__KEY_HASH_LEN]);
+
 /* Constant-time equality of two byte strings of the same length: 1 if equal. */
 int tn__ct_equal(const void *a, const void *b, size_t len);
 

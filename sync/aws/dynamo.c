@@ -2,6 +2,7 @@
  * dynamo.c - DynamoDB JSON protocol calls and the JSON -> AttributeValue
  * conversion (see dynamo.h).
  */
+#include "clock.h"
 #include "dynamo.h"
 
 #include "sigv4.h"
@@ -119,16 +120,6 @@ int tn__ddb_json_to_av(const char *json, size_t len, tn__sbuf *out) {
     if (rc != TN_OK) return rc;
     ws(&c);
     return c.p == c.end ? TN_OK : TN_INVALID;
-}
-
-void tn__rfc3339(int64_t ms, char out[32]) {
-    if (ms < 0) ms = 0;
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char day[24];
-    if (strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm) == 0) day[0] = '\0';
-    snprintf(out, 32, "%.19s.%03dZ", day, (int)(ms % 1000));
 }
 
 int tn__ddb_item(const tn__change *ch, const tn__remote_key *k, int64_t ttl_s, tn__sbuf *out) {

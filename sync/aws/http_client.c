@@ -13,6 +13,7 @@
  * so it would notice a stall right after a burst only seconds late: the
  * progress callback watches the byte counters instead.
  */
+#include "clock.h"
 #include "http_client.h"
 
 #include "tenantry.h"
@@ -111,11 +112,6 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg) {
     return len;
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* curl calls this at least once a second while a transfer runs. */
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -123,7 +119,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     (void)dltotal;
     (void)ultotal;
     progress *pr = arg;
-    int64_t now = now_ms();
+    int64_t now = tn__mono_ms();
     if (dlnow + ulnow != pr->moved) {
         pr->moved = dlnow + ulnow;
         pr->at_ms = now;
@@ -159,7 +155,7 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
     struct curl_slist *n = curl_slist_append(hl, "Expect:");
     if (n) hl = n;
     upload u = {body, len, 0};
-    progress pr = {0, now_ms()};
+    progress pr = {0, tn__mono_ms()};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);

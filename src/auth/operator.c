@@ -8,7 +8,7 @@
  */
 #include "operator.h"
 
-#include "store_int.h"
+#include "conn.h"
 
 #include <sodium.h>
 #include <stdio.h>

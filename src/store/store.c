@@ -9,6 +9,7 @@
  * (src/hlc.c).  Every connection is used by one thread at a time, so SQLite is
  * opened without its own per-connection mutex.
  */
+#include "clock.h"
 #include "store_int.h"
 
 #include "schema.h"
@@ -70,11 +71,6 @@ const char *tn_errmsg(tn_store *st) {
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int64_t tn__now_ms(tn_store *st) {
     return st->clock_ms();
@@ -343,7 +339,7 @@ int tn_open(const char *dir, const tn_options *opt, tn_store **out) {
         tn_options_init(&st->opt);
     if (st->opt.busy_timeout_ms <= 0) st->opt.busy_timeout_ms = 5000;
     if (st->opt.max_connections <= 0) st->opt.max_connections = 64;
-    st->clock_ms = wall_ms;
+    st->clock_ms = tn__wall_ms;
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->gc_mu, NULL);
     pthread_cond_init(&st->gc_cv, NULL);

@@ -77,9 +77,4 @@ int tn__op_token_lookup(tn_store *st, const char *jti, const char *op_id, tn__ke
  * id then goes to tenant_id. */
 int tn__op_granted(tn_store *st, const char *op_id, const char *name, char tenant_id[37]);
 
-/* auth.c: fills a key's tenant settings from 4 columns starting at col
- * (max_items, max_file_bytes, rate_limit, burst). */
-struct sqlite3_stmt;
-void tn__key_row_settings(struct sqlite3_stmt *q, int col, tn__key_info *k);
-
 #endif

@@ -35,7 +35,7 @@
 #include "s3.h"
 #include "sbuf.h"
 #include "sigv4.h"
-#include "store_int.h"
+#include "conn.h"
 
 #include <ctype.h>
 #include <stddef.h>

@@ -16,10 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-void tn__b64_std(const unsigned char *in, size_t len, char *out) {
-    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-}
-
 int tn__s3_status(long st) {
     if (st >= 200 && st < 300) return TN_OK;
     if (st == 0 || st >= 500 || st == 429) return TN_THROTTLED;

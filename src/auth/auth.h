@@ -185,4 +185,11 @@ typedef int (*tn__audit_fn)(const tn__audit_event *e, void *arg);
 int tn__audit_list(tn_store *st, const char *tenant_id, int64_t after, int limit, tn__audit_fn fn,
                    void *arg, int64_t *last, int *more);
 
+/* keys.c: fills a key's tenant settings from 4 columns starting at col
+ * (max_items, max_file_bytes, rate_limit, burst). */
+struct sqlite3_stmt;
+void tn__key_row_settings(struct sqlite3_stmt *q, int col, tn__key_info *k);
+/* A quota column: its value, or -1 (no limit) when NULL or negative. */
+int64_t tn__col_quota(struct sqlite3_stmt *q, int i);
+
 #endif

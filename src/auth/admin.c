@@ -6,23 +6,19 @@
 #include "admin.h"
 
 #include "crypto.h"
-#include "store_int.h"
+#include "conn.h"
 
 #include <sodium.h>
 #include <string.h>
 
-#define SALT_LEN 16
-#define HASH_LEN 32
+#define SALT_LEN TN__KEY_SALT_LEN
+#define HASH_LEN TN__KEY_HASH_LEN
 #define PREFIX "tna_"
 
 static const char SQL_PUT[] =
     "INSERT INTO _meta (key, value) VALUES ('admin_key', ?1) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 static const char SQL_GET[] = "SELECT value FROM _meta WHERE key = 'admin_key'";
-
-static void hash_key(const unsigned char salt[SALT_LEN], const char *key, unsigned char out[HASH_LEN]) {
-    crypto_generichash(out, HASH_LEN, (const unsigned char *)key, strlen(key), salt, SALT_LEN);
-}
 
 static int put_body(tn__conn *c, void *arg) {
     sqlite3_stmt *s;
@@ -40,7 +36,7 @@ int tn_admin_key_rotate(tn_store *st, char out[TN_ADMIN_KEY_LEN]) {
     tn__b64url_encode(secret, sizeof secret, out + 4);
     sodium_memzero(secret, sizeof secret);
     randombytes_buf(blob, SALT_LEN);
-    hash_key(blob, out, blob + SALT_LEN);
+    tn__key_hash(blob, out, blob + SALT_LEN);
 
     int rc = tn__trusted_tx(st, put_body, blob);
     if (rc != TN_OK) sodium_memzero(out, TN_ADMIN_KEY_LEN);
@@ -69,7 +65,7 @@ int tn_admin_key_verify(tn_store *st, const char *key) {
     if (!key || strlen(key) != TN_ADMIN_KEY_LEN - 1 || strncmp(key, PREFIX, 4) != 0)
         return TN_DENIED;
     if (load(st, blob) != TN_OK) return TN_DENIED;
-    hash_key(blob, key, got);
+    tn__key_hash(blob, key, got);
     return tn__ct_equal(got, blob + SALT_LEN, HASH_LEN) ? TN_OK : TN_DENIED;
 }
 

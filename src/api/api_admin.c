@@ -8,6 +8,7 @@
  * handler names tenants by name only.  Key secrets appear in exactly three
  * responses: key creation, key rotation and operator creation.
  */
+#include "clock.h"
 #include "api_int.h"
 #include "operator.h"
 
@@ -20,11 +21,6 @@
 #define AUDIT_MAX 1000
 #define MAX_SECONDS (100LL * 365 * 24 * 3600)
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A non-negative whole number of seconds from JSON: -1 absent, -2 bad. */
 static int64_t seconds(const cJSON *body, const char *name, int64_t min) {
@@ -55,7 +51,7 @@ static int scopes_of(const cJSON *a, unsigned *mask);
 
 /* 429 when the key (or operator) id has used up its requests. */
 static int key_throttled(tn__req *r, const char *id, tn__resp *out) {
-    int wait = tn__rl_take(r->srv->key_rl, id, now_ms());
+    int wait = tn__rl_take(r->srv->key_rl, id, tn__wall_ms());
     if (!wait) return 0;
     atomic_fetch_add(&r->srv->rate_limited, 1);
     tn__resp_error(out, 429, "too many requests");
@@ -344,7 +340,7 @@ static cJSON *key_json(const tn__key_info *k, const char *secret) {
     cJSON_AddItemToObject(j, "expires_at", tn__json_time(k->expires_at));
     if (!secret) {
         cJSON_AddItemToObject(j, "revoked_at", tn__json_time(k->revoked_at));
-        int live = !k->revoked_at && (!k->expires_at || k->expires_at > now_ms());
+        int live = !k->revoked_at && (!k->expires_at || k->expires_at > tn__wall_ms());
         cJSON_AddBoolToObject(j, "active", live);
     }
     return j;
@@ -380,7 +376,7 @@ void tn__api_keys_create(tn__req *r, tn__resp *out) {
     }
     char key[TN__API_KEY_LEN];
     tn__key_info k;
-    rc = tn__key_create(r->srv->st, t.id, mask, exp > 0 ? now_ms() + exp * 1000 : 0, &k, key);
+    rc = tn__key_create(r->srv->st, t.id, mask, exp > 0 ? tn__wall_ms() + exp * 1000 : 0, &k, key);
     if (rc == TN_OK) tn__resp_json(out, 201, key_json(&k, key));
     else tn__resp_code(out, rc);
     sodium_memzero(key, sizeof key);
@@ -423,7 +419,7 @@ void tn__api_key_rotate(tn__req *r, tn__resp *out) {
     tn__key_info old;
     if (tn__key_get(r->srv->st, r->arg[0], &old) == TN_OK)
         rc = tn__key_rotate(r->srv->st, r->arg[0], overlap * 1000,
-                            exp > 0 ? now_ms() + exp * 1000 : 0, &k, key, &old_end);
+                            exp > 0 ? tn__wall_ms() + exp * 1000 : 0, &k, key, &old_end);
     if (rc != TN_OK) {
         tn__resp_code(out, rc);
         return;

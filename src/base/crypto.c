@@ -100,3 +100,13 @@ int tn__b64url_decode(const char *in, size_t len, unsigned char *out, size_t *ou
 int tn__ct_equal(const void *a, const void *b, size_t len) {
     return sodium_memcmp(a, b, len) == 0;
 }
+
+void tn__b64_std(const unsigned char *in, size_t len, char *out) {
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+}
+
+void tn__key_hash(const unsigned char salt[TN__KEY_SALT_LEN], const char *key,
+                  unsigned char out[TN__KEY_HASH_LEN]) {
+    crypto_generichash(out, TN__KEY_HASH_LEN, (const unsigned char *)key, strlen(key), salt,
+                       TN__KEY_SALT_LEN);
+}

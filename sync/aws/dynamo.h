@@ -88,7 +88,4 @@ enum {
  * refused as a whole).  Pure; fuzzed. */
 int tn__ddb_cancel_reasons(const char *body, int n, int *why, int64_t *ver);
 
-/* RFC 3339 UTC of ms since the epoch: 2026-11-24T13:05:35.123Z */
-void tn__rfc3339(int64_t ms, char out[32]);
-
 #endif

@@ -62,7 +62,5 @@ int tn__s3_status(long status);
  * TN_THROTTLED, and a 4xx whose body is not S3's error document TN_NETWORK
  * (both retryable).  body may be NULL. */
 int tn__s3_answer(long status, const char *body);
-/* Standard base64 (with padding) of len bytes into out (4*ceil(len/3)+1). */
-void tn__b64_std(const unsigned char *in, size_t len, char *out);
 
 #endif

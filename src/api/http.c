@@ -23,6 +23,7 @@
  * path without its query, the status and the duration, never a header value,
  * key, token or body.
  */
+#include "clock.h"
 #include "http.h"
 
 #include "admin.h"
@@ -187,26 +188,14 @@ cJSON *tn__json_int(int64_t v) {
     return cJSON_CreateRaw(buf);
 }
 
-static void rfc3339(int64_t ms, char buf[32]) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
 
 cJSON *tn__json_time(int64_t ms) {
     if (ms <= 0) return cJSON_CreateNull();
     char buf[32];
-    rfc3339(ms, buf);
+    tn__rfc3339(ms, buf);
     return cJSON_CreateString(buf);
 }
 
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* JSON string escaping for log fields we build ourselves. */
 static void json_str(FILE *f, const char *s) {
@@ -222,7 +211,7 @@ static void json_str(FILE *f, const char *s) {
 
 void tn__log(const char *level, const char *msg) {
     char ts[32];
-    rfc3339(wall_ms(), ts);
+    tn__rfc3339(tn__wall_ms(), ts);
     flockfile(stderr);
     fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level);
     json_str(stderr, msg);
@@ -390,7 +379,7 @@ static void early_error(tn__req *r, int status, const char *msg, int retry) {
 
 void tn__auth_failed(tn__req *r, const char *why) {
     atomic_fetch_add(&r->srv->auth_failures, 1);
-    tn__rl_take(r->srv->fail_rl, r->client, wall_ms());
+    tn__rl_take(r->srv->fail_rl, r->client, tn__wall_ms());
     char detail[160];
     snprintf(detail, sizeof detail, "%s %s: %s", method_names[__builtin_ctz((unsigned)r->method)],
              r->route ? r->route->pattern : "?", why);
@@ -401,7 +390,7 @@ void tn__auth_failed(tn__req *r, const char *why) {
 
 /* Throttled clients get 429 before any credential is even looked at. */
 static int throttled(tn__req *r) {
-    int wait = tn__rl_check(r->srv->fail_rl, r->client, wall_ms());
+    int wait = tn__rl_check(r->srv->fail_rl, r->client, tn__wall_ms());
     if (!wait) return 0;
     atomic_fetch_add(&r->srv->rate_limited, 1);
     early_error(r, 429, "too many requests", wait);
@@ -459,7 +448,7 @@ static void authenticate(tn__req *r) {
         early_error(r, 403, "forbidden", 0);
         return;
     }
-    int wait = tn__rl_take(r->srv->key_rl, r->key.key_id, wall_ms());
+    int wait = tn__rl_take(r->srv->key_rl, r->key.key_id, tn__wall_ms());
     /* The tenant's own rate (its settings, read with the key on this very
      * request), shared by all its keys and operators.  The bucket is named
      * after the rate too, so a changed setting starts from a full bucket. */
@@ -471,7 +460,7 @@ static void authenticate(tn__req *r) {
         if (snprintf(k, sizeof k, "t:%s:%g:%g", r->key.tenant_id, r->key.rate_limit, burst) >
             TN__RL_KEY_MAX)
             snprintf(k, sizeof k, "t:%s", r->key.tenant_id);
-        wait = tn__rl_take_at(r->srv->key_rl, k, r->key.rate_limit, burst, wall_ms());
+        wait = tn__rl_take_at(r->srv->key_rl, k, r->key.rate_limit, burst, tn__wall_ms());
     }
     if (wait) {
         atomic_fetch_add(&r->srv->rate_limited, 1);
@@ -858,11 +847,6 @@ struct tn__http {
     pthread_t reaper;
 };
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static conn_watch *watch_of(struct MHD_Connection *conn) {
     const union MHD_ConnectionInfo *ci =
@@ -877,7 +861,7 @@ static void watch_mark(tn__srv *srv, struct MHD_Connection *conn, int busy) {
     if (!w) return;
     pthread_mutex_lock(&h->mu);
     w->busy = busy;
-    w->since = mono_ms();
+    w->since = tn__mono_ms();
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -890,7 +874,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         conn_watch *w = ci ? calloc(1, sizeof *w) : NULL;
         if (!w) return; /* unwatched: only the idle timeout applies */
         w->fd = ci->connect_fd;
-        w->since = mono_ms();
+        w->since = tn__mono_ms();
         pthread_mutex_lock(&h->mu);
         w->next = h->watched;
         if (h->watched) h->watched->prev = w;
@@ -914,7 +898,7 @@ static void *reaper(void *arg) {
     int64_t limit = (int64_t)h->srv.cfg.timeout_s * 1000;
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
-        int64_t now = mono_ms();
+        int64_t now = tn__mono_ms();
         for (conn_watch *w = h->watched; w; w = w->next) {
             if (!w->busy && w->fd >= 0 && now - w->since > limit) {
                 shutdown(w->fd, SHUT_RDWR); /* libmicrohttpd then closes it */
@@ -1022,7 +1006,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         double ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 +
                     (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
         char ts[32];
-        rfc3339(wall_ms(), ts);
+        tn__rfc3339(tn__wall_ms(), ts);
         flockfile(stderr);
         fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"request_id\":\"%s\",\"method\":",
                 ts, r->status >= 500 || r->status == 0 ? "error" : "info", r->rid);

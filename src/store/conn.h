@@ -1,7 +1,9 @@
 /*
- * store_int.h - the store's private structures, shared by src/store.c,
- * src/session.c, src/guard.c, src/hlc.c and the layers built on the store
- * (src/auth*.c, sync/).  Nothing here is public API.
+ * conn.h - what the layers above the store (auth, sync) may use of it: a
+ * connection borrowed from the store's pool, its statement cache, trusted
+ * transactions, audit rows and tenant lookups.  The store's own structures
+ * (struct tn_store, struct tn_session) stay in store_int.h, private to
+ * src/store/.
  *
  * Connections.  A tn_store owns a pool of SQLite connections to one database
  * file.  A connection is lent to one thread at a time (a session, or a trusted
@@ -14,12 +16,11 @@
  * the address of a static SQL string and by the trusted flag, so a statement
  * prepared under the trusted guard is never stepped by a tenant session.
  */
-#ifndef TN_STORE_INT_H
-#define TN_STORE_INT_H
+#ifndef TN_CONN_H
+#define TN_CONN_H
 
 #include "tenantry.h"
 
-#include <pthread.h>
 #include <sqlite3.h>
 
 #define TN__STMT_CACHE 48
@@ -44,41 +45,6 @@ typedef struct tn__conn {
     tn__stmt_slot cache[TN__STMT_CACHE];
     struct tn__conn *next; /* pool free list */
 } tn__conn;
-
-struct tn_store {
-    char *dir;
-    char *dbpath;
-    tn_options opt;
-
-    pthread_mutex_t mu; /* guards idle and nconn */
-    tn__conn *idle;
-    int nconn;
-
-    /* Hybrid logical clock (src/hlc.c); atomics, see there. */
-    int64_t hlc_last;  /* last version handed out */
-    int64_t (*clock_ms)(void);
-
-    /* Group commit (src/group.c). */
-    pthread_mutex_t gc_mu;
-    pthread_cond_t gc_cv;
-    struct tn__op *gc_head, *gc_tail;
-    int gc_leader;
-    int64_t gc_groups, gc_writes; /* transactions led, writes they carried */
-
-    unsigned char secret[32]; /* keys list cursors; from _meta */
-    char **guard_ctx;         /* names of the schema's views and triggers */
-    int guard_nctx;
-    char **guard_private;     /* schema tables whose names start with '_' */
-    int guard_nprivate;
-};
-
-struct tn_session {
-    tn_store *st;
-    tn__conn *c;
-    int64_t tid;
-    char tenant_id[37];
-    char errmsg[TN__ERRMSG];
-};
 
 /* ---- store.c ---- */
 /* Borrows a connection (trusted when trusted != 0) and returns it. */
@@ -107,6 +73,8 @@ int tn__fail_db(tn_store *st, tn__conn *c, int sqlite_rc);
 int64_t tn__now_ms(tn_store *st);
 /* 1 when id has the form of a lowercase UUID (8-4-4-4-12 hex digits). */
 int tn__uuid_valid(const char *id);
+/* 1 when id is 1-TN_ITEM_ID_MAX bytes of [A-Za-z0-9._:-] (session.c). */
+int tn__item_id_valid(const char *id);
 /* Writes a random UUID v4 into out. */
 void tn__uuid4(char out[37]);
 /* Appends an audit event in c's current transaction (or its own). */
@@ -114,32 +82,5 @@ int tn__audit(tn__conn *c, const char *actor, int64_t tid, const char *action,
               const char *detail);
 /* Looks a tenant's internal key up by its id. */
 int tn__tenant_tid(tn__conn *c, const char *id, int64_t *tid);
-
-/* ---- group.c ---- */
-typedef int (*tn__op_fn)(tn_session *s, void *arg);
-/* Runs fn(s, arg) as one atomic write: part of s's transaction when s is in
- * one, else committed together with concurrent writes (group commit). */
-int tn__group_write(tn_session *s, tn__op_fn fn, void *arg);
-
-/* ---- session.c ---- */
-/* 1 when id is 1-TN_ITEM_ID_MAX bytes of [A-Za-z0-9._:-]. */
-int tn__item_id_valid(const char *id);
-
-/* ---- guard.c ---- */
-void tn__guard_install(tn__conn *c);
-/* TN_OK when sql names no private table or internal function; else TN_DENIED. */
-int tn__guard_text(const tn_store *st, const char *sql);
-/* Loads the names of the schema's views, triggers and private tables. */
-int tn__guard_load(tn_store *st, sqlite3 *db);
-void tn__guard_free(tn_store *st);
-
-/* ---- hlc.c ---- */
-/* Registers tn_version(), tn_now(), tn_new_id() and current_tenant() on c. */
-int tn__functions_register(tn__conn *c);
-/* Starts the clock from the highest version in the store, at open. */
-int tn__hlc_init(tn_store *st, sqlite3 *db);
-/* Call before every statement that may write versions: the rows it writes
- * read the clock afresh. */
-int tn__hlc_ensure(tn__conn *c);
 
 #endif

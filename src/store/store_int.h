@@ -1,0 +1,73 @@
+/*
+ * store_int.h - the store's private structures, shared by the files of
+ * src/store/ only.  The layers above use conn.h.
+ */
+#ifndef TN_STORE_INT_H
+#define TN_STORE_INT_H
+
+#include "conn.h"
+#include "tenantry.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+struct tn_store {
+    char *dir;
+    char *dbpath;
+    tn_options opt;
+
+    pthread_mutex_t mu; /* guards idle and nconn */
+    tn__conn *idle;
+    int nconn;
+
+    /* Hybrid logical clock (src/hlc.c); atomics, see there. */
+    int64_t hlc_last;  /* last version handed out */
+    int64_t (*clock_ms)(void);
+
+    /* Group commit (src/group.c). */
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cv;
+    struct tn__op *gc_head, *gc_tail;
+    int gc_leader;
+    int64_t gc_groups, gc_writes; /* transactions led, writes they carried */
+
+    unsigned char secret[32]; /* keys list cursors; from _meta */
+    char **guard_ctx;         /* names of the schema's views and triggers */
+    int guard_nctx;
+    char **guard_private;     /* schema tables whose names start with '_' */
+    int guard_nprivate;
+};
+
+struct tn_session {
+    tn_store *st;
+    tn__conn *c;
+    int64_t tid;
+    char tenant_id[37];
+    char errmsg[TN__ERRMSG];
+};
+
+/* ---- group.c ---- */
+typedef int (*tn__op_fn)(tn_session *s, void *arg);
+/* Runs fn(s, arg) as one atomic write: part of s's transaction when s is in
+ * one, else committed together with concurrent writes (group commit). */
+int tn__group_write(tn_session *s, tn__op_fn fn, void *arg);
+
+
+/* ---- guard.c ---- */
+void tn__guard_install(tn__conn *c);
+/* TN_OK when sql names no private table or internal function; else TN_DENIED. */
+int tn__guard_text(const tn_store *st, const char *sql);
+/* Loads the names of the schema's views, triggers and private tables. */
+int tn__guard_load(tn_store *st, sqlite3 *db);
+void tn__guard_free(tn_store *st);
+
+/* ---- hlc.c ---- */
+/* Registers tn_version(), tn_now(), tn_new_id() and current_tenant() on c. */
+int tn__functions_register(tn__conn *c);
+/* Starts the clock from the highest version in the store, at open. */
+int tn__hlc_init(tn_store *st, sqlite3 *db);
+/* Call before every statement that may write versions: the rows it writes
+ * read the clock afresh. */
+int tn__hlc_ensure(tn__conn *c);
+
+#endif
