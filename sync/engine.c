@@ -297,9 +297,9 @@ static int64_t remote_version(ctx *x, tn__http *h, const tn__remote_key *k, int 
     tn__sb_str(&b, "{\"TableName\":");
     tn__sb_json_str(&b, x->aws.table);
     tn__sb_str(&b, ",\"Key\":{\"pk\":{\"S\":");
-    tn__sb_json_str(&b, k->pk);
+    tn__sb_json_str(&b, k->part);
     tn__sb_str(&b, "},\"sk\":{\"S\":");
-    tn__sb_json_str(&b, k->sk);
+    tn__sb_json_str(&b, k->sort);
     tn__sb_str(&b, "}},\"ConsistentRead\":true,\"ProjectionExpression\":\"#v\","
                    "\"ExpressionAttributeNames\":{\"#v\":\"version\"}}");
     if (b.failed) {
@@ -349,9 +349,9 @@ static void remote_versions(ctx *x, tn__http *h, const tn__remote_key *keys, con
     tn__sb_str(&b, ":{\"Keys\":[");
     for (int j = 0; j < n; j++) {
         tn__sb_str(&b, j ? ",{\"pk\":{\"S\":" : "{\"pk\":{\"S\":");
-        tn__sb_json_str(&b, keys[idx[j]].pk);
+        tn__sb_json_str(&b, keys[idx[j]].part);
         tn__sb_str(&b, "},\"sk\":{\"S\":");
-        tn__sb_json_str(&b, keys[idx[j]].sk);
+        tn__sb_json_str(&b, keys[idx[j]].sort);
         tn__sb_str(&b, "}}");
     }
     tn__sb_str(&b, "],\"ConsistentRead\":true,\"ProjectionExpression\":\"pk,sk,#v\","
@@ -373,7 +373,7 @@ static void remote_versions(ctx *x, tn__http *h, const tn__remote_key *keys, con
             const char *pk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "pk"), "S"));
             const char *sk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "sk"), "S"));
             for (int q = 0; pk && sk && q < n; q++)
-                if (strcmp(keys[idx[q]].sk, sk) == 0 && strcmp(keys[idx[q]].pk, pk) == 0)
+                if (strcmp(keys[idx[q]].sort, sk) == 0 && strcmp(keys[idx[q]].part, pk) == 0)
                     rv[idx[q]] = tn__ddb_item_version(e);
         }
     }
@@ -524,7 +524,7 @@ static void *part_worker(void *arg) {
             rc = TN_IO;
             break;
         }
-        rc = tn__s3_mp_part(&x->aws, h, j->k->s3_key, j->mp->upload_id, p, buf, len,
+        rc = tn__s3_mp_part(&x->aws, h, j->k->object, j->mp->upload_id, p, buf, len,
                             j->mp->etag[p - 1], sizeof j->mp->etag[0]);
         /* Persisted before the next part: a restart resumes after it. */
         if (rc == TN_OK) rc = tn__mp_part(x->st, j->ch->tenant_id, j->ch->key, p, j->mp->etag[p - 1]);
@@ -566,7 +566,7 @@ static int upload_parts(ctx *x, worker *w, const tn__change *ch, const tn__remot
     int64_t nparts = (ch->size + x->cfg.part_size - 1) / x->cfg.part_size;
     if (rc == TN_OK && nparts > TN__MP_MAX_PARTS) rc = TN_TOOBIG;
     if (rc == TN_OK && mp->upload_id[0] && mp->version != ch->version) {
-        rc = tn__s3_mp_abort(&x->aws, w->h, k->s3_key, mp->upload_id);
+        rc = tn__s3_mp_abort(&x->aws, w->h, k->object, mp->upload_id);
         if (rc == TN_OK) rc = tn__mp_clear(x->st, ch->tenant_id, ch->key);
         memset(mp->upload_id, 0, sizeof mp->upload_id);
         mp->version = 0;
@@ -576,11 +576,11 @@ static int upload_parts(ctx *x, worker *w, const tn__change *ch, const tn__remot
          * and recording its id, so whatever is open for this key is ours. */
         int64_t cut_off = mp->version;
         memset(mp, 0, sizeof *mp);
-        if (cut_off) rc = tn__s3_mp_abort_all(&x->aws, w->h, k->s3_key);
+        if (cut_off) rc = tn__s3_mp_abort_all(&x->aws, w->h, k->object);
         /* Recorded before the upload exists, so a crash cannot lose it. */
         if (rc == TN_OK) rc = tn__mp_begin(x->st, ch->tenant_id, ch->key, ch->version, "");
         if (rc == TN_OK)
-            rc = tn__s3_mp_create(&x->aws, w->h, k->s3_key, mp->upload_id, sizeof mp->upload_id);
+            rc = tn__s3_mp_create(&x->aws, w->h, k->object, mp->upload_id, sizeof mp->upload_id);
         if (rc == TN_OK) rc = tn__mp_begin(x->st, ch->tenant_id, ch->key, ch->version, mp->upload_id);
     }
     /* The whole file must match its recorded SHA-256; hash it on a thread of
@@ -610,7 +610,7 @@ static int upload_parts(ctx *x, worker *w, const tn__change *ch, const tn__remot
         if (rc == TN_OK && hj.rc != TN_OK) rc = hj.rc;
         if (rc == TN_OK && strcmp(hj.hex, ch->sha256) != 0) {
             /* Changed or damaged on disk: never complete this object. */
-            tn__s3_mp_abort(&x->aws, w->h, k->s3_key, mp->upload_id);
+            tn__s3_mp_abort(&x->aws, w->h, k->object, mp->upload_id);
             tn__mp_clear(x->st, ch->tenant_id, ch->key);
             free(mp);
             return TN_IO;
@@ -618,14 +618,14 @@ static int upload_parts(ctx *x, worker *w, const tn__change *ch, const tn__remot
     }
     if (rc == TN_OK && stopping(x)) rc = TN_BUSY;
     if (rc == TN_OK)
-        rc = tn__s3_mp_complete(&x->aws, w->h, k->s3_key, mp->upload_id,
+        rc = tn__s3_mp_complete(&x->aws, w->h, k->object, mp->upload_id,
                                 (const char (*)[72])mp->etag, (int)nparts);
     if (rc == TN_OK) {
         tn__mp_clear(x->st, ch->tenant_id, ch->key);
     } else if (rc == TN_NOTFOUND || rc == TN_INVALID) {
         /* The upload is gone (expired, aborted) or refused its parts: start
          * over on the next pass rather than dead-letter the file. */
-        if (mp && mp->upload_id[0]) tn__s3_mp_abort(&x->aws, w->h, k->s3_key, mp->upload_id);
+        if (mp && mp->upload_id[0]) tn__s3_mp_abort(&x->aws, w->h, k->object, mp->upload_id);
         tn__mp_clear(x->st, ch->tenant_id, ch->key);
         rc = TN_THROTTLED;
     }
@@ -641,8 +641,8 @@ static int drop_upload(ctx *x, tn__http *h, const tn__change *ch, const tn__remo
     int rc = mp ? tn__mp_get(x->st, ch->tenant_id, ch->key, mp) : TN_NOMEM;
     if (rc == TN_OK && (mp->upload_id[0] || mp->version)) {
         /* (No id recorded: see upload_parts.) */
-        rc = mp->upload_id[0] ? tn__s3_mp_abort(&x->aws, h, k->s3_key, mp->upload_id)
-                              : tn__s3_mp_abort_all(&x->aws, h, k->s3_key);
+        rc = mp->upload_id[0] ? tn__s3_mp_abort(&x->aws, h, k->object, mp->upload_id)
+                              : tn__s3_mp_abort_all(&x->aws, h, k->object);
         if (rc == TN_OK) rc = tn__mp_clear(x->st, ch->tenant_id, ch->key);
     }
     free(mp);
@@ -721,7 +721,7 @@ static void upload(ctx *x, worker *w, const tn__change *ch, const tn__remote_key
         unsigned char *buf = malloc(ch->size ? (size_t)ch->size : 1);
         if (!buf) rc = TN_NOMEM;
         else if (ch->size && fread(buf, 1, (size_t)ch->size, f) != (size_t)ch->size) rc = TN_IO;
-        else rc = tn__s3_put(&x->aws, w->h, k->s3_key, buf, (size_t)ch->size, ch->sha256,
+        else rc = tn__s3_put(&x->aws, w->h, k->object, buf, (size_t)ch->size, ch->sha256,
                              ch->content_type);
         free(buf);
     }
@@ -804,10 +804,10 @@ static void batch_write(ctx *x, tn__http *h, tn__batch *b, tn__remote_key *keys,
         int keep = 0;
         for (int j = 0; j < nleft; j++) {
             int i = left[j], again = 0;
-            size_t pl = strlen(keys[i].pk);
+            size_t pl = strlen(keys[i].part);
             for (int u = 0; u < nu && !again; u++)
-                again = strncmp(un[u], keys[i].pk, pl) == 0 && un[u][pl] == '\n' &&
-                        strcmp(un[u] + pl + 1, keys[i].sk) == 0;
+                again = strncmp(un[u], keys[i].part, pl) == 0 && un[u][pl] == '\n' &&
+                        strcmp(un[u] + pl + 1, keys[i].sort) == 0;
             if (again) left[keep++] = i;
             else settle(&res[i], TN__OUT_OK, 0);
         }
@@ -905,7 +905,7 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
     int m = 0;
     for (int i = 0; i < n; i++) {
         tn__change *ch = &b->changes[i];
-        if (ch->kind == TN__KIND_FILE && !ch->deleted && keys[i].pk) idx[m++] = i;
+        if (ch->kind == TN__KIND_FILE && !ch->deleted && keys[i].part) idx[m++] = i;
     }
     if (m) {
         /* The remote versions of these files' rows, a hundred per request,
@@ -921,7 +921,7 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
     m = 0;
     for (int i = 0; i < n; i++) {
         tn__change *ch = &b->changes[i];
-        if (!keys[i].pk || res[i].outcome == TN__OUT_DEAD || res[i].superseded) continue;
+        if (!keys[i].part || res[i].outcome == TN__OUT_DEAD || res[i].superseded) continue;
         if (ch->kind == TN__KIND_FILE && !ch->deleted && res[i].outcome != TN__OUT_OK) continue;
         tn__sbuf item = {0};
         /* The tenant's own tombstone retention, else the engine's. */
@@ -958,7 +958,7 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
             size_t len = strlen(items[i]);
             int alone = x->mode == MODE_TX && len > MAX_TX_ITEM;
             for (int q = k - cur; x->mode == MODE_TX && q < k && !dup; q++)
-                dup = strcmp(keys[idx[q]].sk, keys[i].sk) == 0 && strcmp(keys[idx[q]].pk, keys[i].pk) == 0;
+                dup = strcmp(keys[idx[q]].sort, keys[i].sort) == 0 && strcmp(keys[idx[q]].part, keys[i].part) == 0;
             int full = x->mode == MODE_BATCH ? cur == MAX_BATCH_WRITE
                                              : cur == MAX_TRANSACT || bytes + len > MAX_TX_BYTES;
             if (cur && (full || dup || alone || (k && chunk_alone))) {
@@ -979,11 +979,11 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
     for (int i = 0; i < n && !x->blocking; i++) {
         tn__change *ch = &b->changes[i];
         if (ch->kind != TN__KIND_FILE || !ch->deleted || res[i].outcome != TN__OUT_OK ||
-            !keys[i].s3_key)
+            !keys[i].object)
             continue;
         /* An upload left unfinished for this file is abandoned now. */
         int drc = drop_upload(x, x->w[0].h, ch, &keys[i]);
-        if (drc == TN_OK) drc = tn__s3_delete(&x->aws, x->w[0].h, keys[i].s3_key);
+        if (drc == TN_OK) drc = tn__s3_delete(&x->aws, x->w[0].h, keys[i].object);
         if (drc != TN_OK) row_error(x, &res[i], drc);
         if (is_blocking(drc)) x->blocking_s3 = 1;
     }

@@ -55,13 +55,13 @@ TEST(sync_remote_key_layout) {
     tn__remote_key k;
     const char *u = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
     ASSERT_INT_EQ(tn__remote_key_build(u, TN__REMOTE_ITEM, "order:17", &k), TN_OK);
-    ASSERT_STR_EQ(k.pk, "TENANT#0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9");
-    ASSERT_STR_EQ(k.sk, "ITEM#order:17");
-    ASSERT(k.s3_key == NULL);
+    ASSERT_STR_EQ(k.part, "TENANT#0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9");
+    ASSERT_STR_EQ(k.sort, "ITEM#order:17");
+    ASSERT(k.object == NULL);
     tn__remote_key_free(&k);
     ASSERT_INT_EQ(tn__remote_key_build(u, TN__REMOTE_FILE, "docs/a b.pdf", &k), TN_OK);
-    ASSERT_STR_EQ(k.sk, "FILE#docs/a b.pdf");
-    ASSERT_STR_EQ(k.s3_key, "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9/files/docs/a b.pdf");
+    ASSERT_STR_EQ(k.sort, "FILE#docs/a b.pdf");
+    ASSERT_STR_EQ(k.object, "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9/files/docs/a b.pdf");
     tn__remote_key_free(&k);
 }
 
@@ -72,7 +72,7 @@ TEST(sync_remote_key_refuses_hostile_names) {
     tn__remote_key k;
     for (size_t i = 0; i < sizeof bad_files / sizeof *bad_files; i++) {
         ASSERT_INT_EQ(tn__remote_key_build(u, TN__REMOTE_FILE, bad_files[i], &k), TN_INVALID);
-        ASSERT(k.pk == NULL && k.sk == NULL && k.s3_key == NULL);
+        ASSERT(k.part == NULL && k.sort == NULL && k.object == NULL);
     }
     static const char *bad_items[] = {"", "a/b", "a#b", "a b", "../x"};
     for (size_t i = 0; i < sizeof bad_items / sizeof *bad_items; i++)
@@ -82,7 +82,22 @@ TEST(sync_remote_key_refuses_hostile_names) {
                                      "0f1e2d3c/4b5a-4978-8695-a4b3c2d1e0f9"};
     for (size_t i = 0; i < sizeof bad_uuid / sizeof *bad_uuid; i++)
         ASSERT_INT_EQ(tn__remote_key_build(bad_uuid[i], TN__REMOTE_ITEM, "a", &k), TN_INVALID);
-    ASSERT_INT_EQ(tn__remote_key_build(u, 3, "a", &k), TN_INVALID);
+    ASSERT_INT_EQ(tn__remote_key_build(u, 9, "a", &k), TN_INVALID);
+    /* A name the remote cannot hold: "<uuid>/files/<name>" over 1,024 bytes. */
+    char name[1100];
+    memset(name, 'n', sizeof name);
+    name[981] = '\0';
+    ASSERT_INT_EQ(tn__remote_key_build(u, TN__REMOTE_FILE, name, &k), TN_OK);
+    ASSERT_INT_EQ((int)strlen(k.object), 1024);
+    tn__remote_key_free(&k);
+    name[981] = 'n';
+    name[982] = '\0';
+    ASSERT_INT_EQ(tn__remote_key_build(u, TN__REMOTE_FILE, name, &k), TN_INVALID);
+    /* The tenant's own row. */
+    ASSERT_INT_EQ(tn__remote_key_build(u, TN__REMOTE_TENANT, NULL, &k), TN_OK);
+    ASSERT_STR_EQ(k.sort, "TENANT");
+    ASSERT(k.object == NULL);
+    tn__remote_key_free(&k);
 }
 
 TEST(sync_item_rows) {

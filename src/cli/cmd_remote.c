@@ -244,13 +244,13 @@ static int tenant_names(const char *id, char **pk, char **prefix) {
     tn__remote_key k;
     int rc = tn__remote_key_build(id, TN__REMOTE_FILE, "x", &k);
     if (rc != TN_OK) return rc;
-    size_t n = strlen(k.s3_key);
+    size_t n = strlen(k.object);
     rc = TN_ERROR;
-    if (n > 1 && k.s3_key[n - 1] == 'x' && k.s3_key[n - 2] == '/') {
-        k.s3_key[n - 1] = '\0';
-        *pk = k.pk;
-        *prefix = k.s3_key;
-        k.pk = k.s3_key = NULL;
+    if (n > 1 && k.object[n - 1] == 'x' && k.object[n - 2] == '/') {
+        k.object[n - 1] = '\0';
+        *pk = k.part;
+        *prefix = k.object;
+        k.part = k.object = NULL;
         rc = TN_OK;
     }
     tn__remote_key_free(&k);

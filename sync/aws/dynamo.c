@@ -126,9 +126,9 @@ int tn__ddb_item(const tn__change *ch, const tn__remote_key *k, int64_t ttl_s, t
     char ts[32];
     tn__rfc3339(ch->updated_at, ts);
     tn__sb_str(out, "{\"pk\":{\"S\":");
-    tn__sb_json_str(out, k->pk);
+    tn__sb_json_str(out, k->part);
     tn__sb_str(out, "},\"sk\":{\"S\":");
-    tn__sb_json_str(out, k->sk);
+    tn__sb_json_str(out, k->sort);
     tn__sb_fmt(out, "},\"version\":{\"N\":\"%lld\"},\"updated_at\":{\"S\":\"%s\"}",
                (long long)ch->version, ts);
     if (ch->deleted) {
@@ -143,7 +143,7 @@ int tn__ddb_item(const tn__change *ch, const tn__remote_key *k, int64_t ttl_s, t
             if (rc != TN_OK) return rc;
         } else {
             tn__sb_str(out, ",\"s3_key\":{\"S\":");
-            tn__sb_json_str(out, k->s3_key);
+            tn__sb_json_str(out, k->object);
             tn__sb_fmt(out, "},\"size\":{\"N\":\"%lld\"},\"sha256\":{\"S\":\"%s\"}",
                        (long long)ch->size, ch->sha256);
             tn__sb_str(out, ",\"content_type\":{\"S\":");
