@@ -47,8 +47,8 @@ endif
 INC_base  = -Isrc/base
 INC_store = -Iinclude -Isrc/base -Isrc/store
 INC_auth  = $(INC_store) -Isrc/auth
-INC_sync  = $(INC_store) -Isync -Isync/aws
-INC_aws   = $(INC_store) -Isync -Isync/aws
+INC_sync  = $(INC_store) -Isync
+INC_aws   = -Iinclude -Isrc/base -Isync -Isync/aws
 INC_dir   = -Iinclude -Isrc/base -Isync -Isync/dir
 INC_api   = $(INC_store) -Isrc/auth -Isync -Isrc/api
 INC_cli   = $(INC_api) -Isync/aws -Isync/dir -Isrc/cli

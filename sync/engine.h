@@ -1,7 +1,8 @@
 /*
- * engine.h - the sync engine: drains the store's outbox to DynamoDB (rows)
- * and S3 (file bytes), as a background thread of `tenantry serve` or one
- * pass for `tenantry sync --once`.
+ * engine.h - the sync engine: drains the store's outbox to a remote (rows
+ * and file bytes, through the method table of remote.h: AWS or a directory),
+ * as a background thread of `tenantry serve` or one pass for
+ * `tenantry sync --once`.
  *
  * Guarantees:
  *   - An outbox row is acknowledged (deleted) only after the remote
@@ -9,14 +10,18 @@
  *     version (a conflict loss: counted, recorded in _sync_conflicts), or after
  *     the change was moved to the dead-letter table (_sync_dead) for a
  *     permanent error.  A crash at any point replays at most idempotent writes.
- *   - A remote row is only replaced by a higher version
- *     (condition attribute_not_exists(pk) OR version < :v).
- *   - A file's FILE# row is written only after its object is in S3; a deleted
+ *   - A remote row is only replaced by a higher version (the backend's
+ *     conditional write).
+ *   - A file's row is written only after its object is in place; a deleted
  *     file's row is tombstoned first, then its object deleted.
+ *   - A tenant the remote refuses as a whole is left out of the pass; the
+ *     other tenants go on.
  *   - Retryable failures (network, timeouts, throttling, 5xx) back off
  *     exponentially with full jitter; the thread sleeps, it never spins.
  *
- * Configuration comes from the environment (see aws.h) plus tn_sync_config.
+ * Configuration: tn_sync_config, and the environment: TENANTRY_REMOTE names
+ * the remote (tn_remote_open: "aws", the default, or "dir:PATH"), each
+ * backend reads its own settings.
  */
 #ifndef TN_ENGINE_H
 #define TN_ENGINE_H
@@ -41,8 +46,9 @@ typedef struct tn_sync_stats {
 typedef struct tn_sync_config {
     int64_t interval_ms;      /* background: time between runs (default 60 s) */
     int64_t early_rows;       /* background: an outbox this long starts a run early (1000) */
-    int batch;                /* changes per fetch, at most 800; the default 100 becomes
-                                 * 200 for BatchWriteItem and 400 for transactions */
+    int batch;                /* changes per fetch, at most 800; the default 100 grows
+                                 * to keep every worker busy when the remote takes
+                                 * several rows per call */
     int64_t bandwidth;        /* bytes per second, 0 = no cap */
     int64_t tombstone_ttl_s;  /* expires_at = deletion time + this (default 30 days) */
     int max_attempts;         /* run_once: retryable failures in a row before giving up (4) */
@@ -53,6 +59,9 @@ typedef struct tn_sync_config {
     void *progress_arg;
     int64_t multipart_threshold; /* files this large go up in parts (default 16 MiB) */
     int64_t part_size;           /* bytes per part, at least 5 MiB (default 8 MiB) */
+    /* The remote to use (borrowed, left open); NULL: tn_remote_open of
+     * TENANTRY_REMOTE. */
+    struct tn_remote *remote;
 } tn_sync_config;
 
 void tn_sync_config_init(tn_sync_config *cfg);
@@ -80,8 +89,8 @@ void tn_sync_stop(tn_sync *e); /* waits for the thread; NULL is fine */
  * "...",  "last_error":"...", "backoff_ms":N}. */
 int tn_sync_status_json(tn_store *st, const char *tenant_id, char **json);
 
-/* Sets up the remote: creates the DynamoDB table (on-demand, TTL on
- * expires_at) when missing and checks that the bucket is reachable.
+/* Sets up the remote TENANTRY_REMOTE names (its methods' init: for AWS the
+ * table and the bucket check, for a directory its tree).
  * *what gets a generic line about what failed (static string). */
 int tn_sync_remote_init(tn_store *st, const char **what);
 

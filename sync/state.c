@@ -55,7 +55,7 @@ static int record_body(tn__conn *c, void *arg) {
             if (strcmp(ch->tenant_id, b->changes[i].tenant_id) != 0) continue;
             const tn__result *r = &a->res[k];
             if (r->outcome == TN__OUT_OK) sent++;
-            else if (r->outcome == TN__OUT_RETRY) retry = 1;
+            else if (r->outcome == TN__OUT_RETRY && !retry) retry = r->code ? r->code : -1;
             else if (r->outcome == TN__OUT_DEAD || r->outcome == TN__OUT_CONFLICT) {
                 int dead = r->outcome == TN__OUT_DEAD;
                 if (!dead) conflicts++;
@@ -82,8 +82,9 @@ static int record_body(tn__conn *c, void *arg) {
         if (rc == TN_OK && retry) {
             if ((rc = tn__stmt(c, SQL_STATE_ERR, &s)) != TN_OK) break;
             sqlite3_bind_int64(s, 1, tid);
-            sqlite3_bind_text(s, 2, tn_strerror(a->retry_code ? a->retry_code : TN_REMOTE), -1,
-                              SQLITE_STATIC);
+            /* This tenant's own error: another tenant's rows may fail otherwise. */
+            int code = retry > 0 ? retry : a->retry_code ? a->retry_code : TN_REMOTE;
+            sqlite3_bind_text(s, 2, tn_strerror(code), -1, SQLITE_STATIC);
             sqlite3_bind_int64(s, 3, a->now);
             sqlite3_bind_int64(s, 4, a->backoff_ms);
             rc = tn__step_done(c, s);

@@ -8,10 +8,6 @@
 #include "clock.h"
 #include "engine.h"
 
-#include "aws.h"
-#include "dynamo.h"
-#include "http_client.h"
-#include "s3.h"
 #include "state.h"
 #include "conn.h"
 
@@ -146,88 +142,5 @@ int tn_sync_status_json(tn_store *st, const char *tenant_id, char **json) {
         if (!*json) rc = TN_NOMEM;
     }
     cJSON_Delete(root);
-    return rc;
-}
-
-/* ---- remote init ---------------------------------------------------------------- */
-
-static int call(tn__aws *a, tn__http *h, const char *target, const char *body, tn__ddb_resp *r) {
-    return tn__ddb_call(a, h, target, body, strlen(body), r);
-}
-
-int tn_sync_remote_init(tn_store *st, const char **what) {
-    (void)st;
-    *what = NULL;
-    tn__aws a;
-    char err[200];
-    tn__http *h = NULL;
-    int rc = tn__aws_load(&a, NULL, err, sizeof err);
-    if (rc != TN_OK) {
-        *what = "no AWS credentials";
-        return rc;
-    }
-    if ((rc = tn__http_new(60, 0, &h)) != TN_OK) goto done;
-    tn__sbuf b = {0};
-    tn__sb_str(&b, "{\"TableName\":");
-    tn__sb_json_str(&b, a.table);
-    tn__sb_str(&b, ",\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"S\"},"
-                   "{\"AttributeName\":\"sk\",\"AttributeType\":\"S\"}],"
-                   "\"KeySchema\":[{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"},"
-                   "{\"AttributeName\":\"sk\",\"KeyType\":\"RANGE\"}],"
-                   "\"BillingMode\":\"PAY_PER_REQUEST\"}");
-    char *create = tn__sb_take(&b);
-    tn__sb_str(&b, "{\"TableName\":");
-    tn__sb_json_str(&b, a.table);
-    tn__sb_str(&b, "}");
-    char *describe = tn__sb_take(&b);
-    tn__sb_str(&b, "{\"TableName\":");
-    tn__sb_json_str(&b, a.table);
-    tn__sb_str(&b, ",\"TimeToLiveSpecification\":{\"Enabled\":true,\"AttributeName\":\"expires_at\"}}");
-    char *ttl = tn__sb_take(&b);
-    if (!create || !describe || !ttl) {
-        rc = TN_NOMEM;
-    } else {
-        tn__ddb_resp r;
-        rc = call(&a, h, "CreateTable", create, &r);
-        if (rc != TN_OK && strcmp(r.type, "ResourceInUseException") == 0) rc = TN_OK;
-        tn__ddb_resp_free(&r);
-        if (rc != TN_OK) *what = "cannot create the DynamoDB table";
-        /* Wait (bounded) until the table is ACTIVE. */
-        for (int i = 0; rc == TN_OK && i < 120; i++) {
-            rc = call(&a, h, "DescribeTable", describe, &r);
-            cJSON *j = rc == TN_OK ? cJSON_Parse(r.body) : NULL;
-            const char *status = cJSON_GetStringValue(
-                cJSON_GetObjectItem(cJSON_GetObjectItem(j, "Table"), "TableStatus"));
-            int active = status && strcmp(status, "ACTIVE") == 0;
-            cJSON_Delete(j);
-            tn__ddb_resp_free(&r);
-            if (rc != TN_OK) *what = "cannot describe the DynamoDB table";
-            if (active || rc != TN_OK) break;
-            usleep(500000);
-        }
-        if (rc == TN_OK) {
-            /* Already enabled is a ValidationException: not an error here. */
-            int trc = call(&a, h, "UpdateTimeToLive", ttl, &r);
-            tn__ddb_resp_free(&r);
-            if (trc != TN_OK && !tn_err_retryable(trc) && trc != TN_INVALID) {
-                rc = trc;
-                *what = "cannot enable TTL on the DynamoDB table";
-            }
-        }
-    }
-    free(create);
-    free(describe);
-    free(ttl);
-    if (rc == TN_OK) {
-        if (!a.bucket[0]) {
-            rc = TN_INVALID;
-            *what = "TENANTRY_S3_BUCKET is not set";
-        } else if ((rc = tn__s3_head_bucket(&a, h)) != TN_OK) {
-            *what = rc == TN_NOTFOUND ? "the S3 bucket does not exist" : "cannot reach the S3 bucket";
-        }
-    }
-done:
-    tn__http_free(h);
-    tn__aws_free(&a);
     return rc;
 }

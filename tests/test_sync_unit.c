@@ -104,14 +104,15 @@ TEST(sync_item_rows) {
     tn__remote_key k;
     ASSERT_INT_EQ(tn__remote_key_build("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", TN__REMOTE_ITEM,
                                        "i1", &k), TN_OK);
-    tn__change ch = {0};
-    ch.kind = 1;
+    tn_remote_row ch;
+    memset(&ch, 0, sizeof ch);
+    ch.kind = TN_REMOTE_ITEM;
     ch.key = "i1";
     ch.data = "{\"n\":1}";
     ch.version = 117671589917294592LL;
     ch.updated_at = 1795525969197LL; /* 2026-11-24T13:12:49.197Z */
     tn__sbuf b = {0};
-    ASSERT_INT_EQ(tn__ddb_item(&ch, &k, 86400, &b), TN_OK);
+    ASSERT_INT_EQ(tn__ddb_item(&ch, &k, 0, &b), TN_OK);
     ASSERT_STR_EQ(b.p, "{\"pk\":{\"S\":\"TENANT#0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9\"},"
                        "\"sk\":{\"S\":\"ITEM#i1\"},\"version\":{\"N\":\"117671589917294592\"},"
                        "\"updated_at\":{\"S\":\"2026-11-24T13:12:49.197Z\"},"
@@ -119,8 +120,9 @@ TEST(sync_item_rows) {
     tn__sb_free(&b);
     ch.deleted = 1;
     ch.data = NULL;
-    ASSERT_INT_EQ(tn__ddb_item(&ch, &k, 86400, &b), TN_OK);
-    /* expires_at = 1795525969 + 86400 */
+    ch.expires_at = 1795525969 + 86400;
+    ASSERT_INT_EQ(tn__ddb_item(&ch, &k, 1795525970000LL, &b), TN_OK);
+    ASSERT(strstr(b.p, "\"feed\":{\"N\":\"1795525970000\"}"));
     ASSERT(strstr(b.p, "\"deleted\":{\"BOOL\":true},\"expires_at\":{\"N\":\"1795612369\"}"));
     ASSERT(!strstr(b.p, "\"data\""));
     tn__sb_free(&b);

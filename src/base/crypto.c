@@ -8,7 +8,9 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void tn__sha256(const void *data, size_t len, unsigned char out[TN_SHA256_LEN]) {
     SHA256(data, len, out);
@@ -109,4 +111,22 @@ void tn__key_hash(const unsigned char salt[TN__KEY_SALT_LEN], const char *key,
                   unsigned char out[TN__KEY_HASH_LEN]) {
     crypto_generichash(out, TN__KEY_HASH_LEN, (const unsigned char *)key, strlen(key), salt,
                        TN__KEY_SALT_LEN);
+}
+
+int tn__fd_sha256_hex(int fd, char out[2 * TN_SHA256_LEN + 1]) {
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(1 << 20), md[TN_SHA256_LEN];
+    unsigned int n = 0;
+    int ok = c && buf && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    off_t off = 0;
+    ssize_t got = 0;
+    while (ok && (got = pread(fd, buf, 1 << 20, off)) > 0) {
+        ok = EVP_DigestUpdate(c, buf, (size_t)got);
+        off += got;
+    }
+    ok = ok && got == 0 && EVP_DigestFinal_ex(c, md, &n);
+    if (ok) tn__hex(md, TN_SHA256_LEN, out);
+    EVP_MD_CTX_free(c);
+    free(buf);
+    return ok ? 0 : -1;
 }

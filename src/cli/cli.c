@@ -5,6 +5,9 @@
  */
 #include "cli.h"
 
+#include "remote.h"
+#include "remote_aws.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,4 +126,8 @@ void tn__cli_print_json(cJSON *j) {
     if (text) puts(text);
     free(text);
     cJSON_Delete(j);
+}
+
+void tn__cli_remotes(void) {
+    tn_remote_register("aws", tn_remote_aws_open);
 }

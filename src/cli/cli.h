@@ -44,6 +44,9 @@ int tn__cli_usage(const char *msg);
 /* Prints j on one line and frees it. */
 struct cJSON;
 void tn__cli_print_json(struct cJSON *j);
+/* Registers the remote backends (sync/aws as "aws", sync/dir as "dir") with
+ * tn_remote_open: the one place that names them. */
+void tn__cli_remotes(void);
 
 /* Pending outbox rows (src/outbox.c). */
 int tn__outbox_pending(tn_store *st, int64_t *rows);

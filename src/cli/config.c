@@ -59,6 +59,15 @@ static int shape_bucket(const char *v, const char **why) {
     return 0;
 }
 
+/* "aws", or "dir:" and an absolute path. */
+static int shape_remote(const char *v, const char **why) {
+    if (strcmp(v, "aws") == 0 || (strncmp(v, "dir:/", 5) == 0 && !strstr(v, "/../") &&
+                                  strlen(v) > 5))
+        return 0;
+    *why = "must be aws or dir:/absolute/path";
+    return -1;
+}
+
 static int shape_table(const char *v, const char **why) {
     if (!in_set(v, "_.-", 1)) {
         *why = "may hold only A-Z a-z 0-9 _ . -";
@@ -136,6 +145,7 @@ static const key_def keys[] = {
     NUM(auth_fail_burst, K_REAL, 1, 1e6, NULL),
     STR(cors_origins, 1, 1000, "TENANTRY_CORS_ORIGINS", NULL, shape_origins),
     NUM(sync, K_BOOL, 0, 1, NULL),
+    STR(remote, 3, 1000, "TENANTRY_REMOTE", NULL, shape_remote),
     STR(s3_bucket, 3, 63, "TENANTRY_S3_BUCKET", NULL, shape_bucket),
     STR(dynamodb_table, 3, 255, "TENANTRY_DYNAMODB_TABLE", NULL, shape_table),
     STR(table_prefix, 1, 64, "TENANTRY_ENV_PREFIX", NULL, shape_table),

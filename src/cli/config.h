@@ -51,6 +51,7 @@ typedef struct tn__config {
     int sync; /* serve's background engine: 1 on, 0 off, -1 unset (on when a
                  bucket is set) */
     /* sync and remote init (exported to the environment variables) */
+    char remote[1001];   /* TENANTRY_REMOTE: aws (default) or dir:/path */
     char s3_bucket[64];
     char dynamodb_table[256];
     char table_prefix[65];

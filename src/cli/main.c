@@ -509,6 +509,8 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* The remotes the sync engine may use (TENANTRY_REMOTE). */
+    tn__cli_remotes();
     if (argc < 2) {
         usage(stderr);
         return EX_USAGE;

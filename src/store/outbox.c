@@ -179,6 +179,17 @@ static int64_t probe_after; /* the probe window starts after this seq */
 static pthread_mutex_t probe_mu = PTHREAD_MUTEX_INITIALIZER;
 
 int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out) {
+    return tn__outbox_fetch_skip(st, max, scan, NULL, 0, out);
+}
+
+static int skipped(const char (*skip)[37], int nskip, const char *uuid) {
+    for (int i = 0; i < nskip; i++)
+        if (strcmp(skip[i], uuid) == 0) return 1;
+    return 0;
+}
+
+int tn__outbox_fetch_skip(tn_store *st, int max, int scan, const char (*skip)[37], int nskip,
+                          tn__batch *out) {
     memset(out, 0, sizeof *out);
     if (max < 1) return tn__fail(st, TN_INVALID, "batch size must be positive");
     if (scan < max) scan = max;
@@ -223,6 +234,7 @@ int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out) {
         int64_t wsum = 0;
         for (int k = 0; rc == TN_OK && k < nt; k++) {
             rc = tenant_uuid(c, tids[k], uuid[k], &quota[k], &ttl[k]);
+            if (skipped(skip, nskip, uuid[k])) uuid[k][0] = '\0'; /* left out: not this time */
             wsum += quota[k];
         }
         /* Weights become shares of the batch, rounded up (at least one). */

@@ -42,6 +42,11 @@ typedef struct tn__batch {
 
 /* Reads up to max distinct changes (scanning at most scan outbox rows). */
 int tn__outbox_fetch(tn_store *st, int max, int scan, tn__batch *out);
+/* The same, leaving out the rows of the nskip tenants (UUIDs) in skip: the
+ * sync engine's way to keep going for the others while one tenant's rows
+ * fail as a whole (a partition the remote refuses). */
+int tn__outbox_fetch_skip(tn_store *st, int max, int scan, const char (*skip)[37], int nskip,
+                          tn__batch *out);
 /* Deletes the outbox rows of changes[i] for each i with done[i] set (all when
  * done is NULL), in a transaction of its own. */
 int tn__outbox_ack(tn_store *st, const tn__batch *b, const unsigned char *done);

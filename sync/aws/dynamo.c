@@ -122,33 +122,34 @@ int tn__ddb_json_to_av(const char *json, size_t len, tn__sbuf *out) {
     return c.p == c.end ? TN_OK : TN_INVALID;
 }
 
-int tn__ddb_item(const tn__change *ch, const tn__remote_key *k, int64_t ttl_s, tn__sbuf *out) {
+int tn__ddb_item(const tn_remote_row *r, const tn__remote_key *k, int64_t feed_ms, tn__sbuf *out) {
     char ts[32];
-    tn__rfc3339(ch->updated_at, ts);
+    tn__rfc3339(r->updated_at, ts);
     tn__sb_str(out, "{\"pk\":{\"S\":");
     tn__sb_json_str(out, k->part);
     tn__sb_str(out, "},\"sk\":{\"S\":");
     tn__sb_json_str(out, k->sort);
     tn__sb_fmt(out, "},\"version\":{\"N\":\"%lld\"},\"updated_at\":{\"S\":\"%s\"}",
-               (long long)ch->version, ts);
-    if (ch->deleted) {
+               (long long)r->version, ts);
+    if (feed_ms > 0) tn__sb_fmt(out, ",\"feed\":{\"N\":\"%lld\"}", (long long)feed_ms);
+    if (r->deleted) {
         tn__sb_fmt(out, ",\"deleted\":{\"BOOL\":true},\"expires_at\":{\"N\":\"%lld\"}",
-                   (long long)(ch->updated_at / 1000 + ttl_s));
+                   (long long)r->expires_at);
     } else {
         tn__sb_str(out, ",\"deleted\":{\"BOOL\":false}");
-        if (ch->kind == TN__REMOTE_ITEM) {
-            tn__sb_str(out, ",\"data\":");
-            int rc = tn__ddb_json_to_av(ch->data ? ch->data : "null",
-                                        ch->data ? strlen(ch->data) : 4, out);
-            if (rc != TN_OK) return rc;
-        } else {
+        if (r->kind == TN__REMOTE_FILE) {
             tn__sb_str(out, ",\"s3_key\":{\"S\":");
             tn__sb_json_str(out, k->object);
             tn__sb_fmt(out, "},\"size\":{\"N\":\"%lld\"},\"sha256\":{\"S\":\"%s\"}",
-                       (long long)ch->size, ch->sha256);
+                       (long long)r->size, r->sha256 ? r->sha256 : "");
             tn__sb_str(out, ",\"content_type\":{\"S\":");
-            tn__sb_json_str(out, ch->content_type ? ch->content_type : "application/octet-stream");
+            tn__sb_json_str(out, r->content_type ? r->content_type : "application/octet-stream");
             tn__sb_str(out, "}");
+        } else {
+            tn__sb_str(out, ",\"data\":");
+            int rc = tn__ddb_json_to_av(r->data ? r->data : "null", r->data ? strlen(r->data) : 4,
+                                        out);
+            if (rc != TN_OK) return rc;
         }
     }
     tn__sb_str(out, "}");

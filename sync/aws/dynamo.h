@@ -14,8 +14,7 @@
 
 #include "aws.h"
 #include "http_client.h"
-#include "outbox.h"
-#include "remote_key.h"
+#include "remote.h"
 #include "sbuf.h"
 
 #include <time.h>
@@ -24,10 +23,10 @@
  * TN_OK, TN_INVALID (not JSON) or TN_NOMEM. */
 int tn__ddb_json_to_av(const char *json, size_t len, tn__sbuf *out);
 
-/* Appends the Item map for change ch ({"pk":...,"sk":...,...}).
- * tombstone_ttl_s: seconds a tombstone lives (expires_at). */
-int tn__ddb_item(const tn__change *ch, const tn__remote_key *k, int64_t tombstone_ttl_s,
-                 tn__sbuf *out);
+/* Appends the Item map of row r ({"pk":...,"sk":...,...}) under the names in
+ * k.  A tombstone's expires_at is r->expires_at; feed_ms is the push time
+ * (the change feed's sort key). */
+int tn__ddb_item(const tn_remote_row *r, const tn__remote_key *k, int64_t feed_ms, tn__sbuf *out);
 
 #define TN__DDB_TYPE_MAX 96
 

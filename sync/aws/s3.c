@@ -157,26 +157,6 @@ int tn__s3_put(tn__aws *a, tn__http *h, const char *key, const void *data, size_
     return rc;
 }
 
-int tn__fd_sha256_hex(int fd, char out[65]) {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned char *buf = malloc(1 << 20), md[32];
-    unsigned int n = 0;
-    int rc = c && buf && EVP_DigestInit_ex(c, EVP_sha256(), NULL) ? TN_OK : TN_NOMEM;
-    off_t off = 0;
-    ssize_t got;
-    /* pread: the file offset is shared with the part readers. */
-    while (rc == TN_OK && (got = pread(fd, buf, 1 << 20, off)) > 0) {
-        if (!EVP_DigestUpdate(c, buf, (size_t)got)) rc = TN_ERROR;
-        off += got;
-    }
-    if (rc == TN_OK && got < 0) rc = TN_IO;
-    if (rc == TN_OK && !EVP_DigestFinal_ex(c, md, &n)) rc = TN_ERROR;
-    if (rc == TN_OK) tn__hex(md, 32, out);
-    EVP_MD_CTX_free(c);
-    free(buf);
-    return rc;
-}
-
 int tn__s3_request(tn__aws *a, tn__http *h, const char *method, const char *key,
                    const char *query, const void *body, size_t len, tn__http_resp *out) {
     memset(out, 0, sizeof *out);

@@ -50,8 +50,6 @@ int tn__s3_mp_abort_all(tn__aws *a, tn__http *h, const char *key);
  * TN_NOTFOUND (credentials, bucket). */
 int tn__s3_put(tn__aws *a, tn__http *h, const char *key, const void *data, size_t len,
                const char *sha256_hex, const char *content_type);
-/* SHA-256 of a whole open file as hex (reads with pread). */
-int tn__fd_sha256_hex(int fd, char out[65]);
 int tn__s3_delete(tn__aws *a, tn__http *h, const char *key);
 int tn__s3_head_bucket(tn__aws *a, tn__http *h);
 

@@ -1,0 +1,575 @@
+/*
+ * remote_aws.c - the remote interface (sync/remote.h) over DynamoDB and S3.
+ *
+ * Rows are DynamoDB items (dynamo.h builds them), written in one of three
+ * modes chosen from the environment when the remote is opened:
+ *   - one conditional PutItem per row (the default; the engine keeps several
+ *     in flight on its connections): batch_rows 1;
+ *   - TENANTRY_SYNC_TRANSACT=1: TransactWriteItems of <= 100 conditional Puts
+ *     (a hundredth of the requests, twice the write units).  A cancelled
+ *     transaction settles each row by its reason: a failed condition answers
+ *     that row with the remote's version, a validation error sends the row
+ *     alone, and the rows not at fault go again (bounded);
+ *   - TENANTRY_SYNC_SINGLE_WRITER=1: BatchWriteItem of <= 25 without the
+ *     condition, for an appliance that is its tenants' only writer;
+ *     UnprocessedItems go again with backoff, a refused batch row by row.
+ * A refusal carries the remote's old item (ReturnValuesOnConditionCheckFailure),
+ * so its version needs no GetItem.
+ *
+ * Objects go up through presigned PUT URLs (s3.h), multipart through
+ * presigned UploadPart URLs.  Every name comes from remote_key.c.
+ */
+#include "remote_aws.h"
+
+#include "aws.h"
+#include "clock.h"
+#include "dynamo.h"
+#include "http_client.h"
+#include "remote.h"
+#include "s3.h"
+#include "sbuf.h"
+#include "tenantry.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TRANSACT 100
+#define MAX_BATCH_WRITE 25
+#define MAX_BATCH_GET 100
+/* One TransactWriteItems carries at most 4 MB; stay well under it. */
+#define MAX_TX_BYTES ((size_t)3 << 20)
+/* An item JSON this large may be over DynamoDB's 400 KB: it goes alone. */
+#define MAX_TX_ITEM ((size_t)350 << 10)
+/* A JSON body this large cannot be one DynamoDB item (400 KB) in any encoding. */
+#define MAX_ITEM_JSON ((size_t)4 << 20)
+
+enum { MODE_PUT, MODE_TX, MODE_BATCH };
+
+typedef struct aws_remote {
+    tn_remote base;
+    tn__aws aws;
+    int mode;
+    int no_batch_get; /* BatchGetItem was refused: versions are asked one by one */
+} aws_remote;
+
+struct tn_remote_conn {
+    aws_remote *r;
+    tn__http *h;
+};
+
+static int stopping(const aws_remote *r) { return r->base.stop && *r->base.stop; }
+
+/* Sleeps ms in short steps, ending early when the engine stops. */
+static void nap(const aws_remote *r, int64_t ms) {
+    while (ms > 0 && !stopping(r)) {
+        int64_t step = ms < 100 ? ms : 100;
+        struct timespec ts = {0, step * 1000000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+        ms -= step;
+    }
+}
+
+static int64_t backoff(int attempt) {
+    int64_t ceil_ms = 50;
+    for (int i = 0; i < attempt && ceil_ms < 2000; i++) ceil_ms *= 2;
+    if (ceil_ms > 2000) ceil_ms = 2000;
+    return (int64_t)(randombytes_random() % (uint32_t)(ceil_ms + 1));
+}
+
+/* ---- rows --------------------------------------------------------------------- */
+
+/* A conditional Put of item, for PutItem or one TransactItems entry; the
+ * caller closes the object. */
+static void put_body(aws_remote *r, const char *item, int64_t version, tn__sbuf *b) {
+    tn__sb_str(b, "{\"TableName\":");
+    tn__sb_json_str(b, r->aws.table);
+    tn__sb_str(b, ",\"Item\":");
+    tn__sb_str(b, item);
+    tn__sb_fmt(b, ",\"ConditionExpression\":\"attribute_not_exists(pk) OR #v < :v\","
+                  "\"ExpressionAttributeNames\":{\"#v\":\"version\"},"
+                  "\"ExpressionAttributeValues\":{\":v\":{\"N\":\"%lld\"}},"
+                  "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"",
+               (long long)version);
+}
+
+/* One row alone, with a conditional PutItem. */
+static void put_one(tn_remote_conn *c, const tn_remote_row *row, const char *item,
+                    tn_remote_put *out) {
+    tn__sbuf b = {0};
+    put_body(c->r, item, row->version, &b);
+    tn__sb_str(&b, "}");
+    if (b.failed) {
+        tn__sb_free(&b);
+        *out = (tn_remote_put){TN_NOMEM, -1};
+        return;
+    }
+    tn__ddb_resp resp;
+    int rc = tn__ddb_call(&c->r->aws, c->h, "PutItem", b.p, b.len, &resp);
+    tn__sb_free(&b);
+    out->code = rc;
+    out->remote = rc == TN_CONFLICT ? tn__ddb_refusal_version(resp.body) : -1;
+    tn__ddb_resp_free(&resp);
+}
+
+static int blocking(int code) { return code == TN_DENIED || code == TN_NOTFOUND; }
+
+/* Rows idx[0..n) with TransactWriteItems (see the top of the file). */
+static void write_tx(tn_remote_conn *c, const tn_remote_row *rows, char **items, const int *idx,
+                     int n, tn_remote_put *out) {
+    aws_remote *r = c->r;
+    int left[MAX_TRANSACT], nleft = n;
+    memcpy(left, idx, (size_t)n * sizeof *left);
+    for (int attempt = 0; nleft > 0 && attempt < 6 && !stopping(r); attempt++) {
+        if (attempt) nap(r, backoff(attempt));
+        if (nleft == 1) {
+            put_one(c, &rows[left[0]], items[left[0]], &out[left[0]]);
+            return;
+        }
+        tn__sbuf body = {0};
+        tn__sb_str(&body, "{\"TransactItems\":[");
+        for (int j = 0; j < nleft; j++) {
+            tn__sb_str(&body, j ? ",{\"Put\":" : "{\"Put\":");
+            put_body(r, items[left[j]], rows[left[j]].version, &body);
+            tn__sb_str(&body, "}}");
+        }
+        tn__sb_str(&body, "]}");
+        tn__ddb_resp resp;
+        int rc = body.failed ? TN_NOMEM
+                             : tn__ddb_call(&r->aws, c->h, "TransactWriteItems", body.p, body.len,
+                                            &resp);
+        tn__sb_free(&body);
+        if (rc == TN_OK || rc == TN_NOMEM || tn_err_retryable(rc) || blocking(rc)) {
+            if (rc != TN_NOMEM) tn__ddb_resp_free(&resp);
+            for (int j = 0; j < nleft; j++) out[left[j]] = (tn_remote_put){rc, -1};
+            return;
+        }
+        int why[MAX_TRANSACT];
+        int64_t ver[MAX_TRANSACT];
+        int listed = strcmp(resp.type, "TransactionCanceledException") == 0 &&
+                     tn__ddb_cancel_reasons(resp.body, nleft, why, ver) == 0;
+        tn__ddb_resp_free(&resp);
+        if (!listed) {
+            /* Refused as a whole (a validation error): settle each row alone. */
+            for (int k = 0; k < nleft && !stopping(r); k++)
+                put_one(c, &rows[left[k]], items[left[k]], &out[left[k]]);
+            return;
+        }
+        int keep = 0;
+        for (int k = 0; k < nleft; k++) {
+            int i = left[k];
+            if (why[k] == TN__DDB_REASON_RETRY) left[keep++] = i;
+            else if (why[k] == TN__DDB_REASON_CONDITION) out[i] = (tn_remote_put){TN_CONFLICT, ver[k]};
+            else put_one(c, &rows[i], items[i], &out[i]);
+        }
+        nleft = keep;
+    }
+    for (int j = 0; j < nleft; j++) out[left[j]] = (tn_remote_put){TN_THROTTLED, -1};
+}
+
+/* The pk/sk pairs listed under UnprocessedItems, as "pk\nsk" strings. */
+static int unprocessed(const char *body, const char *table, char ***out) {
+    *out = NULL;
+    cJSON *j = cJSON_Parse(body);
+    cJSON *list = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "UnprocessedItems"), table), *e;
+    int n = 0, cap = cJSON_GetArraySize(list);
+    if (cap > 0) *out = calloc((size_t)cap, sizeof **out);
+    cJSON_ArrayForEach(e, list) {
+        cJSON *item = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "PutRequest"), "Item");
+        const char *pk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "pk"), "S"));
+        const char *sk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(item, "sk"), "S"));
+        if (!*out || !pk || !sk || n >= cap) continue;
+        tn__sbuf b = {0};
+        tn__sb_fmt(&b, "%s\n%s", pk, sk);
+        (*out)[n] = tn__sb_take(&b);
+        if ((*out)[n]) n++;
+    }
+    cJSON_Delete(j);
+    return n;
+}
+
+/* Rows idx[0..n) (n <= 25) with BatchWriteItem, without the condition. */
+static void batch_write(tn_remote_conn *c, const tn_remote_row *rows, const tn__remote_key *keys,
+                        char **items, const int *idx, int n, tn_remote_put *out) {
+    aws_remote *r = c->r;
+    int left[MAX_BATCH_WRITE], nleft = n;
+    memcpy(left, idx, (size_t)n * sizeof *left);
+    for (int attempt = 0; nleft > 0 && attempt < 6 && !stopping(r); attempt++) {
+        if (attempt) nap(r, backoff(attempt));
+        tn__sbuf body = {0};
+        tn__sb_str(&body, "{\"RequestItems\":{");
+        tn__sb_json_str(&body, r->aws.table);
+        tn__sb_str(&body, ":[");
+        for (int j = 0; j < nleft; j++) {
+            tn__sb_str(&body, j ? ",{\"PutRequest\":{\"Item\":" : "{\"PutRequest\":{\"Item\":");
+            tn__sb_str(&body, items[left[j]]);
+            tn__sb_str(&body, "}}");
+        }
+        tn__sb_str(&body, "]}}");
+        tn__ddb_resp resp;
+        int rc = body.failed ? TN_NOMEM
+                             : tn__ddb_call(&r->aws, c->h, "BatchWriteItem", body.p, body.len, &resp);
+        tn__sb_free(&body);
+        if (rc != TN_OK) {
+            if (rc != TN_NOMEM) tn__ddb_resp_free(&resp);
+            if (rc == TN_NOMEM || tn_err_retryable(rc) || blocking(rc)) {
+                for (int j = 0; j < nleft; j++) out[left[j]] = (tn_remote_put){rc, -1};
+            } else {
+                for (int j = 0; j < nleft && !stopping(r); j++)
+                    put_one(c, &rows[left[j]], items[left[j]], &out[left[j]]);
+            }
+            return;
+        }
+        char **un = NULL;
+        int nu = unprocessed(resp.body, r->aws.table, &un);
+        tn__ddb_resp_free(&resp);
+        int keep = 0;
+        for (int j = 0; j < nleft; j++) {
+            int i = left[j], again = 0;
+            size_t pl = strlen(keys[i].part);
+            for (int u = 0; u < nu && !again; u++)
+                again = strncmp(un[u], keys[i].part, pl) == 0 && un[u][pl] == '\n' &&
+                        strcmp(un[u] + pl + 1, keys[i].sort) == 0;
+            if (again) left[keep++] = i;
+            else out[i] = (tn_remote_put){TN_OK, -1};
+        }
+        for (int u = 0; u < nu; u++) free(un[u]);
+        free(un);
+        nleft = keep;
+    }
+    for (int j = 0; j < nleft; j++) out[left[j]] = (tn_remote_put){TN_THROTTLED, -1};
+}
+
+static void aws_put_rows(tn_remote_conn *c, const tn_remote_row *rows, int n, tn_remote_put *out) {
+    aws_remote *r = c->r;
+    tn__remote_key *keys = calloc((size_t)n, sizeof *keys);
+    char **items = calloc((size_t)n, sizeof *items);
+    int *idx = calloc((size_t)n, sizeof *idx), m = 0;
+    int64_t feed = tn__wall_ms();
+    for (int i = 0; i < n; i++) out[i] = (tn_remote_put){TN_NOMEM, -1};
+    for (int i = 0; keys && items && idx && i < n; i++) {
+        int rc = tn__remote_key_build(rows[i].tenant, rows[i].kind, rows[i].key, &keys[i]);
+        tn__sbuf b = {0};
+        if (rc == TN_OK) rc = tn__ddb_item(&rows[i], &keys[i], feed, &b);
+        if (rc == TN_OK && b.len > MAX_ITEM_JSON) rc = TN_TOOBIG;
+        if (rc == TN_OK) {
+            items[i] = tn__sb_take(&b);
+            idx[m++] = i;
+        } else {
+            tn__sb_free(&b);
+            out[i].code = rc;
+        }
+    }
+    if (m && r->mode == MODE_PUT) {
+        for (int k = 0; k < m && !stopping(r); k++) put_one(c, &rows[idx[k]], items[idx[k]], &out[idx[k]]);
+    } else if (m && r->mode == MODE_TX) {
+        write_tx(c, rows, items, idx, m, out);
+    } else if (m) {
+        batch_write(c, rows, keys, items, idx, m, out);
+    }
+    for (int i = 0; keys && i < n; i++) tn__remote_key_free(&keys[i]);
+    for (int i = 0; items && i < n; i++) free(items[i]);
+    free(keys);
+    free(items);
+    free(idx);
+}
+
+static int64_t get_version(tn_remote_conn *c, const tn__remote_key *k, int *rc) {
+    aws_remote *r = c->r;
+    tn__sbuf b = {0};
+    tn__sb_str(&b, "{\"TableName\":");
+    tn__sb_json_str(&b, r->aws.table);
+    tn__sb_str(&b, ",\"Key\":{\"pk\":{\"S\":");
+    tn__sb_json_str(&b, k->part);
+    tn__sb_str(&b, "},\"sk\":{\"S\":");
+    tn__sb_json_str(&b, k->sort);
+    tn__sb_str(&b, "}},\"ConsistentRead\":true,\"ProjectionExpression\":\"#v\","
+                   "\"ExpressionAttributeNames\":{\"#v\":\"version\"}}");
+    if (b.failed) {
+        tn__sb_free(&b);
+        *rc = TN_NOMEM;
+        return -1;
+    }
+    tn__ddb_resp resp;
+    *rc = tn__ddb_call(&r->aws, c->h, "GetItem", b.p, b.len, &resp);
+    int64_t v = *rc == TN_OK ? tn__ddb_version_of(resp.body) : -1;
+    tn__ddb_resp_free(&resp);
+    tn__sb_free(&b);
+    return v;
+}
+
+/* BatchGetItem of consistent reads for keys[0..n) (n <= 100). */
+static void batch_versions(tn_remote_conn *c, const tn__remote_key *keys, int n, int64_t *ver) {
+    aws_remote *r = c->r;
+    tn__sbuf b = {0};
+    tn__sb_str(&b, "{\"RequestItems\":{");
+    tn__sb_json_str(&b, r->aws.table);
+    tn__sb_str(&b, ":{\"Keys\":[");
+    for (int j = 0; j < n; j++) {
+        if (!keys[j].part) continue;
+        tn__sb_str(&b, b.p[b.len - 1] == '[' ? "{\"pk\":{\"S\":" : ",{\"pk\":{\"S\":");
+        tn__sb_json_str(&b, keys[j].part);
+        tn__sb_str(&b, "},\"sk\":{\"S\":");
+        tn__sb_json_str(&b, keys[j].sort);
+        tn__sb_str(&b, "}}");
+    }
+    tn__sb_str(&b, "],\"ConsistentRead\":true,\"ProjectionExpression\":\"pk,sk,#v\","
+                   "\"ExpressionAttributeNames\":{\"#v\":\"version\"}}}}");
+    tn__ddb_resp resp;
+    int rc = b.failed ? TN_NOMEM : tn__ddb_call(&r->aws, c->h, "BatchGetItem", b.p, b.len, &resp);
+    tn__sb_free(&b);
+    if (rc == TN_NOMEM) return;
+    /* A role without dynamodb:BatchGetItem: ask row by row from now on. */
+    if (rc == TN_DENIED) r->no_batch_get = 1;
+    cJSON *j = rc == TN_OK ? cJSON_Parse(resp.body) : NULL;
+    tn__ddb_resp_free(&resp);
+    cJSON *got = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "Responses"), r->aws.table);
+    cJSON *un = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "UnprocessedKeys"), r->aws.table);
+    if (cJSON_IsArray(got) && (!un || cJSON_GetArraySize(cJSON_GetObjectItem(un, "Keys")) == 0)) {
+        for (int q = 0; q < n; q++)
+            if (keys[q].part) ver[q] = 0;
+        cJSON *e;
+        cJSON_ArrayForEach(e, got) {
+            const char *pk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "pk"), "S"));
+            const char *sk = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "sk"), "S"));
+            for (int q = 0; pk && sk && q < n; q++)
+                if (keys[q].part && strcmp(keys[q].sort, sk) == 0 && strcmp(keys[q].part, pk) == 0)
+                    ver[q] = tn__ddb_item_version(e);
+        }
+    }
+    cJSON_Delete(j);
+}
+
+static int aws_versions(tn_remote_conn *c, const tn_remote_row *rows, int n, int64_t *ver) {
+    aws_remote *r = c->r;
+    tn__remote_key *keys = calloc((size_t)(n ? n : 1), sizeof *keys);
+    if (!keys) return TN_NOMEM;
+    int rc = TN_OK, nkeys = 0;
+    for (int i = 0; i < n; i++) {
+        ver[i] = -1;
+        if (tn__remote_key_build(rows[i].tenant, rows[i].kind, rows[i].key, &keys[i]) == TN_OK) nkeys++;
+    }
+    if (nkeys > 1 && !r->no_batch_get) batch_versions(c, keys, n, ver);
+    /* Whatever the batch did not answer, row by row. */
+    for (int i = 0; i < n && rc == TN_OK && !stopping(r); i++)
+        if (ver[i] < 0 && keys[i].part) ver[i] = get_version(c, &keys[i], &rc);
+    for (int i = 0; i < n; i++) tn__remote_key_free(&keys[i]);
+    free(keys);
+    return rc;
+}
+
+/* ---- objects ---------------------------------------------------------------------- */
+
+/* The object name of file f, into k; TN_INVALID when f cannot name one. */
+static int object_of(const tn_remote_row *f, tn__remote_key *k) {
+    return tn__remote_key_build(f->tenant, TN__REMOTE_FILE, f->key, k);
+}
+
+static int aws_put_object(tn_remote_conn *c, const tn_remote_row *f, const void *data, size_t len) {
+    tn__remote_key k;
+    int rc = object_of(f, &k);
+    if (rc == TN_OK)
+        rc = tn__s3_put(&c->r->aws, c->h, k.object, data, len, f->sha256, f->content_type);
+    tn__remote_key_free(&k);
+    return rc;
+}
+
+static int aws_mp_create(tn_remote_conn *c, const tn_remote_row *f, char *upload_id, size_t n) {
+    tn__remote_key k;
+    int rc = object_of(f, &k);
+    if (rc == TN_OK) rc = tn__s3_mp_create(&c->r->aws, c->h, k.object, upload_id, n);
+    tn__remote_key_free(&k);
+    return rc;
+}
+
+static int aws_mp_part(tn_remote_conn *c, const tn_remote_row *f, const char *upload_id, int part,
+                       const void *data, size_t len, char *etag, size_t etag_n) {
+    tn__remote_key k;
+    int rc = object_of(f, &k);
+    if (rc == TN_OK)
+        rc = tn__s3_mp_part(&c->r->aws, c->h, k.object, upload_id, part, data, len, etag, etag_n);
+    tn__remote_key_free(&k);
+    return rc;
+}
+
+static int aws_mp_complete(tn_remote_conn *c, const tn_remote_row *f, const char *upload_id,
+                           const char (*etags)[72], int nparts) {
+    tn__remote_key k;
+    int rc = object_of(f, &k);
+    if (rc == TN_OK) rc = tn__s3_mp_complete(&c->r->aws, c->h, k.object, upload_id, etags, nparts);
+    tn__remote_key_free(&k);
+    return rc;
+}
+
+static int aws_mp_abort(tn_remote_conn *c, const tn_remote_row *f, const char *upload_id) {
+    tn__remote_key k;
+    int rc = object_of(f, &k);
+    if (rc == TN_OK) rc = tn__s3_mp_abort(&c->r->aws, c->h, k.object, upload_id);
+    tn__remote_key_free(&k);
+    return rc;
+}
+
+static int aws_mp_abort_all(tn_remote_conn *c, const tn_remote_row *f) {
+    tn__remote_key k;
+    int rc = object_of(f, &k);
+    if (rc == TN_OK) rc = tn__s3_mp_abort_all(&c->r->aws, c->h, k.object);
+    tn__remote_key_free(&k);
+    return rc;
+}
+
+static int aws_delete_object(tn_remote_conn *c, const tn_remote_row *f) {
+    tn__remote_key k;
+    int rc = object_of(f, &k);
+    if (rc == TN_OK) rc = tn__s3_delete(&c->r->aws, c->h, k.object);
+    tn__remote_key_free(&k);
+    return rc;
+}
+
+/* ---- set-up --------------------------------------------------------------------- */
+
+static int call(aws_remote *r, tn__http *h, const char *target, const char *body, tn__ddb_resp *resp) {
+    return tn__ddb_call(&r->aws, h, target, body, strlen(body), resp);
+}
+
+/* Creates the table (on-demand, TTL on expires_at) when missing and checks
+ * that the bucket is reachable. */
+static int aws_init(tn_remote *base, const char **what) {
+    aws_remote *r = (aws_remote *)base;
+    *what = NULL;
+    tn__http *h = NULL;
+    int rc = tn__http_new(60, 0, &h);
+    if (rc != TN_OK) return rc;
+    tn__sbuf b = {0};
+    tn__sb_str(&b, "{\"TableName\":");
+    tn__sb_json_str(&b, r->aws.table);
+    tn__sb_str(&b, ",\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"S\"},"
+                   "{\"AttributeName\":\"sk\",\"AttributeType\":\"S\"}],"
+                   "\"KeySchema\":[{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"},"
+                   "{\"AttributeName\":\"sk\",\"KeyType\":\"RANGE\"}],"
+                   "\"BillingMode\":\"PAY_PER_REQUEST\"}");
+    char *create = tn__sb_take(&b);
+    tn__sb_str(&b, "{\"TableName\":");
+    tn__sb_json_str(&b, r->aws.table);
+    tn__sb_str(&b, "}");
+    char *describe = tn__sb_take(&b);
+    tn__sb_str(&b, "{\"TableName\":");
+    tn__sb_json_str(&b, r->aws.table);
+    tn__sb_str(&b, ",\"TimeToLiveSpecification\":{\"Enabled\":true,\"AttributeName\":\"expires_at\"}}");
+    char *ttl = tn__sb_take(&b);
+    if (!create || !describe || !ttl) {
+        rc = TN_NOMEM;
+    } else {
+        tn__ddb_resp resp;
+        rc = call(r, h, "CreateTable", create, &resp);
+        if (rc != TN_OK && strcmp(resp.type, "ResourceInUseException") == 0) rc = TN_OK;
+        tn__ddb_resp_free(&resp);
+        if (rc != TN_OK) *what = "cannot create the DynamoDB table";
+        /* Wait (bounded) until the table is ACTIVE. */
+        for (int i = 0; rc == TN_OK && i < 120; i++) {
+            rc = call(r, h, "DescribeTable", describe, &resp);
+            cJSON *j = rc == TN_OK ? cJSON_Parse(resp.body) : NULL;
+            const char *status = cJSON_GetStringValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(j, "Table"), "TableStatus"));
+            int active = status && strcmp(status, "ACTIVE") == 0;
+            cJSON_Delete(j);
+            tn__ddb_resp_free(&resp);
+            if (rc != TN_OK) *what = "cannot describe the DynamoDB table";
+            if (active || rc != TN_OK) break;
+            usleep(500000);
+        }
+        if (rc == TN_OK) {
+            /* Already enabled is a ValidationException: not an error here. */
+            int trc = call(r, h, "UpdateTimeToLive", ttl, &resp);
+            tn__ddb_resp_free(&resp);
+            if (trc != TN_OK && !tn_err_retryable(trc) && trc != TN_INVALID) {
+                rc = trc;
+                *what = "cannot enable TTL on the DynamoDB table";
+            }
+        }
+    }
+    free(create);
+    free(describe);
+    free(ttl);
+    if (rc == TN_OK && (rc = tn__s3_head_bucket(&r->aws, h)) != TN_OK)
+        *what = rc == TN_NOTFOUND ? "the S3 bucket does not exist" : "cannot reach the S3 bucket";
+    tn__http_free(h);
+    return rc;
+}
+
+static int aws_conn_open(tn_remote *base, int64_t bandwidth, tn_remote_conn **out) {
+    *out = NULL;
+    tn_remote_conn *c = calloc(1, sizeof *c);
+    if (!c) return TN_NOMEM;
+    c->r = (aws_remote *)base;
+    int rc = tn__http_new(300, bandwidth, &c->h);
+    if (rc != TN_OK) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return TN_OK;
+}
+
+static void aws_conn_close(tn_remote_conn *c) {
+    if (!c) return;
+    tn__http_free(c->h);
+    free(c);
+}
+
+static void aws_close(tn_remote *base) {
+    aws_remote *r = (aws_remote *)base;
+    if (!r) return;
+    tn__aws_free(&r->aws);
+    free(r);
+}
+
+static const tn_remote_methods aws_methods = {
+    .version = 1,
+    .name = "aws",
+    .init = aws_init,
+    .conn_open = aws_conn_open,
+    .conn_close = aws_conn_close,
+    .put_rows = aws_put_rows,
+    .versions = aws_versions,
+    .put_object = aws_put_object,
+    .mp_create = aws_mp_create,
+    .mp_part = aws_mp_part,
+    .mp_complete = aws_mp_complete,
+    .mp_abort = aws_mp_abort,
+    .mp_abort_all = aws_mp_abort_all,
+    .delete_object = aws_delete_object,
+    .close = aws_close,
+};
+
+int tn_remote_aws_open(const char *arg, tn_remote **out, char *err, size_t errlen) {
+    (void)arg;
+    *out = NULL;
+    aws_remote *r = calloc(1, sizeof *r);
+    if (!r) return TN_NOMEM;
+    int rc = tn__aws_load(&r->aws, NULL, err, errlen);
+    if (rc != TN_OK) {
+        free(r);
+        return rc;
+    }
+    if (!r->aws.bucket[0]) {
+        snprintf(err, errlen, "TENANTRY_S3_BUCKET is not set");
+        tn__aws_free(&r->aws);
+        free(r);
+        return TN_INVALID;
+    }
+    const char *tr = getenv("TENANTRY_SYNC_TRANSACT");
+    const char *sw = getenv("TENANTRY_SYNC_SINGLE_WRITER");
+    r->mode = sw && strcmp(sw, "1") == 0 ? MODE_BATCH : tr && strcmp(tr, "1") == 0 ? MODE_TX : MODE_PUT;
+    r->base.m = &aws_methods;
+    r->base.batch_rows = r->mode == MODE_TX ? MAX_TRANSACT : r->mode == MODE_BATCH ? MAX_BATCH_WRITE : 1;
+    r->base.batch_bytes = r->mode == MODE_TX ? MAX_TX_BYTES : 0;
+    r->base.alone_bytes = r->mode == MODE_TX ? MAX_TX_ITEM : 0;
+    r->base.caps = r->mode == MODE_BATCH ? TN_REMOTE_UNCONDITIONAL : 0;
+    *out = &r->base;
+    return TN_OK;
+}

@@ -1,0 +1,13 @@
+/*
+ * remote_aws.h - the AWS backend of the remote interface: DynamoDB rows and
+ * S3 objects (see remote_aws.c), configured from the environment (aws.h).
+ */
+#ifndef TN_REMOTE_AWS_H
+#define TN_REMOTE_AWS_H
+
+#include "remote.h"
+
+/* A tn_remote_open_fn: arg is ignored.  Register it as "aws". */
+int tn_remote_aws_open(const char *arg, tn_remote **out, char *err, size_t errlen);
+
+#endif
