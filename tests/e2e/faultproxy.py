@@ -41,6 +41,8 @@ Faults:
     bad_unprocessed  BatchWriteItem: not forwarded, answered 200 with an
                  UnprocessedItems entry that names no row
     slow         forward, then trickle the answer `chunk` bytes every `delay`
+    denied       not forwarded: DynamoDB's 400 AccessDeniedException, S3's 403
+                 AccessDenied (a role whose policy leaves out these keys)
 
 proxy.log holds (time, kind, fault or None) for every request; counts() and
 faults() count them per kind.  All traffic stays on 127.0.0.1.
@@ -475,6 +477,18 @@ class FaultProxy:
                                "CancellationReasons": reasons}).encode()
             c.sendall(Response(400, "Bad Request",
                                [("Content-Type", "application/x-amz-json-1.0")], body).raw())
+            return True
+        if f == "denied":
+            if ddb:
+                body = json.dumps({"__type": "com.amazon.coral.service#AccessDeniedException",
+                                   "message": "not authorized to perform this action"}).encode()
+                c.sendall(Response(400, "Bad Request",
+                                   [("Content-Type", "application/x-amz-json-1.0")], body).raw())
+            else:
+                body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied"
+                        b"</Code><Message>Access Denied</Message></Error>")
+                c.sendall(Response(403, "Forbidden", [("Content-Type", "application/xml")],
+                                   body).raw())
             return True
         if f == "html400":
             body = b"<html><head><title>400 Bad Request</title></head><body>nginx</body></html>"

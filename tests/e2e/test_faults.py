@@ -446,6 +446,45 @@ def idle_cpu_while_offline():
             shutil.rmtree(d, ignore_errors=True)
 
 
+def one_tenant_refused_others_drain():
+    """A role whose policy leaves one tenant out (every request naming its
+    partition or prefix is refused): the other tenant drains in the same pass,
+    and the refused tenant's rows are not asked again and again."""
+    s = Setup()
+    try:
+        acme = s.ids["acme"]
+        for t in ("acme", "globex"):
+            s.store.put_items(t, (("%s-%d" % (t, i), json.dumps({"i": i})) for i in range(400)))
+        s.store.put_file("globex", "g.bin", os.urandom(5000))
+        s.store.put_file("acme", "a.bin", os.urandom(5000))
+        PROXY.plan(Rule(lambda kind, req: acme.encode() in req.body or
+                        acme in req.target, "denied"))
+        t0 = time.time()
+        rc, summary, err = s.sync()
+        took = time.time() - t0
+        T.check(rc != 0 and "refused" in summary.get("error", ""),
+                "the pass says a tenant was refused: rc %d %r" % (rc, summary))
+        rows, pending = s.local()
+        remote = s.remote()
+        g = "TENANT#" + s.ids["globex"]
+        mine = {k: v for k, v in rows.items() if k[0] == g}
+        T.eq(len([k for k in mine if k not in remote or
+                  int(remote[k]["version"]["N"]) != mine[k][0]]), 0,
+             "globex rows missing remotely after the pass in which acme was refused")
+        T.eq(len([k for k in pending if k[0] == g]), 0, "globex rows still pending")
+        T.check(len([k for k in pending if k[0] == "TENANT#" + acme]) >= 401,
+                "acme's rows all wait in the outbox")
+        denied = sum(1 for _, _, f in PROXY.log if f == "denied")
+        T.check(denied <= 10, "acme's rows were asked %d times, not once per batch" % denied)
+        print("  one pass with a refused tenant: %.2f s, %d refused requests" % (took, denied))
+        PROXY.plan()
+        rc, summary, err = s.sync()
+        T.eq(rc, 0, "acme drains once the policy lets it: %r %s" % (summary, err))
+    finally:
+        PROXY.plan()
+        s.close()
+
+
 def main():
     global MOTO, PROXY
     awslib.asan_reexec()
@@ -464,7 +503,8 @@ def main():
                    provisioned_throughput_exceeded_everywhere,
                    batch_unprocessed_items, errors_that_are_not_the_services, truncated_bodies,
                    garbage_bodies, multipart_uploads, slow_responses,
-                   retries_are_bounded_and_jittered, idle_cpu_while_offline):
+                   retries_are_bounded_and_jittered, idle_cpu_while_offline,
+                   one_tenant_refused_others_drain):
             if only in fn.__name__:
                 T.run(fn)
     finally:
