@@ -193,6 +193,29 @@ static const char *fake_env(const char *name) {
     return NULL;
 }
 
+static const char *dotted_bucket;
+static const char *aws_env(const char *name) {
+    if (strcmp(name, "AWS_ACCESS_KEY_ID") == 0) return "AKID";
+    if (strcmp(name, "AWS_SECRET_ACCESS_KEY") == 0) return "SECRET";
+    if (strcmp(name, "TENANTRY_S3_BUCKET") == 0) return dotted_bucket;
+    return NULL;
+}
+
+/* On AWS itself (no endpoint set) buckets are virtual-hosted, except those
+ * with a dot in the name: TLS would fail on their host name. */
+TEST(sync_dotted_bucket_is_path_style) {
+    tn__aws a;
+    char err[200];
+    dotted_bucket = "plain-bucket";
+    ASSERT_INT_EQ(tn__aws_load(&a, aws_env, err, sizeof err), TN_OK);
+    ASSERT_INT_EQ(a.path_style, 0);
+    tn__aws_free(&a);
+    dotted_bucket = "appliance.backup";
+    ASSERT_INT_EQ(tn__aws_load(&a, aws_env, err, sizeof err), TN_OK);
+    ASSERT_INT_EQ(a.path_style, 1);
+    tn__aws_free(&a);
+}
+
 TEST(sync_config_from_environment) {
     tn__aws a;
     char err[200];

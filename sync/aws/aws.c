@@ -187,6 +187,10 @@ int tn__aws_load(tn__aws *a, const char *(*env)(const char *), char *err, size_t
     const char *table = env_get(env, "TENANTRY_DYNAMODB_TABLE");
     snprintf(a->table, sizeof a->table, "%s%s", prefix ? prefix : "", table ? table : "tenantry");
     copy(a->bucket, sizeof a->bucket, env_get(env, "TENANTRY_S3_BUCKET"));
+    /* A bucket name with a dot would make a virtual-hosted name
+     * (my.bucket.s3.region.amazonaws.com) that the *.s3... certificate does
+     * not cover: such buckets are addressed path-style. */
+    if (strchr(a->bucket, '.')) a->path_style = 1;
     const char *role = env_get(env, "TENANTRY_AWS_ROLE_ARN");
     copy(a->role_arn, sizeof a->role_arn, role ? role : env_get(env, "AWS_ROLE_ARN"));
     copy(a->external_id, sizeof a->external_id, env_get(env, "TENANTRY_AWS_EXTERNAL_ID"));
