@@ -89,8 +89,8 @@ void tn_sync_stop(tn_sync *e); /* waits for the thread; NULL is fine */
  * "...",  "last_error":"...", "backoff_ms":N}. */
 int tn_sync_status_json(tn_store *st, const char *tenant_id, char **json);
 
-/* Sets up the remote TENANTRY_REMOTE names (its methods' init: for AWS the
- * table and the bucket check, for a directory its tree).
+/* Sets up the remote TENANTRY_REMOTE names (its methods' init: for AWS its
+ * table and a reachability check, for a directory its tree).
  * *what gets a generic line about what failed (static string). */
 int tn_sync_remote_init(tn_store *st, const char **what);
 

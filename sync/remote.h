@@ -1,7 +1,7 @@
 /*
  * remote.h - what the sync engine asks of "a remote", as one versioned method
  * table (after SQLite's sqlite3_io_methods and curl's Curl_ssl).  The engine
- * knows nothing else about where rows and bytes go; sync/aws/ (DynamoDB + S3)
+ * knows nothing else about where rows and bytes go; sync/aws/ (the AWS backend)
  * and sync/dir/ (a directory: a NAS, a removable disk) implement it, and
  * tests/test_remote.c runs one conformance suite against every backend.
  *
@@ -159,7 +159,7 @@ struct tn_remote {
 
 /* Opens the remote that spec names:
  *   "dir:/path"        the directory backend, rooted at /path
- *   "aws" or NULL/""   DynamoDB + S3, configured from the environment (aws.h)
+ *   "aws" or NULL/""   the AWS backend, configured from the environment
  * *err gets a generic message (no secrets) on failure. */
 typedef int (*tn_remote_open_fn)(const char *arg, tn_remote **out, char *err, size_t errlen);
 int tn_remote_open(const char *spec, tn_remote **out, char *err, size_t errlen);

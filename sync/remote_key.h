@@ -17,8 +17,8 @@
 
 enum { TN__REMOTE_ITEM = 1, TN__REMOTE_FILE = 2, TN__REMOTE_TENANT = 3 };
 
-/* A remote name is at most this long (S3 keys and DynamoDB sort keys: 1,024
- * bytes), so a file name is at most 1024 - strlen("<uuid>/files/") = 981. */
+/* A remote name is at most this long (the AWS backend's object and sort
+ * keys: 1,024 bytes), so a file name is at most 1024 - strlen("<uuid>/files/") = 981. */
 #define TN__REMOTE_NAME_MAX 1024
 #define TN__REMOTE_FILE_NAME_MAX (TN__REMOTE_NAME_MAX - 43)
 
