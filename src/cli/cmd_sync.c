@@ -56,7 +56,9 @@ static void on_signal(int sig) {
 static const char SYNC_HELP[] =
     "usage: tenantry sync [--once] [--data DIR] [--config PATH]\n"
     "\n"
-    "Mirrors every tenant's items to DynamoDB and files to S3.  With --once, drains\n"
+    "Mirrors every tenant's items and files to the remote: DynamoDB and S3 (the\n"
+    "default, TENANTRY_REMOTE=aws) or a directory (TENANTRY_REMOTE=dir:/path, e.g. a\n"
+    "NAS or a removable disk, same layout and guarantees).  With --once, drains\n"
     "the outbox and exits (non-zero when anything failed); otherwise runs until\n"
     "interrupted, every TENANTRY_SYNC_INTERVAL seconds (default 60).\n"
     "\n"

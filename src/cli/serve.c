@@ -152,8 +152,9 @@ static const char serve_help[] =
     "The default address is 127.0.0.1:8787.  A non-loopback address is refused\n"
     "unless --allow-remote is given; a unix socket is created with mode 0660.\n"
     "Logs are JSON lines on stderr (--quiet: errors only).\n"
-    "When TENANTRY_S3_BUCKET is set, the sync engine runs in the background and\n"
-    "mirrors every change to DynamoDB and S3 (see `tenantry sync --help`);\n"
+    "When TENANTRY_S3_BUCKET (or TENANTRY_REMOTE=dir:PATH) is set, the sync engine\n"
+    "runs in the background and mirrors every change to the remote (see\n"
+    "`tenantry sync --help`);\n"
     "--no-sync keeps it off.\n"
     "Settings may also come from DIR/tenantry.conf (or --config PATH; see README,\n"
     "Configuration); flags beat the environment, which beats the file.\n"
@@ -217,8 +218,9 @@ static int cmd_serve(int argc, char **argv) {
         return 1;
     }
     free(av);
-    const char *bucket = getenv("TENANTRY_S3_BUCKET");
-    int want_sync = !no_sync && conf.sync != 0 && bucket && *bucket;
+    const char *bucket = getenv("TENANTRY_S3_BUCKET"), *remote = getenv("TENANTRY_REMOTE");
+    int want_sync = !no_sync && conf.sync != 0 &&
+                    ((bucket && *bucket) || (remote && strncmp(remote, "dir:", 4) == 0));
     if (!no_sync && conf.sync == 1 && !want_sync)
         return tn__cli_usage("sync = on in the configuration file needs s3_bucket (or "
                              "TENANTRY_S3_BUCKET)");
