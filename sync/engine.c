@@ -31,6 +31,7 @@
 #include "conn.h"
 #include "crypto.h"
 #include "outbox.h"
+#include "pull.h"
 #include "remote.h"
 #include "state.h"
 
@@ -816,10 +817,50 @@ static const char *describe(int code) {
 /* Drains the outbox; gives up after max_attempts retryable failures in a row.
  * Tenants the remote refuses as a whole are left out as they are found; the
  * pass then ends with that error once the others are drained. */
+/* Before the push: what other writers pushed, tenant by tenant (a tenant
+ * whose pull fails is reported in its status; the others go on). */
+static int pull_all(ctx *x) {
+    if (x->r->m->version < 2) return TN_OK;
+    char (*ids)[37] = NULL;
+    int n = 0, rc = tn__sync_tenants(x->st, &ids, &n), first = TN_OK;
+    tn__pull_stats ps;
+    memset(&ps, 0, sizeof ps);
+    for (int i = 0; rc == TN_OK && i < n && !stopping(x); i++) {
+        int prc = tn__pull_tenant(x->st, x->r, x->w[0].c, ids[i], x->cfg.tombstone_ttl_s, &ps);
+        if (is_blocking(prc)) skip_tenant(x, ids[i], prc);
+        else if (prc != TN_OK && first == TN_OK && prc != TN_BUSY) first = prc;
+    }
+    free(ids);
+    if (x->stats) {
+        x->stats->pulled += ps.items + ps.files;
+        x->stats->pull_refused += ps.refused;
+    }
+    return rc != TN_OK ? rc : first;
+}
+
+/* After the push: each tenant's own row when it changed, and the purge of
+ * tenants deleted here. */
+static int tenants_up(ctx *x) {
+    char (*ids)[37] = NULL;
+    int n = 0, rc = tn__sync_tenants(x->st, &ids, &n);
+    for (int i = 0; rc == TN_OK && i < n && !stopping(x); i++)
+        if (!skipping(x, ids[i])) {
+            int trc = tn__push_tenant_row(x->st, x->r, x->w[0].c, ids[i]);
+            if (is_blocking(trc)) skip_tenant(x, ids[i], trc);
+            else if (trc != TN_OK) rc = trc;
+        }
+    free(ids);
+    int64_t purged = 0;
+    if (rc == TN_OK) rc = tn__purge_tenants(x->st, x->r, x->w[0].c, &purged);
+    if (x->stats) x->stats->purged += purged;
+    return rc;
+}
+
 static int pass(ctx *x, int max_attempts) {
     tn_sync_stats *s = x->stats;
     int attempt = 0, rc = TN_OK, empty_scans = 0;
     x->nskip = 0;
+    int pull_rc = pull_all(x);
     tn__outbox_pending_tenant(x->st, NULL, s ? &s->pending_start : &(int64_t){0});
     while (!stopping(x)) {
         tn__batch b;
@@ -891,6 +932,17 @@ static int pass(ctx *x, int max_attempts) {
         } else {
             attempt = 0;
         }
+    }
+    if (rc == TN_OK && !stopping(x)) {
+        int trc = tenants_up(x);
+        if (trc != TN_OK && !is_blocking(trc)) {
+            rc = trc;
+            set_what(x, rc, "cannot send the tenants' own rows");
+        }
+    }
+    if (rc == TN_OK && pull_rc != TN_OK) {
+        rc = pull_rc;
+        set_what(x, rc, "cannot pull other writers' changes");
     }
     if (rc == TN_OK && x->nskip) {
         rc = x->skip_code[0];

@@ -39,6 +39,9 @@ typedef struct tn_sync_stats {
     int64_t pending;   /* outbox rows left when the run ended */
     int64_t pending_start;
     int64_t parts;     /* multipart parts uploaded */
+    int64_t pulled;    /* rows other writers pushed, applied here */
+    int64_t pull_refused; /* pulled rows refused (malformed, foreign, damaged bytes) */
+    int64_t purged;    /* remote rows of deleted tenants removed */
     int error;         /* 0, or the tn code that stopped the run */
     char what[128];    /* generic description of that error (no secrets) */
 } tn_sync_stats;

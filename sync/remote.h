@@ -145,6 +145,10 @@ typedef struct tn_remote_methods {
     int (*delete_row)(tn_remote_conn *c, const tn_remote_row *row);
     /* The tenant rows (kind TN_REMOTE_TENANT) of every tenant, page by page. */
     int (*tenants)(tn_remote_conn *c, const char *page_token, tn_remote_page *out);
+    /* A cursor at the end of tenant's feed now (a restore reads every row
+     * with list, then pulls from here).  May be NULL: the caller then walks
+     * the feed from the start. */
+    int (*feed_end)(tn_remote_conn *c, const char *tenant, char cursor_out[256]);
 } tn_remote_methods;
 
 /* Every backend's object starts with this. */

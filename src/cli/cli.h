@@ -56,6 +56,11 @@ int tn__cmd_serve(int argc, char **argv);
 int tn__cmd_key(int argc, char **argv);
 int tn__cmd_admin_key(int argc, char **argv);
 
+/* The way back from the remote (cmd_restore.c). */
+int tn__cmd_restore(int argc, char **argv);
+int tn__cmd_verify(int argc, char **argv);
+int tn__cmd_tenant_join(int argc, char **argv);
+
 /* Operators and tenant settings (src/cmd_operator.c). */
 int tn__cmd_operator(int argc, char **argv);
 int tn__cmd_tenant_set(int argc, char **argv); /* tenant set: main.c's cmd_tenant hands over */
@@ -74,6 +79,8 @@ int tn__cmd_sync_status(int argc, char **argv);
     {"operator", tn__cmd_operator, "operators: keys that act for granted tenants"}, \
     {"sync", tn__cmd_sync, "mirror items to DynamoDB and files to S3"},           \
     {"remote", tn__cmd_remote, "set up the DynamoDB table and check the bucket"}, \
-    {"sync-status", tn__cmd_sync_status, "per-tenant sync backlog, failures, errors"},
+    {"sync-status", tn__cmd_sync_status, "per-tenant sync backlog, failures, errors"},   \
+    {"restore", tn__cmd_restore, "rebuild a store from the remote"},                   \
+    {"verify", tn__cmd_verify, "compare local rows and files with the remote"},
 
 #endif

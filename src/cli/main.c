@@ -98,6 +98,7 @@ static int print_tenant(const tn_tenant *t, void *arg) {
 
 static int cmd_tenant(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[2], "set") == 0) return tn__cmd_tenant_set(argc, argv);
+    if (argc > 2 && strcmp(argv[2], "join") == 0) return tn__cmd_tenant_join(argc, argv);
     tn__cli_opts o;
     int ex = tn__cli_parse(argc, argv, 2, &o);
     if (ex != EX_OK) return ex;
@@ -108,13 +109,16 @@ static int cmd_tenant(int argc, char **argv) {
              "       tenantry tenant rename NAME NEW-NAME\n"
              "       tenantry tenant delete NAME\n"
              "       tenantry tenant set NAME|ID [--rate-limit N] [--max-items N] ...  (see set --help)\n"
+             "       tenantry tenant join ID   (a tenant another appliance pushed; see join --help)\n"
              "\n"
              "Names are 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or\n"
              "digit, unique regardless of case.  The store generates each tenant's id;\n"
              "--id provisions a tenant another appliance of the fleet already holds,\n"
              "under the id that appliance's store generated (see `tenant list --json`),\n"
              "so both sync into the same remote partition.\n"
-             "delete removes the tenant's items, files and keys.  All take --data DIR.");
+             "delete removes the tenant's items, files and keys here, and (with sync on)\n"
+             "its rows and objects from the remote, leaving a marker there so no restore,\n"
+             "join or pull brings it back.  All take --data DIR.");
         return o.help ? EX_OK : EX_USAGE;
     }
     int want = strcmp(sub, "list") == 0 ? 1 : strcmp(sub, "rename") == 0 ? 3 : 2;

@@ -16,6 +16,8 @@
 
 #include "tenantry.h"
 
+#include <stdint.h>
+
 typedef struct tn__change {
     int kind;           /* 1 item, 2 file */
     int64_t ref;        /* rowid in _items or _files */
@@ -58,5 +60,86 @@ void tn__batch_free(tn__batch *b);
 /* Pending outbox rows, for one tenant (tenant_id non-NULL), or of all the
  * tenants whose sync is on (what the engine can send). */
 int tn__outbox_pending_tenant(tn_store *st, const char *tenant_id, int64_t *rows);
+
+/* ---- the way back (apply.c) ---------------------------------------------- */
+
+/* A row another writer pushed, as the remote sent it (strings borrowed). */
+typedef struct tn__incoming {
+    int kind;                 /* TN__KIND_ITEM or TN__KIND_FILE (conn.h) */
+    const char *key;          /* item id or file name */
+    int64_t version;
+    int deleted;
+    int64_t updated_at;       /* ms */
+    const char *data;         /* items: JSON text */
+    int64_t size;             /* files */
+    const char *sha256;
+    const char *content_type;
+} tn__incoming;
+
+/* A version further than this ahead of the store's clock is refused. */
+#define TN__PULL_MAX_AHEAD_MS (10LL * 60 * 1000)
+
+enum { TN__APPLIED = 1, TN__KEPT_LOCAL, TN__SAME };
+
+/* One transaction (BEGIN IMMEDIATE on a trusted connection) applying rows of
+ * one tenant and advancing its cursor: begin, decide/row..., commit or abort. */
+typedef struct tn__apply tn__apply;
+int tn__apply_begin(tn_store *st, const char *tenant_id, tn__apply **out);
+/* The local copy of a row: version (0: none), deleted, files' sha256. */
+int tn__apply_local(tn__apply *a, int kind, const char *key, int64_t *version, int *deleted,
+                    char sha256[65]);
+/* What the conflict rule makes of r (TN__APPLIED: r wins), without writing.
+ * TN_INVALID for a version from too far in the future. */
+int tn__apply_decide(tn__apply *a, const tn__incoming *r, int *outcome);
+/* The same, and writes r when it wins (a file's bytes must be in place). */
+int tn__apply_row(tn__apply *a, const tn__incoming *r, int *outcome);
+/* Drops the outbox rows the applied rows queued (no echo), stores cursor
+ * (NULL: leaves it; at_end: the pull reached the end now) and the counts,
+ * commits, and moves the clock past every version applied.  Frees a. */
+int tn__apply_commit(tn__apply *a, const char *cursor, int at_end, int64_t refused);
+void tn__apply_abort(tn__apply *a);
+int tn__pull_cursor(tn_store *st, const char *tenant_id, char cursor[256]);
+int tn__pull_error(tn_store *st, const char *tenant_id, const char *what);
+
+/* The tenant's own remote row: {"name":..,"settings":{..}} (malloc'd) and
+ * the hash last recorded as pushed ("" none). */
+int tn__tenant_row(tn_store *st, const char *tenant_id, char **json, char pushed[65]);
+int tn__tenant_row_pushed(tn_store *st, const char *tenant_id, const char *hash);
+/* Creates or renames the tenant id from its remote row, with its settings
+ * (JSON object or NULL), recording hash as pushed (no echo). */
+int tn__apply_tenant(tn_store *st, const char *id, const char *name, const char *settings_json,
+                     const char *hash);
+
+/* Tenants deleted here whose remote copy is still to purge. */
+int tn__purge_list(tn_store *st, char (*ids)[37], int max, int *n);
+int tn__purge_done(tn_store *st, const char *id, int64_t rows, int finished);
+
+/* A restore in progress: `check` is not clean and nothing serves the store
+ * until it finishes. */
+int tn__restore_mark(tn_store *st, int incomplete);
+int tn__restore_marked(tn_store *st);
+
+/* Queues a row for sync again (verify --repair). TN_NOTFOUND when absent. */
+int tn__outbox_touch(tn_store *st, const char *tenant_id, int kind, const char *key);
+/* Every local row of a tenant, tombstones too, with whether it waits in the
+ * outbox.  data: items' JSON or files' sha256.  fn returns non-zero to stop
+ * (that value is returned). */
+typedef struct tn__local_row {
+    int kind;
+    const char *key;
+    int64_t version;
+    int deleted;
+    const char *data;
+    int pending;
+} tn__local_row;
+typedef int (*tn__local_fn)(const tn__local_row *r, void *arg);
+int tn__local_rows(tn_store *st, const char *tenant_id, tn__local_fn fn, void *arg);
+/* Whether the tenant's last complete pull is older than its tombstones live
+ * (its tombstone_days, else default_ttl_s): then deletes may have left the
+ * feed, and the pull must reconcile in full. */
+int tn__pull_due(tn_store *st, const char *tenant_id, int64_t default_ttl_s, int *full);
+
+/* The tenants whose sync is on; *ids malloc'd. */
+int tn__sync_tenants(tn_store *st, char (**ids)[37], int *n);
 
 #endif

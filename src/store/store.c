@@ -823,6 +823,8 @@ static const struct {
      "pending outbox rows point at no row"},
     {"SELECT count(*) FROM _items WHERE deleted = 0 AND NOT tn_json_valid(data)",
      "items hold invalid JSON"},
+    {"SELECT count(*) FROM _meta WHERE key = 'restore_incomplete'",
+     "a restore has not finished (run tenantry restore again)"},
 };
 
 int tn_check_quick(tn_store *st) {

@@ -209,11 +209,13 @@ def clients(endpoint):
     return boto3.client("dynamodb", **kw), boto3.client("s3", **kw)
 
 
-def scan_all(ddb, table):
+def scan_all(ddb, table, tenant_rows=False):
+    """Every item and file row of the table; each tenant's own row (sk
+    "TENANT": name and settings) only with tenant_rows."""
     items, kw = [], {"TableName": table, "ConsistentRead": True}
     while True:
         r = ddb.scan(**kw)
-        items += r["Items"]
+        items += [i for i in r["Items"] if tenant_rows or i["sk"]["S"] != "TENANT"]
         if "LastEvaluatedKey" not in r:
             return items
         kw["ExclusiveStartKey"] = r["LastEvaluatedKey"]
