@@ -87,6 +87,45 @@ static cJSON *settings(sqlite3_stmt *s) {
     return o;
 }
 
+/* The way back (schema 4): when the tenant's pull last reached the end, how
+ * old the newest change it brought is, and what pulls failed or refused. */
+static void add_pull(tn__conn *c, cJSON *o, const char *tenant_id) {
+    static const char sql[] =
+        "SELECT p.pulled_at, p.last_change, p.errors, p.refused, p.last_error "
+        "  FROM _sync_pull p JOIN _tenants t ON t.tid = p.tenant WHERE t.id = ?1";
+    sqlite3_stmt *s;
+    if (tn__stmt(c, sql, &s) != TN_OK) return;
+    sqlite3_bind_text(s, 1, tenant_id, -1, SQLITE_STATIC);
+    cJSON *p = cJSON_CreateObject();
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        add_time(p, "last_pull", s, 0);
+        if (sqlite3_column_type(s, 1) == SQLITE_NULL) cJSON_AddNullToObject(p, "lag_ms");
+        else add_int(p, "lag_ms", tn__wall_ms() - sqlite3_column_int64(s, 1));
+        add_int(p, "errors", sqlite3_column_int64(s, 2));
+        add_int(p, "refused", sqlite3_column_int64(s, 3));
+        if (sqlite3_column_type(s, 4) == SQLITE_NULL) cJSON_AddNullToObject(p, "last_error");
+        else cJSON_AddStringToObject(p, "last_error", (const char *)sqlite3_column_text(s, 4));
+    } else {
+        cJSON_AddNullToObject(p, "last_pull");
+        cJSON_AddNullToObject(p, "lag_ms");
+        add_int(p, "errors", 0);
+        add_int(p, "refused", 0);
+        cJSON_AddNullToObject(p, "last_error");
+    }
+    sqlite3_reset(s);
+    cJSON_AddItemToObject(o, "pull", p);
+}
+
+static int64_t purges_pending(tn__conn *c) {
+    static const char sql[] = "SELECT count(*) FROM _sync_purge";
+    sqlite3_stmt *s;
+    int64_t n = 0;
+    if (tn__stmt(c, sql, &s) != TN_OK) return 0;
+    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return n;
+}
+
 int tn_sync_status_json(tn_store *st, const char *tenant_id, char **json) {
     *json = NULL;
     int version = 0;
@@ -126,6 +165,16 @@ int tn_sync_status_json(tn_store *st, const char *tenant_id, char **json) {
         if (src != SQLITE_DONE) rc = tn__fail_db(st, c, src);
         else if (tenant_id && !found) rc = TN_NOTFOUND;
         sqlite3_reset(s);
+    }
+    if (rc == TN_OK && version >= 4) {
+        if (tenant_id) {
+            add_pull(c, root, tenant_id);
+        } else {
+            cJSON *t;
+            cJSON_ArrayForEach(t, list)
+                add_pull(c, t, cJSON_GetStringValue(cJSON_GetObjectItem(t, "id")));
+            add_int(root, "purges_pending", purges_pending(c));
+        }
     }
     tn__conn_put(st, c);
     if (rc == TN_OK && !tenant_id) {

@@ -238,7 +238,8 @@ def test_me_and_sync():
     S.eq(r.status, 200, "sync status")
     j = r.json()
     S.check(set(j) == {"pending", "pending_bytes", "failed", "conflicts", "last_success",
-                       "last_error", "last_error_at", "backoff_ms"} and
+                       "last_error", "last_error_at", "backoff_ms", "pull"} and
+            set(j["pull"]) == {"last_pull", "lag_ms", "errors", "refused", "last_error"} and
             isinstance(j["pending"], int) and j["pending"] >= 1 and j["failed"] == 0,
             "sync status shape: %r" % j)
     # The admin view lists every tenant with its id; the tenant view is its own.
