@@ -451,6 +451,26 @@ def hostile_rows(remote, a):
     T.check((tid, "item", "after-hostile") in remote.rows(), "the rest went on")
 
 
+def cloud_side_writer(remote, a):
+    """A service in AWS writing by the documented contract reaches appliances."""
+    if not hasattr(remote, "cloud_write"):
+        print("  note: the %s remote has no cloud-side writer" % remote.name)
+        return
+    tid = a.lib().tenant_id("shared")
+    version = (int(time.time() * 1000) << 16) | 7
+    remote.cloud_write(tid, "from-cloud", {"source": "lambda", "n": 12345678901234567}, version)
+    j = a.sync()
+    T.check(j.get("ok"), "sync: %r" % j)
+    got = a.rows().get((tid, "item", "from-cloud"))
+    T.check(got and got[0] == version and got[2] == {"source": "lambda", "n": 12345678901234567},
+            "the cloud writer's row arrived with its version and exact digits: %r" % (got,))
+    a.lib().put_items("shared", [("from-cloud", json.dumps({"edited": "here"}))])
+    a.sync()
+    mine = a.rows()[(tid, "item", "from-cloud")]
+    T.check(mine[0] > version and remote.rows()[(tid, "item", "from-cloud")][0] == mine[0],
+            "a local edit of it wins and goes up")
+
+
 def deleted_tenant_stays_deleted(remote, a):
     solo = a.lib().tenant_id("solo")
     a.lib().put_items("solo", [("s-%d" % i, "{}") for i in range(5)])
@@ -510,7 +530,7 @@ def run_backend(remote):
     a = b = None
     try:
         a, b = two_appliances_converge(remote)
-        for fn in (restore_everything, verify_and_repair, hostile_rows,
+        for fn in (restore_everything, verify_and_repair, hostile_rows, cloud_side_writer,
                    deleted_tenant_stays_deleted):
             if ONLY in fn.__name__:
                 T.run(fn, remote, a)
