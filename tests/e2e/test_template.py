@@ -438,17 +438,7 @@ class AuthMoto(awslib.Moto):
     """moto_server with IAM auth on after the first `free` actions."""
 
     def __init__(self, free):
-        import subprocess as sp
-        self.port = awslib.free_port()
-        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(free))
-        self.proc = sp.Popen([sys.executable, "-m", "moto.server", "-p", str(self.port),
-                              "-H", "127.0.0.1"], stdout=sp.DEVNULL, stderr=sp.DEVNULL, env=env,
-                             preexec_fn=awslib._die_with_parent)
-        self.pid = self.proc.pid
-        if not awslib._wait_port(self.port):
-            self.stop()
-            raise RuntimeError("moto_server did not start")
-        self.url = "http://127.0.0.1:%d" % self.port
+        super().__init__(env={"INITIAL_NO_AUTH_ACTION_COUNT": str(free)})
 
 
 def resolve(node, names, account):
