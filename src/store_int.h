@@ -124,6 +124,9 @@ int tn__group_write(tn_session *s, tn__op_fn fn, void *arg);
 /* ---- session.c ---- */
 /* 1 when id is 1-TN_ITEM_ID_MAX bytes of [A-Za-z0-9._:-]. */
 int tn__item_id_valid(const char *id);
+/* tn_session_exec on len bytes of text, which need not end in a NUL; a NUL
+ * byte inside them is refused (TN_INVALID) before anything runs. */
+int tn__session_exec_n(tn_session *s, const char *text, size_t len, tn_row_fn fn, void *arg);
 
 /* ---- guard.c ---- */
 void tn__guard_install(tn__conn *c);
