@@ -215,7 +215,8 @@ static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_sta
      * BatchWriteItems of 25, or four transactions of 100. */
     if (x->cfg.batch == MAX_TRANSACT && x->mode == MODE_BATCH) x->cfg.batch = 8 * MAX_BATCH_WRITE;
     if (x->cfg.batch == MAX_TRANSACT && x->mode == MODE_TX) x->cfg.batch = 4 * MAX_TRANSACT;
-    /* The bandwidth cap is shared out between the connections. */
+    /* The bandwidth cap is shared out between the connections (run_job shares
+     * it again between those a job uses). */
     int64_t cap = x->cfg.bandwidth > 0 ? (x->cfg.bandwidth + WORKERS - 1) / WORKERS : 0;
     for (int i = 0; rc == TN_OK && i < WORKERS; i++) rc = tn__http_new(300, cap, &x->w[i].h);
     if (rc != TN_OK) set_what(x, rc, NULL);
@@ -858,11 +859,15 @@ static void *job_worker(void *arg) {
     return NULL;
 }
 
-/* Runs the job on up to WORKERS threads, each with its own connection. */
+/* Runs the job on up to WORKERS threads, each with its own connection.  The
+ * bandwidth cap is shared out between the connections this job uses, so a
+ * job with fewer items than WORKERS still gets the whole cap. */
 static void run_job(job *j) {
     pthread_t th[WORKERS];
     job_arg args[WORKERS];
     int nth = j->n < WORKERS ? j->n : WORKERS, started = 0;
+    int64_t bw = j->x->cfg.bandwidth;
+    for (int t = 0; bw > 0 && t < nth; t++) tn__http_set_cap(j->x->w[t].h, (bw + nth - 1) / nth);
     for (int t = 1; t < nth; t++) {
         args[t] = (job_arg){j, &j->x->w[t]};
         if (pthread_create(&th[t], NULL, job_worker, &args[t]) != 0) break;
