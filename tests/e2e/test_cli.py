@@ -15,6 +15,9 @@ import sys
 import tempfile
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tnlib  # noqa: E402,F401  (every suite: the response checker under every socket)
+
 BUILD = os.environ.get("TN_BUILD", "build")
 TN = os.path.join(BUILD, "tenantry")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

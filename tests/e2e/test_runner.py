@@ -7,7 +7,8 @@ The runner must fail the run for a suite that prints a clean line and then
 exits non-zero or dies by a signal, a listed suite that is missing, a suite
 that ran no test or printed no result line, and a suite file nobody listed;
 TN_SUITE narrows what is expected.  Last, the real list in tests/run.sh must
-name exactly the suite files on disk, this one included.
+name exactly the suite files on disk, this one included, and every suite must
+import tnlib (which installs the response checker).
 
 TN_RUNNER=path runs another runner script on the same cases (to see an old
 one fail them).
@@ -167,6 +168,17 @@ def the_real_list_names_every_suite_file():
     S.eq(len(listed), len(set(listed)), "no suite listed twice")
 
 
+def every_suite_imports_the_response_checker():
+    """Importing tnlib installs the check for tenant ids under every socket
+    (tnlib.CHECKER); a suite that did not import it would read the daemon
+    unchecked."""
+    d = os.path.join(ROOT, "tests", "e2e")
+    for name in sorted(os.listdir(d)):
+        if re.fullmatch(r"test_.*\.py", name):
+            with open(os.path.join(d, name)) as f:
+                S.check(re.search(r"^import tnlib\b", f.read(), re.M), "%s imports tnlib" % name)
+
+
 def main():
     print("runner under test: %s" % RUNNER, flush=True)
     for fn in (all_clean_suites_pass, a_clean_line_then_exit_1_fails_the_run,
@@ -174,7 +186,7 @@ def main():
                a_missing_unit_binary_fails_the_run, a_suite_that_ran_no_test_fails_the_run,
                a_suite_without_a_result_line_fails_the_run, an_unlisted_suite_fails_the_run,
                failures_are_counted_once, tn_suite_narrows_what_is_expected,
-               the_real_list_names_every_suite_file):
+               the_real_list_names_every_suite_file, every_suite_imports_the_response_checker):
         S.run(fn)
     S.finish()
 
