@@ -199,7 +199,8 @@ static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_sta
     if (x->cfg.batch < 1 || x->cfg.batch > MAX_FETCH) x->cfg.batch = 100;
     if (x->cfg.batch == 100 && per > 1) x->cfg.batch = per * (per > 25 ? 4 : WORKERS);
     if (x->cfg.batch > MAX_FETCH) x->cfg.batch = MAX_FETCH;
-    /* The bandwidth cap is shared out between the connections. */
+    /* The bandwidth cap is shared out between the connections (run_job shares
+     * it again between those a job uses). */
     int64_t cap = x->cfg.bandwidth > 0 ? (x->cfg.bandwidth + WORKERS - 1) / WORKERS : 0;
     for (int i = 0; rc == TN_OK && i < WORKERS; i++) rc = x->r->m->conn_open(x->r, cap, &x->w[i].c);
     if (rc != TN_OK) set_what(x, rc, NULL);
@@ -642,11 +643,16 @@ static void *job_worker(void *arg) {
     return NULL;
 }
 
-/* Runs the job on up to WORKERS threads, each with its own connection. */
+/* Runs the job on up to WORKERS threads, each with its own connection.  The
+ * bandwidth cap is shared out between the connections this job uses, so a
+ * job with fewer items than WORKERS still gets the whole cap. */
 static void run_job(job *j) {
     pthread_t th[WORKERS];
     job_arg args[WORKERS];
     int nth = j->n < WORKERS ? j->n : WORKERS, started = 0;
+    int64_t bw = j->x->cfg.bandwidth;
+    for (int t = 0; bw > 0 && j->x->r->m->conn_cap && t < nth; t++)
+        j->x->r->m->conn_cap(j->x->w[t].c, (bw + nth - 1) / nth);
     for (int t = 1; t < nth; t++) {
         args[t] = (job_arg){j, &j->x->w[t]};
         if (pthread_create(&th[t], NULL, job_worker, &args[t]) != 0) break;

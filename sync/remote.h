@@ -149,6 +149,9 @@ typedef struct tn_remote_methods {
      * with list, then pulls from here).  May be NULL: the caller then walks
      * the feed from the start. */
     int (*feed_end)(tn_remote_conn *c, const char *tenant, char cursor_out[256]);
+    /* A new bandwidth cap (bytes/s, 0 none) for this connection's next
+     * requests.  May be NULL: the cap given to conn_open stays. */
+    void (*conn_cap)(tn_remote_conn *c, int64_t bandwidth);
 } tn_remote_methods;
 
 /* Every backend's object starts with this. */

@@ -2,11 +2,17 @@
  * test_guard.c - hostile SQL typed into a tenant's console.
  *
  * Each attack runs in acme's session.  It must be refused, or succeed while
- * returning only acme's rows; afterwards globex's rows must be exactly as they
- * were and the store's invariants must hold.  Output is scanned for globex's
- * marker and for both tenants' ids.
+ * returning only acme's rows; afterwards everything globex owns (items, files
+ * and their bytes, outbox, sync state) and what no tenant may touch (tenants,
+ * keys, audit, the schema) must be exactly as it was.  Output is scanned for
+ * globex's marker and for both tenants' ids.
  */
+#include "auth.h"
 #include "fixture.h"
+
+#include <dirent.h>
+#include <sodium.h>
+#include <sys/stat.h>
 
 typedef struct capture {
     char buf[1 << 16];
@@ -33,40 +39,186 @@ static int grab(void *arg, int stmt, int ncol, const char *const *names,
     return 0;
 }
 
+/* What no statement of acme's may change: every row globex owns (items, files,
+ * outbox, sync state), the tenants, keys and audit tables, the schema, and
+ * the bytes of globex's files on disk.  Read by a connection of the test's own
+ * (not tenantry's) and from the file system, as one text compared whole. */
 typedef struct snapshot {
-    long long items, outbox, tenants, keys, audit;
-    char shared[256], gonly[256];
+    char *text;
+    size_t len, cap;
 } snapshot;
+
+static const char *const globex_state[] = {
+    "SELECT 'item', id, data, version, created_at, updated_at, deleted FROM _items "
+    "WHERE tenant = ?1 ORDER BY id",
+    "SELECT 'file', name, size, sha256, content_type, version, created_at, updated_at, deleted "
+    "FROM _files WHERE tenant = ?1 ORDER BY name",
+    "SELECT 'outbox', seq, kind, ref FROM _outbox WHERE tenant = ?1 ORDER BY seq",
+    "SELECT 'sync', * FROM _sync_state WHERE tenant = ?1",
+    "SELECT 'tenant', tid, id, name, created_at, settings FROM _tenants ORDER BY tid",
+    "SELECT 'key', key_id, tenant, hex(hash), hex(salt), scopes, created_at, expires_at, "
+    "revoked_at FROM _api_keys ORDER BY key_id",
+    "SELECT 'audit', seq, at, actor, tenant, action, detail FROM _audit ORDER BY seq",
+    "SELECT 'schema', type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name",
+};
+
+static void put(snapshot *s, const void *p, size_t n) {
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = (s->len + n + 1) * 2;
+        char *t = realloc(s->text, cap);
+        ASSERT(t != NULL);
+        s->text = t;
+        s->cap = cap;
+    }
+    memcpy(s->text + s->len, p, n);
+    s->len += n;
+    s->text[s->len] = '\0';
+}
+
+static void put_str(snapshot *s, const char *t) {
+    put(s, t, strlen(t));
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The bytes of every file under dir, in name order. */
+static void put_tree(snapshot *s, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        put_str(s, "(no directory)\n");
+        return;
+    }
+    char *names[256];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 256)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names[n++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, by_name);
+    for (int i = 0; i < n; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        struct stat st;
+        put_str(s, "disk ");
+        put_str(s, path);
+        put_str(s, "\n");
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            put_tree(s, path);
+        } else {
+            size_t len = 0;
+            char *bytes = tn_test_slurp(path, &len);
+            if (bytes) put(s, bytes, len);
+            free(bytes);
+            put_str(s, "\n");
+        }
+        free(names[i]);
+    }
+}
 
 static void take(fixture *f, snapshot *s) {
     memset(s, 0, sizeof *s);
-    tn_item it = {0};
-    ASSERT_OK(tn_item_get(f->g, "shared-id", &it));
-    snprintf(s->shared, sizeof s->shared, "%s/%lld", it.data, (long long)it.version);
-    tn_item_clear(&it);
-    ASSERT_OK(tn_item_get(f->g, "g-only", &it));
-    snprintf(s->gonly, sizeof s->gonly, "%s/%lld", it.data, (long long)it.version);
-    tn_item_clear(&it);
-    int64_t n = 0;
-    ASSERT_OK(tn_item_count(f->g, &n));
-    s->items = n;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tenantry.db", f->dir);
+    sqlite3 *db;
+    ASSERT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    long long g = raw_scalar(f->dir, "SELECT tid FROM _tenants WHERE name = 'globex'");
+    ASSERT(g > 0);
+    for (size_t i = 0; i < sizeof globex_state / sizeof *globex_state; i++) {
+        sqlite3_stmt *q;
+        if (sqlite3_prepare_v2(db, globex_state[i], -1, &q, NULL) != SQLITE_OK)
+            TN_FAIL_("snapshot: %s: %s", globex_state[i], sqlite3_errmsg(db));
+        if (sqlite3_bind_parameter_count(q)) sqlite3_bind_int64(q, 1, g);
+        int rc;
+        while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+            for (int c = 0; c < sqlite3_column_count(q); c++) {
+                const unsigned char *v = sqlite3_column_text(q, c);
+                put_str(s, v ? (const char *)v : "NULL");
+                put_str(s, "|");
+            }
+            put_str(s, "\n");
+        }
+        if (rc != SQLITE_DONE) TN_FAIL_("snapshot: %s: %s", globex_state[i], sqlite3_errmsg(db));
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    char files[4300];
+    snprintf(files, sizeof files, "%s/files/%s", f->dir, f->globex.id);
+    put_tree(s, files);
 }
 
+/* Where two snapshots first differ, for the failure message. */
+static const char *first_difference(const snapshot *a, const snapshot *b) {
+    size_t i = 0;
+    while (i < a->len && i < b->len && a->text[i] == b->text[i]) i++;
+    while (i > 0 && a->text[i - 1] != '\n') i--;
+    return a->text + i;
+}
+
+/* Gives globex a file (bytes on disk and its row) and a key, so the snapshot
+ * holds every kind of thing a tenant owns. */
+static void guard_fixture_init(fixture *f) {
+    fixture_init(f);
+    char *path = NULL;
+    ASSERT_OK(tn_session_file_path(f->g, "docs/g-file.txt", &path));
+    char dir[4400];
+    snprintf(dir, sizeof dir, "%s/files/%s", f->dir, f->globex.id);
+    mkdir(dir, 0700);
+    snprintf(dir, sizeof dir, "%s/files/%s/docs", f->dir, f->globex.id);
+    mkdir(dir, 0700);
+    static const char bytes[] = "GLOBEX-FILE-BYTES";
+    FILE *fp = fopen(path, "wb");
+    ASSERT(fp != NULL);
+    ASSERT(fwrite(bytes, 1, sizeof bytes - 1, fp) == sizeof bytes - 1);
+    fclose(fp);
+    free(path);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    crypto_hash_sha256(h, (const unsigned char *)bytes, sizeof bytes - 1);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    ASSERT_OK(tn_file_record(f->g, "docs/g-file.txt", (int64_t)(sizeof bytes - 1), hex, "text/plain",
+                             NULL));
+    tn__key_info k;
+    char key[TN__API_KEY_LEN];
+    ASSERT_OK(tn__key_create(f->st, f->globex.id, TN__SCOPE_ALL, 0, &k, key));
+    snapshot s;
+    take(f, &s);
+    if (!strstr(s.text, "file|docs/g-file.txt|") || !strstr(s.text, "outbox|") ||
+        !strstr(s.text, "key|") || !strstr(s.text, "audit|") ||
+        !strstr(s.text, "GLOBEX-FILE-BYTES"))
+        TN_FAIL_("the snapshot misses a kind of row: %s", s.text);
+    free(s.text);
+}
+
+/* The outcome of the last attack: its code, message and rows returned. */
+static int last_rc, last_rows;
+static char last_error[256];
+
 /* Runs one attack; returns 1 when it was refused, 0 when it ran (own rows only). */
-static int attack(fixture *f, const char *sql) {
+static int attack_n(fixture *f, const char *sql, size_t len) {
     snapshot before, after;
     take(f, &before);
     capture cap = {.len = 0};
-    int rc = tn_session_exec(f->a, sql, grab, &cap);
+    int rc = tn__session_exec_n(f->a, sql, len, grab, &cap);
+    last_rc = rc;
+    last_rows = cap.rows;
+    snprintf(last_error, sizeof last_error, "%s", rc == TN_OK ? "" : tn_session_errmsg(f->a));
     if (strstr(cap.buf, "GLOBEX") || strstr(cap.buf, f->globex.id) || strstr(cap.buf, f->acme.id))
         TN_FAIL_("leak from: %s\n    output: %s", sql, cap.buf);
     /* A refused statement must not leave a transaction open either. */
     tn_session_exec(f->a, "ROLLBACK", NULL, NULL);
     take(f, &after);
-    if (strcmp(before.shared, after.shared) || strcmp(before.gonly, after.gonly) ||
-        before.items != after.items)
-        TN_FAIL_("globex's rows changed after: %s", sql);
+    if (before.len != after.len || memcmp(before.text, after.text, before.len) != 0)
+        TN_FAIL_("globex's state changed after: %s\n    first difference at: %.300s", sql,
+                 first_difference(&after, &before));
+    free(before.text);
+    free(after.text);
     return rc != TN_OK;
+}
+
+static int attack(fixture *f, const char *sql) {
+    return attack_n(f, sql, strlen(sql));
 }
 
 #define REFUSED(sql)                                                         \
@@ -74,7 +226,7 @@ static int attack(fixture *f, const char *sql) {
 
 TEST(guard_refuses_direct_access_to_private_tables) {
     fixture f;
-    fixture_init(&f);
+    guard_fixture_init(&f);
     const char *tables[] = {"_items", "_tenants", "_outbox", "_meta", "_api_keys", "_audit",
                             "_files", "sqlite_sequence", NULL};
     char sql[256];
@@ -97,7 +249,7 @@ TEST(guard_refuses_direct_access_to_private_tables) {
 
 TEST(guard_refuses_joins_subqueries_and_ctes_that_reach_private_tables) {
     fixture f;
-    fixture_init(&f);
+    guard_fixture_init(&f);
     REFUSED("SELECT * FROM items JOIN _items");
     REFUSED("SELECT * FROM items, _items USING (id)");
     REFUSED("SELECT (SELECT data FROM _items LIMIT 1)");
@@ -125,7 +277,7 @@ TEST(guard_refuses_joins_subqueries_and_ctes_that_reach_private_tables) {
 
 TEST(guard_keeps_writes_inside_the_tenant) {
     fixture f;
-    fixture_init(&f);
+    guard_fixture_init(&f);
     REFUSED("UPDATE items SET tenant_id = 2");
     REFUSED("UPDATE items SET tenant = 2");
     REFUSED("INSERT INTO items (tenant, id, data) VALUES (2, 'x', '{}')");
@@ -148,7 +300,7 @@ TEST(guard_keeps_writes_inside_the_tenant) {
 
 TEST(guard_refuses_schema_attach_pragma_and_extensions) {
     fixture f;
-    fixture_init(&f);
+    guard_fixture_init(&f);
     char sql[4500];
     snprintf(sql, sizeof sql, "ATTACH '%s/tenantry.db' AS other", f.dir);
     REFUSED(sql);
@@ -195,7 +347,7 @@ TEST(guard_refuses_schema_attach_pragma_and_extensions) {
 
 TEST(guard_handles_hostile_identifiers) {
     fixture f;
-    fixture_init(&f);
+    guard_fixture_init(&f);
     /* A very long identifier. */
     size_t n = 200000;
     char *sql = malloc(n + 64);
@@ -208,10 +360,26 @@ TEST(guard_handles_hostile_identifiers) {
     memcpy(sql + 15 + n - 6, "_items", 6);
     REFUSED(sql);
     free(sql);
-    /* Text after a NUL is not SQL: only the part before it runs. */
-    const char nul[] = "SELECT id FROM items\0; SELECT * FROM _items";
+    /* A NUL byte inside the SQL, given whole with its length (as the console
+     * reads stdin): refused as such before anything runs, neither cut short
+     * nor taken for a syntax error.  Without the refusal the first would run
+     * its first statement and the last would insert a row. */
+    static const char nul[] = "SELECT id FROM items\0; SELECT * FROM _items";
+    static const char quoted[] = "SELECT * FROM \"_items\0\"";
+    static const char insert[] = "INSERT INTO items (id, data) VALUES ('nul', '{}');\0--";
+    const char *texts[] = {nul, quoted, insert};
+    const size_t lens[] = {sizeof nul - 1, sizeof quoted - 1, sizeof insert - 1};
+    for (int i = 0; i < 3; i++) {
+        ASSERT(memchr(texts[i], '\0', lens[i]) != NULL);
+        if (!attack_n(&f, texts[i], lens[i])) TN_FAIL_("not refused: %s", texts[i]);
+        ASSERT_INT_EQ(last_rc, TN_INVALID);
+        ASSERT_STR_EQ(last_error, "the SQL contains a NUL byte");
+        ASSERT_INT_EQ(last_rows, 0);
+    }
+    ASSERT_INT_EQ(tn_item_get(f.a, "nul", NULL), TN_NOTFOUND);
+    /* The same texts as C strings end at the NUL: what runs is the part before. */
     ASSERT(!attack(&f, nul));
-    REFUSED("SELECT * FROM \"_items\0\"");
+    ASSERT_INT_EQ(last_rows, 1);
     /* Quoting games with embedded quotes do not reach the table. */
     REFUSED("SELECT * FROM \"_it\"\"ems\"");
     REFUSED("SELECT * FROM \"\"\"_items\"\"\"");
@@ -222,7 +390,7 @@ TEST(guard_handles_hostile_identifiers) {
 
 TEST(guard_allows_ordinary_tenant_sql) {
     fixture f;
-    fixture_init(&f);
+    guard_fixture_init(&f);
     capture cap = {.len = 0};
     ASSERT_OK(tn_session_exec(f.a, "SELECT id, json_extract(data, '$.owner') FROM items", grab,
                               &cap));
@@ -248,7 +416,7 @@ TEST(guard_allows_ordinary_tenant_sql) {
 
 TEST(guard_refuses_the_schema_table) {
     fixture f;
-    fixture_init(&f);
+    guard_fixture_init(&f);
     REFUSED("SELECT * FROM sqlite_schema");
     REFUSED("SELECT * FROM sqlite_master");
     REFUSED("SELECT * FROM temp.sqlite_master");
@@ -260,7 +428,7 @@ TEST(guard_refuses_the_schema_table) {
 
 TEST(open_transaction_is_rolled_back_when_the_session_ends) {
     fixture f;
-    fixture_init(&f);
+    guard_fixture_init(&f);
     ASSERT_OK(tn_session_exec(f.a, "BEGIN; INSERT INTO items (id, data) VALUES ('pending', '{}')",
                               NULL, NULL));
     tn_session_close(f.a);

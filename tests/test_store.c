@@ -818,6 +818,93 @@ TEST(readonly_open_can_check_but_not_write) {
     tn_close(st);
 }
 
+/* ---- connection hardening ---- */
+
+/* The flags and limits store.c sets on every connection, read back from
+ * SQLite itself (sqlite3_db_config with -1 reads without changing). */
+static void expect_hardened(sqlite3 *db, const char *which) {
+    static const struct {
+        int op, want;
+        const char *name;
+    } flags[] = {
+        {SQLITE_DBCONFIG_DEFENSIVE, 1, "DEFENSIVE"},
+        {SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, "TRUSTED_SCHEMA"},
+        {SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, "ENABLE_LOAD_EXTENSION"},
+        {SQLITE_DBCONFIG_DQS_DML, 0, "DQS_DML"},
+        {SQLITE_DBCONFIG_DQS_DDL, 0, "DQS_DDL"},
+    };
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        int v = -1;
+        ASSERT_INT_EQ(sqlite3_db_config(db, flags[i].op, -1, &v), SQLITE_OK);
+        if (v != flags[i].want)
+            TN_FAIL_("%s connection: SQLITE_DBCONFIG_%s is %d, want %d", which, flags[i].name, v,
+                     flags[i].want);
+    }
+    static const struct {
+        int id, want;
+        const char *name;
+    } limits[] = {
+        {SQLITE_LIMIT_SQL_LENGTH, 1 << 20, "SQL_LENGTH"},
+        {SQLITE_LIMIT_LENGTH, 64 << 20, "LENGTH"},
+        {SQLITE_LIMIT_ATTACHED, 0, "ATTACHED"},
+    };
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        int v = sqlite3_limit(db, limits[i].id, -1);
+        if (v != limits[i].want)
+            TN_FAIL_("%s connection: SQLITE_LIMIT_%s is %d, want %d", which, limits[i].name, v,
+                     limits[i].want);
+    }
+    /* Extension loading through the C interface is refused too. */
+    char *err = NULL;
+    ASSERT(sqlite3_load_extension(db, "libc.so.6", NULL, &err) != SQLITE_OK);
+    sqlite3_free(err);
+}
+
+static long long pragma_int(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *q;
+    long long v = -1;
+    ASSERT_INT_EQ(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    if (sqlite3_step(q) == SQLITE_ROW) v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+TEST(every_connection_carries_the_hardening_flags) {
+    fixture f;
+    fixture_init(&f);
+    /* Two connections held at once are two different ones from the pool. */
+    tn__conn *trusted, *tenant;
+    ASSERT_OK(tn__conn_get(f.st, 1, &trusted));
+    ASSERT_OK(tn__conn_get(f.st, 0, &tenant));
+    ASSERT(trusted != tenant && trusted->db != tenant->db);
+    expect_hardened(trusted->db, "trusted");
+    expect_hardened(tenant->db, "untrusted");
+    expect_hardened(f.a->c->db, "tenant session");
+    /* The pragmas set with them (read on the trusted connection: a tenant's
+     * guard refuses PRAGMA). */
+    ASSERT_INT_EQ(pragma_int(trusted->db, "PRAGMA foreign_keys"), 1);
+    ASSERT_INT_EQ(pragma_int(trusted->db, "PRAGMA trusted_schema"), 0);
+    ASSERT_INT_EQ(pragma_int(trusted->db, "PRAGMA synchronous"), 2); /* FULL, the default */
+    /* DQS off: a double-quoted name that is no column is an error, not a string. */
+    sqlite3_stmt *q = NULL;
+    ASSERT(sqlite3_prepare_v2(trusted->db, "SELECT \"no_such_column\"", -1, &q, NULL) != SQLITE_OK);
+    sqlite3_finalize(q);
+    tn__conn_put(f.st, tenant);
+    tn__conn_put(f.st, trusted);
+    fixture_done(&f);
+    /* A read-only store's connections too. */
+    tn_options o;
+    tn_options_init(&o);
+    o.readonly = 1;
+    tn_store *st;
+    ASSERT_OK(tn_open(f.dir, &o, &st));
+    tn__conn *c;
+    ASSERT_OK(tn__conn_get(st, 1, &c));
+    expect_hardened(c->db, "read-only store");
+    tn__conn_put(st, c);
+    tn_close(st);
+}
+
 /* ---- threads ---- */
 
 typedef struct writer {

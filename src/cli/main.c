@@ -152,7 +152,9 @@ static int cmd_tenant(int argc, char **argv) {
 
 /* ---- item ----------------------------------------------------------------- */
 
-static char *read_all(FILE *f) {
+/* All of f as a C string; NULL when it cannot be read, or when it holds a NUL
+ * byte (*nul set): the text after one would be silently dropped. */
+static char *read_all(FILE *f, int *nul) {
     size_t cap = 4096, n = 0, r;
     char *buf = malloc(cap);
     while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
@@ -166,6 +168,11 @@ static char *read_all(FILE *f) {
             buf = nb;
             cap *= 2;
         }
+    }
+    *nul = buf && memchr(buf, '\0', n) != NULL;
+    if (*nul) {
+        free(buf);
+        return NULL;
     }
     if (buf) buf[n] = '\0';
     return buf;
@@ -216,7 +223,9 @@ static int cmd_item(int argc, char **argv) {
 
     char *input = NULL;
     if (is_put && o.nargs == 1) {
-        input = read_all(stdin);
+        int nul;
+        input = read_all(stdin, &nul);
+        if (nul) return tn__cli_usage("the JSON on stdin contains a NUL byte");
         if (!input) return tn__cli_error("stdin", "cannot read the JSON", TN_IO);
     }
     tn_store *st;
@@ -346,7 +355,9 @@ static int cmd_sql(int argc, char **argv) {
     if (o.nargs) return tn__cli_usage("sql takes no arguments; pass SQL with -c or stdin");
     char *input = NULL;
     if (!o.command) {
-        input = read_all(stdin);
+        int nul;
+        input = read_all(stdin, &nul);
+        if (nul) return tn__cli_usage("the SQL on stdin contains a NUL byte");
         if (!input) return tn__cli_error("stdin", "cannot read the SQL", TN_IO);
     }
     tn_store *st;

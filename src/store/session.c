@@ -581,8 +581,26 @@ int tn_session_file_path(tn_session *s, const char *name, char **path) {
 
 /* ---- console -------------------------------------------------------------- */
 
+static int exec_text(tn_session *s, const char *sql, tn_row_fn fn, void *arg);
+
 int tn_session_exec(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
     if (!sql) return sfail(s, TN_INVALID, "no SQL");
+    return tn__session_exec_n(s, sql, strlen(sql), fn, arg);
+}
+
+int tn__session_exec_n(tn_session *s, const char *text, size_t len, tn_row_fn fn, void *arg) {
+    if (!text) return sfail(s, TN_INVALID, "no SQL");
+    /* The guard and SQLite both stop reading at a NUL byte: what would run is
+     * not what was sent.  Such text is refused whole. */
+    if (memchr(text, '\0', len)) return sfail(s, TN_INVALID, "the SQL contains a NUL byte");
+    char *sql = strndup(text, len);
+    if (!sql) return sfail(s, TN_NOMEM, "out of memory");
+    int rc = exec_text(s, sql, fn, arg);
+    free(sql);
+    return rc;
+}
+
+static int exec_text(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
     if (tn__guard_text(s->st, sql) != TN_OK)
         return sfail(s, TN_DENIED, "not authorized: the statement names a private table "
                                    "or an internal function");

@@ -53,6 +53,11 @@ typedef int (*tn__op_fn)(tn_session *s, void *arg);
 int tn__group_write(tn_session *s, tn__op_fn fn, void *arg);
 
 
+/* ---- session.c ---- */
+/* tn_session_exec on len bytes of text, which need not end in a NUL; a NUL
+ * byte inside them is refused (TN_INVALID) before anything runs. */
+int tn__session_exec_n(tn_session *s, const char *text, size_t len, tn_row_fn fn, void *arg);
+
 /* ---- guard.c ---- */
 void tn__guard_install(tn__conn *c);
 /* TN_OK when sql names no private table or internal function; else TN_DENIED. */

@@ -71,6 +71,10 @@ int tn__http_new(long timeout_s, int64_t cap, tn__http **out) {
     return TN_OK;
 }
 
+void tn__http_set_cap(tn__http *h, int64_t cap) {
+    h->cap = cap;
+}
+
 void tn__http_free(tn__http *h) {
     if (!h) return;
     curl_easy_cleanup(h->curl);

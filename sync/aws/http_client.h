@@ -26,6 +26,8 @@ typedef struct tn__http_resp {
 /* timeout_s: whole-request limit (0: none, only the low-speed limit). */
 int tn__http_new(long timeout_s, int64_t max_bytes_per_s, tn__http **out);
 void tn__http_free(tn__http *h);
+/* A new cap for the next requests (0: none). */
+void tn__http_set_cap(tn__http *h, int64_t max_bytes_per_s);
 
 /*
  * Sends one request.  headers: "Name: value" strings.  Returns TN_OK when a

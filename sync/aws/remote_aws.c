@@ -515,6 +515,8 @@ static int aws_conn_open(tn_remote *base, int64_t bandwidth, tn_remote_conn **ou
     return TN_OK;
 }
 
+static void aws_conn_cap(tn_remote_conn *c, int64_t bandwidth) { tn__http_set_cap(c->h, bandwidth); }
+
 static void aws_conn_close(tn_remote_conn *c) {
     if (!c) return;
     tn__http_free(c->h);
@@ -544,6 +546,7 @@ static const tn_remote_methods aws_methods = {
     .mp_abort_all = aws_mp_abort_all,
     .delete_object = aws_delete_object,
     .close = aws_close,
+    .conn_cap = aws_conn_cap,
 };
 
 int tn_remote_aws_open(const char *arg, tn_remote **out, char *err, size_t errlen) {

@@ -9,10 +9,13 @@ so a kill can be aimed: when a request of a kind arrives (before the remote
 sees it), or when the remote's answer arrives (the remote applied it, the
 daemon never learns).  Other kills come from a plain timer.
 
-After every cycle: `tenantry check` is clean and every write acknowledged with
-a 2xx is present through the HTTP API with exactly that content and version
-(a write whose answer never came may be present or absent; an acknowledged
-delete stays deleted).  At the end, after a final sync, DynamoDB and S3 are
+After every cycle: the daemon died by the SIGKILL this driver sent, not by
+itself before it (a crash, a sanitizer's abort: its exit status or signal is
+reported and fails the cycle); `tenantry check` is clean; every write
+acknowledged with a 2xx is present through the HTTP API with exactly that
+content and version (a write whose answer never came may be present or
+absent; an acknowledged delete stays deleted); and the daemon restarted for
+those checks exits 0 on SIGTERM.  At the end, after a final sync, DynamoDB and S3 are
 read back with boto3 and compared with the store's rows exactly.
 
     tests/crash/crash.py --cycles N [--seed S]
@@ -407,9 +410,14 @@ class Driver:
         self.lock = threading.Lock()
         self.violations = []
         self.acked_writes = self.unknown_writes = 0
-        self.stats = {"cycles": 0, "kills": 0, "kill_http": 0, "kill_ddb": 0, "kill_upload": 0,
+        # Each count goes up only when its event was seen: "kills" when the
+        # daemon was found dead by the SIGKILL this driver sent, "clean_stops"
+        # when it exited 0 on SIGTERM, "cycles" when a cycle ran to its end.
+        self.stats = {"cycles": 0, "kills": 0, "self_deaths": 0, "clean_stops": 0,
+                      "kill_http": 0, "kill_ddb": 0, "kill_upload": 0,
                       "kill_answered": 0, "kill_multipart_open": 0, "kill_timer": 0,
                       "rows_compared": 0, "objects_compared": 0, "orphan_temp_files": 0}
+        self.sigkilled = set()   # pids this driver sent SIGKILL
         self.modes = {}
         self.kill_times = []
         self.t0 = time.time()
@@ -489,22 +497,46 @@ class Driver:
             self.kill_times.append(time.time())
             try:
                 os.kill(d.pid, signal.SIGKILL)
+                self.sigkilled.add(d.pid)
             except ProcessLookupError:
                 pass
 
+    def how_it_ended(self, d):
+        """None when the daemon d (waited for) died by this driver's SIGKILL,
+        else what ended it: an exit status or another signal (a crash, a
+        sanitizer's abort, the kernel's OOM kill), with the end of its log."""
+        rc = d.proc.returncode
+        if rc == -signal.SIGKILL and d.pid in self.sigkilled:
+            return None
+        if rc is None:
+            why = "still running"
+        elif rc < 0:
+            why = "signal %s" % signal.Signals(-rc).name
+        else:
+            why = "exit status %d" % rc
+        if rc == -signal.SIGKILL:
+            why += ", not sent by this driver"
+        return "%s; log: %s" % (why, d.log()[-800:].replace("\n", " | "))
+
     # -- one cycle --
 
-    def cycle(self, n, suite):
+    def cycle(self, n, suite, crash_signal=None, stop_signal=None):
+        """One cycle: start, write, SIGKILL, check, restart, verify, SIGTERM.
+        The daemon must die by the SIGKILL (not by itself before it) and exit 0
+        on the SIGTERM.  For the driver's own test: crash_signal is sent to the
+        daemon as if it crashed by itself during the writes, stop_signal just
+        before the SIGTERM; either must fail the cycle."""
         r = self.rnd
         mode = r.choice(self.allowed_modes)
         self.modes[mode] = self.modes.get(mode, 0) + 1
         self.start(mode)
+        d = self.daemon
         writers = [Writer(self, t, self.daemon.port, random.Random(r.random()), n % 2 == 1)
                    for t in self.tenants]
         for w in writers:
             w.start()
         try:
-            self.run_until_kill(n, mode, writers)
+            self.run_until_kill(n, mode, writers, crash_signal)
         finally:
             self.kill()
             self.fwd.disarm()
@@ -512,15 +544,33 @@ class Driver:
                 w.stop.set()
             for w in writers:
                 w.join(60)
+            if self.daemon:
+                self.daemon.proc.wait(10)
+                self.daemon = None
+        why = self.how_it_ended(d)
+        if why is None:
+            self.stats["kills"] += 1
+        else:
+            self.stats["self_deaths"] += 1
+        suite.check(why is None, "cycle %d: the daemon died by itself, not by our SIGKILL: %s"
+                    % (n, why))
         self.check_store(suite)
         self.start(mode)
         try:
             self.verify_local(suite)
         finally:
-            self.daemon.stop()
+            if stop_signal:
+                os.kill(self.daemon.pid, stop_signal)
+                self.daemon.proc.wait(10)
+            rc = self.daemon.stop()
+            if rc == 0:
+                self.stats["clean_stops"] += 1
+            suite.eq(rc, 0, "cycle %d: exit status of the daemon on SIGTERM after the checks (%s)"
+                     % (n, self.daemon.log()[-400:].replace("\n", " | ")))
             self.daemon = None
+        self.stats["cycles"] += 1
 
-    def run_until_kill(self, n, mode, writers):
+    def run_until_kill(self, n, mode, writers, crash_signal=None):
         r = self.rnd
         # Where to aim the kill.
         aim = r.choice(("timer", "timer", "ddb-request", "ddb-answer", "upload-request",
@@ -533,7 +583,11 @@ class Driver:
             self.fwd.arm(when, kinds, r.randint(1, 3), self.kill)
             budget += 3.0
         end = time.time() + budget
+        crash_at = time.time() + min(budget / 2, 0.5) if crash_signal else None
         while time.time() < end and self.daemon.proc.poll() is None:
+            if crash_at and time.time() >= crash_at:
+                os.kill(self.daemon.pid, crash_signal)  # not self.kill(): a crash of its own
+                crash_at = None
             time.sleep(0.01)
         in_flight = self.fwd.in_flight()
         busy = any(w.busy for w in writers)
@@ -544,9 +598,6 @@ class Driver:
             w.stop.set()
         for w in writers:
             w.join(60)
-        self.daemon = None
-        self.stats["kills"] += 1
-        self.stats["cycles"] += 1
         if fired:
             in_flight = sorted(set(in_flight) | {fired[1]})
             if fired[0] == "answer":

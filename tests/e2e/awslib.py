@@ -16,6 +16,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tnlib  # noqa: E402
+
 BUILD = os.environ.get("TN_BUILD", "build")
 REGION = "us-east-1"
 
@@ -68,13 +71,17 @@ def _die_with_parent():
 
 
 class Moto:
-    """moto_server on 127.0.0.1:port; stop() kills it by PID."""
+    """moto_server on 127.0.0.1:port (env: extra environment, e.g.
+    INITIAL_NO_AUTH_ACTION_COUNT); stop() kills it by PID.  Its answers name
+    tenants by design, so tnlib's response checker leaves its port alone."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, env=None):
         self.port = port or free_port()
+        tnlib.not_the_daemon(self.port)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-p", str(self.port), "-H", "127.0.0.1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            env=dict(os.environ, **env) if env else None)
         self.pid = self.proc.pid
         if not _wait_port(self.port):
             self.stop()
@@ -89,6 +96,7 @@ class Moto:
             except subprocess.TimeoutExpired:
                 os.kill(self.pid, 9)
                 self.proc.wait(5)
+        tnlib.not_the_daemon(self.port, on=False)
 
 
 def accept_loop(lsock, running, handle, poll=0.1):

@@ -15,6 +15,9 @@ import sys
 import tempfile
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tnlib  # noqa: E402,F401  (every suite: the response checker under every socket)
+
 BUILD = os.environ.get("TN_BUILD", "build")
 TN = os.path.join(BUILD, "tenantry")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -217,6 +220,33 @@ def sql_console_is_scoped_to_one_tenant():
             check("not authorized" in err or "authorization" in err, f"says why: {err!r}")
         rc, out, _ = run("sql", "--tenant", "acme", "-c", "SELECT * FROM items", data=s.data)
         check("GLOBEX" not in out, "no cross-tenant rows")
+
+
+@test
+def a_nul_byte_in_stdin_is_refused_whole():
+    """SQL and JSON read from stdin reach tenantry with their NUL bytes (the
+    bytes are sent as they are); a NUL would end the text early for the guard
+    and SQLite alike, so the whole input is refused and nothing runs."""
+    with Store() as s:
+        for script in (b"INSERT INTO items (id, data) VALUES ('before', '{}');\0"
+                       b"SELECT * FROM _items;",
+                       b"SELECT * FROM \"_items\0\";",
+                       b"INSERT INTO items (id, data) VALUES ('tail', '{}');\0"):
+            p = subprocess.run([TN, "sql", "--tenant", "acme", "--data", s.data], input=script,
+                               capture_output=True, timeout=60)
+            err = p.stderr.decode()
+            check(p.returncode == EXIT_USAGE and "NUL byte" in err and err.count("\n") == 1,
+                  f"refused with one line: {p.returncode} {err!r} for {script!r}")
+            check(p.stdout == b"", f"nothing ran: {p.stdout!r}")
+        rc, out, _ = run("sql", "--tenant", "acme", "--json", "-c", "SELECT id FROM items",
+                         data=s.data)
+        check(rc == 0 and json.loads(out) == [], f"no row written: {out}")
+        p = subprocess.run([TN, "item", "put", "--tenant", "acme", "--id", "j", "--data", s.data],
+                           input=b'{"a": 1}\0{"b": 2}', capture_output=True, timeout=60)
+        check(p.returncode == EXIT_USAGE and b"NUL byte" in p.stderr,
+              f"JSON with a NUL refused: {p.returncode} {p.stderr!r}")
+        rc, _, _ = run("item", "get", "--tenant", "acme", "j", data=s.data)
+        check(rc == EXIT_NOTFOUND, "no item written from JSON with a NUL")
 
 
 @test

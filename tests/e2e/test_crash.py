@@ -1,9 +1,11 @@
 """test_crash - a short run of the crash-cycle driver (tests/crash/crash.py):
 `tenantry serve` with sync on against moto_server, several tenants writing
 items and files, SIGKILL at random and aimed moments, then restarts.  Each
-cycle is one test (check clean, every acknowledged write present), then the
-final sync and DynamoDB/S3 compared with the store exactly.  `make crash` runs
-the full 50 cycles.
+cycle is one test (the daemon died by our SIGKILL and not by itself, check
+clean, every acknowledged write present, exit 0 on SIGTERM), then the final
+sync and DynamoDB/S3 compared with the store exactly.  The driver's own test
+crashes a daemon on purpose and requires the driver to fail that cycle.
+`make crash` runs the full 50 cycles.
 
 TN_CRASH_CYCLES (default 6) and TN_CRASH_SEED (default random, printed)
 change the run.
@@ -55,6 +57,54 @@ def a_multipart_upload_whose_id_a_crash_lost_is_aborted(suite, crash):
         drv.close()
 
 
+class Recorder:
+    """Stands in for the suite in the driver's own test: records failed
+    checks instead of printing them."""
+
+    def __init__(self):
+        self.failures = []
+
+    def check(self, cond, what):
+        if not cond:
+            self.failures.append(what)
+        return bool(cond)
+
+    def eq(self, got, want, what):
+        return self.check(got == want, "%s: got %r, want %r" % (what, got, want))
+
+
+def the_driver_fails_a_daemon_that_dies_by_itself(suite, crash):
+    """The driver's own test: a daemon that dies during a cycle by a signal
+    this driver did not send as its kill (here SIGSEGV, as a crash or a
+    sanitizer would) fails that cycle, and so does one that does not exit 0 on
+    SIGTERM (here SIGABRT just before it); neither counts as a kill or a clean
+    stop.  A third cycle with nothing done to it passes."""
+    import signal
+    drv = crash.Driver(7, log=lambda s: print("  self-test " + s, flush=True))
+    try:
+        drv.setup()
+        rec = Recorder()
+        drv.cycle(1, rec, crash_signal=signal.SIGSEGV)
+        died = [f for f in rec.failures if "died by itself" in f]
+        suite.check(len(died) == 1 and ("SIGSEGV" in died[0] or "exit status" in died[0]),
+                    "a daemon that crashed during a cycle fails it: %r" % rec.failures)
+        suite.eq((drv.stats["kills"], drv.stats["self_deaths"]), (0, 1),
+                 "counted as a death of its own, not as our kill")
+        rec = Recorder()
+        drv.cycle(2, rec, stop_signal=signal.SIGABRT)
+        suite.check(any("on SIGTERM" in f and "got -6" in f for f in rec.failures),
+                    "a daemon that does not exit 0 on SIGTERM fails the cycle: %r" % rec.failures)
+        suite.eq((drv.stats["kills"], drv.stats["clean_stops"]), (1, 1),
+                 "cycle 2 was our kill, but not a clean stop (cycle 1's stop was)")
+        rec = Recorder()
+        drv.cycle(3, rec)
+        suite.eq(rec.failures, [], "a cycle left alone passes")
+        suite.eq((drv.stats["kills"], drv.stats["clean_stops"], drv.stats["cycles"]), (2, 2, 3),
+                 "counts after three cycles")
+    finally:
+        drv.close()
+
+
 def main():
     awslib.asan_reexec()  # the multipart test records a file through libtenantry
     suite = tnlib.Suite("crash")
@@ -70,9 +120,12 @@ def main():
         suite.check(False, "driver: %r" % e)
 
     def the_run_did_real_work():
-        # A driver that wrote nothing or compared nothing proves nothing.
-        suite.eq(counts.get("cycles"), cycles, "cycles run")
-        suite.eq(counts.get("kills"), cycles, "one SIGKILL per cycle")
+        # A driver that wrote nothing or compared nothing proves nothing.  Each
+        # count goes up only when the driver saw its event (crash.py).
+        suite.eq(counts.get("cycles"), cycles, "cycles run to their end")
+        suite.eq(counts.get("kills"), cycles, "daemons found dead by our SIGKILL, one per cycle")
+        suite.eq(counts.get("self_deaths"), 0, "daemons that died by themselves")
+        suite.eq(counts.get("clean_stops"), cycles, "daemons that exited 0 on SIGTERM, one per cycle")
         suite.check(counts.get("acked_writes", 0) > 100, "acknowledged writes: %r" %
                     counts.get("acked_writes"))
         suite.check(counts.get("rows_compared", 0) > 50, "DynamoDB rows compared: %r" %
@@ -83,6 +136,7 @@ def main():
     try:
         import crash
         suite.run(a_multipart_upload_whose_id_a_crash_lost_is_aborted, suite, crash)
+        suite.run(the_driver_fails_a_daemon_that_dies_by_itself, suite, crash)
     except ImportError as e:
         suite.check(False, "import crash: %r" % e)
     suite.finish()

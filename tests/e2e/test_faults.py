@@ -9,8 +9,10 @@ store acknowledged is missing remotely (a garbage or truncated answer never
 marks an unwritten row as synced); no row or object was sent more often than
 the configured attempts allow.  Then: backoff delays measured at the proxy
 are jittered and bounded; and `serve` with sync on, pointed at a closed port
-and at a proxy that resets every connection, stays near idle (CPU time from
-/proc/PID/stat) while still answering HTTP.
+and at a proxy that resets every connection, answers HTTP and then, over a
+quiet window (TN_IDLE_WINDOW, default 25 s), uses at most 0.4% of one CPU
+against the closed port and 1% against the resetting peer (2.5 times that for
+a sanitizer build; CPU time from /proc/PID/stat).
 """
 import hashlib
 import json
@@ -377,15 +379,31 @@ def cpu_ticks(pid):
 
 
 IDLE_ENV = {}
+# The CPU a daemon whose sync is offline may use is measured over a window
+# long enough for the clock-tick resolution of /proc/PID/stat (10 ms) to be a
+# tenth of the smaller bound.
+IDLE_WINDOW = float(os.environ.get("TN_IDLE_WINDOW", "25"))
+
+
+def asan_build():
+    with open(TENANTRY, "rb") as f:
+        return b"__asan_init" in f.read()
 
 
 def idle_cpu_while_offline():
     """serve with sync on, a 1 s interval and a 300-row backlog, against a
-    closed port and against a proxy that resets every connection: CPU time
-    over 10 s stays near idle, and the daemon keeps answering HTTP."""
+    closed port and against a proxy that resets every connection: it answers
+    HTTP while offline, then over IDLE_WINDOW seconds without requests its CPU
+    time stays under 0.4% of one CPU (closed port) and 1% (resetting peer),
+    and it still answers."""
     resetter = faultproxy.FaultProxy(MOTO.port).start()
     resetter.plan(Rule("", "reset"))
     daemons, dirs = [], []
+    # README: at most 0.4% of one CPU with the remote unreachable (a closed
+    # port), at most 1% against a peer that accepts and resets every
+    # connection (the engine tries its rows again on each pass); two and a
+    # half times that for a sanitizer build.
+    scale = 2.5 if asan_build() else 1.0
     try:
         for label, endpoint in (("closed port", "http://127.0.0.1:%d" % awslib.free_port()),
                                 ("resetting proxy", resetter.url)):
@@ -408,36 +426,42 @@ def idle_cpu_while_offline():
             daemons.append((label, tnlib.start_daemon(data, ["--quiet"], env=env),
                             key.strip()))
         time.sleep(1.0)  # the first passes have failed by now
-        hz = os.sysconf("SC_CLK_TCK")
-        start = [(cpu_ticks(d.pid), time.time()) for _, d, _ in daemons]
-        tried = sum(resetter.counts().values())
-        # Served while offline (the sample window includes these requests).
+        clients = []
         for label, d, key in daemons:
             c = tnlib.Client(d.port, timeout=5)
             r = c.request("POST", "/v1/auth", json_body={"api_key": key})
             T.eq(r.status, 200, "%s: auth while offline" % label)
             c = tnlib.Client(d.port, {"Authorization": "Bearer " + r.json()["token"]}, timeout=5)
+            clients.append(c)
             r = c.request("PUT", "/v1/items/late", json_body={"data": {"x": 1}})
             T.check(r.status in (200, 201), "%s: write while offline: %d" % (label, r.status))
             r = c.request("GET", "/v1/items/b7")
             T.check(r.status == 200 and r.json()["data"] == {"i": 7},
                     "%s: read while offline: %r" % (label, r))
-            r = c.request("GET", "/v1/sync/status")
-            T.check(r.status == 200 and r.json()["pending"] >= 301,
-                    "%s: the backlog is kept: %r" % (label, r))
-        time.sleep(10.0 - (time.time() - start[0][1]))
+            c.close()
+        # The quiet window: no request from here on until it ends.
+        hz = os.sysconf("SC_CLK_TCK")
+        tried = sum(resetter.counts().values())
+        start = [(cpu_ticks(d.pid), time.time()) for _, d, _ in daemons]
+        time.sleep(IDLE_WINDOW)
         for (label, d, _), (t0, w0) in zip(daemons, start):
+            bound = scale * (0.4 if label == "closed port" else 1.0)
             used = (cpu_ticks(d.pid) - t0) / hz
             wall = time.time() - w0
             pct = 100.0 * used / wall
-            print("  idle CPU while offline (%s): %.2f s over %.1f s = %.2f%% of one CPU"
-                  % (label, used, wall, pct), flush=True)
-            T.check(pct < 2.0, "%s: CPU %.2f%% while offline" % (label, pct))
+            print("  idle CPU while offline (%s): %.2f s over %.1f s = %.2f%% of one CPU "
+                  "(bound %.1f%%)" % (label, used, wall, pct, bound), flush=True)
+            T.check(pct <= bound, "%s: CPU %.2f%% while offline, over the %.1f%% bound"
+                    % (label, pct, bound))
             T.check(d.proc.poll() is None, "%s: still running" % label)
         tried = sum(resetter.counts().values()) - tried
         print("  requests the engine tried against the resetting proxy in the window: %d"
               % tried, flush=True)
-        T.check(resetter.counts(), "the resetting proxy saw the engine try")
+        T.check(tried > 0, "the resetting proxy saw the engine try during the window")
+        for (label, d, _), c in zip(daemons, clients):
+            r = c.request("GET", "/v1/sync/status")
+            T.check(r.status == 200 and r.json()["pending"] >= 301,
+                    "%s: still answering after the window, the backlog kept: %r" % (label, r))
     finally:
         for _, d, _ in daemons:
             T.eq(d.stop(), 0, "daemon exits 0")

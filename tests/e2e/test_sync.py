@@ -17,6 +17,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
 import awslib  # noqa: E402
+import faultproxy  # noqa: E402
 import tnlib  # noqa: E402
 
 tn = tnlib.tn
@@ -108,8 +109,11 @@ class Setup:
 
 @test
 def items_of_two_tenants_land_under_their_keys():
-    s = Setup()
+    # The engine reaches moto through a proxy that counts what it forwards.
+    proxy = faultproxy.FaultProxy(MOTO.port).start()
+    s = None
     try:
+        s = Setup(endpoint=proxy.url)
         va = s.put("acme", "a1", {"n": 12345678901234567890, "s": "x\"y", "l": [1, True, None],
                                    "m": {"deep": {"x": 1.5}}})
         vb = s.put("acme", "a2", {"gone": 1})
@@ -136,12 +140,17 @@ def items_of_two_tenants_land_under_their_keys():
         check(abs(int(a2["expires_at"]["N"]) - (time.time() + 30 * 86400)) < 600, "expires_at")
         g1 = rows[("TENANT#" + globex, "ITEM#g1")]
         check(g1["data"] == {"M": {"k": {"S": "v"}}} and g1["version"] == {"N": str(vg)}, "g1")
-        # A second pass has nothing to send.
+        # A second pass has nothing to send: no request reaches moto at all.
+        check(sum(proxy.counts().values()) > 0, "the first pass went through the proxy")
+        proxy.clear()
         _, summary, _ = s.sync()
+        check(proxy.counts() == {}, "requests of the second sync: %r" % proxy.counts())
         check(summary["items"] == 0 and summary["files"] == 0, "second sync %r" % summary)
         check(len(s.rows()) == 3, "no new rows")
     finally:
-        s.close()
+        proxy.stop()
+        if s:
+            s.close()
 
 
 @test
@@ -643,33 +652,55 @@ def serve_runs_the_engine_in_the_background():
 
 @test
 def the_bandwidth_cap_limits_the_upload_rate():
-    # TENANTRY_SYNC_BANDWIDTH (bytes/s) bounds the whole engine, every
-    # connection together: 4 MiB under a 2 MiB/s cap cannot take much less
-    # than 2 s (curl may send one buffer per connection before it throttles);
-    # the same files without a cap go up far faster.
-    n, size, cap = 8, 512 * 1024, 2 * 1024 * 1024
-    blobs = [os.urandom(size) for _ in range(n)]
-    took = {}
-    for capped in (True, False):
-        s = Setup(tenants=("acme",))
-        try:
-            for i, b in enumerate(blobs):
-                s.store().put_file("acme", "cap/f%d.bin" % i, b)
-            env = dict(s.env, TENANTRY_SYNC_BANDWIDTH=str(cap)) if capped else s.env
-            t0 = time.time()
-            _, summary, _ = s.sync(env=env)
-            took[capped] = time.time() - t0
-            check(summary["files"] == n and summary["bytes"] == n * size, "summary %r" % summary)
-            acme = s.tenant_id("acme")
-            for i, b in enumerate(blobs):
-                obj = s.s3.get_object(Bucket=s.bucket, Key="%s/files/cap/f%d.bin" % (acme, i))
-                check(obj["Body"].read() == b, "object %d bytes" % i)
-        finally:
-            s.close()
-    floor = 0.75 * n * size / cap
-    check(took[True] >= floor, "capped upload took %.2fs, at least %.2fs expected" %
-          (took[True], floor))
-    check(took[False] < took[True] / 2, "uncapped %.2fs vs capped %.2fs" % (took[False], took[True]))
+    """TENANTRY_SYNC_BANDWIDTH (bytes/s) bounds the whole engine, every
+    connection together, with fewer files than the engine's 8 connections (3)
+    and with more (20).  The upload phase is timed at a proxy in front of moto,
+    from the read of the files' remote versions to the first row write after
+    the uploads; its rate (bytes / time) must stay under the cap (with 10% for
+    timing) and reach half of it.  The same files without a cap go up far
+    faster."""
+    cap, workers = 2 * 1024 * 1024, 8
+    proxy = faultproxy.FaultProxy(MOTO.port).start()
+    try:
+        for n, size in ((3, 1024 * 1024), (20, 256 * 1024)):
+            blobs = [os.urandom(size) for _ in range(n)]
+            took = {}
+            for capped in (True, False):
+                s = Setup(tenants=("acme",), endpoint=proxy.url)
+                try:
+                    for i, b in enumerate(blobs):
+                        s.store().put_file("acme", "cap/f%d.bin" % i, b)
+                    env = dict(s.env, TENANTRY_SYNC_BANDWIDTH=str(cap)) if capped else s.env
+                    proxy.clear()
+                    _, summary, _ = s.sync(env=env)
+                    check(summary["files"] == n and summary["bytes"] == n * size,
+                          "summary %r" % summary)
+                    puts = proxy.times(("s3:put",))
+                    check(len(puts) == n, "%d PUTs reached moto: %d" % (n, len(puts)))
+                    began = max(proxy.times(("ddb:BatchGetItem", "ddb:GetItem")))
+                    ended = min(proxy.times(("ddb:PutItem",)))
+                    check(began < min(puts) and max(puts) <= ended,
+                          "reads, uploads, rows in that order")
+                    took[capped] = ended - began
+                    acme = s.tenant_id("acme")
+                    for i, b in enumerate(blobs):
+                        obj = s.s3.get_object(Bucket=s.bucket, Key="%s/files/cap/f%d.bin" % (acme, i))
+                        check(obj["Body"].read() == b, "object %d bytes" % i)
+                finally:
+                    s.close()
+            rate = n * size / took[True]
+            print("  %d files of %d KiB (%s than %d connections): %.2f s capped = %.2f MiB/s "
+                  "(%.2f of the cap), %.2f s uncapped" % (
+                      n, size >> 10, "fewer" if n < workers else "more", workers, took[True],
+                      rate / 2 ** 20, rate / cap, took[False]), flush=True)
+            check(rate <= 1.1 * cap, "%d files: %.2f MiB/s over a %.2f MiB/s cap" % (
+                n, rate / 2 ** 20, cap / 2 ** 20))
+            check(rate >= 0.5 * cap, "%d files: %.2f MiB/s, under half the %.2f MiB/s cap" % (
+                n, rate / 2 ** 20, cap / 2 ** 20))
+            check(took[False] < took[True] / 2, "%d files: uncapped %.2fs vs capped %.2fs" % (
+                n, took[False], took[True]))
+    finally:
+        proxy.stop()
 
 
 @test
