@@ -29,14 +29,22 @@ deps:
 ifneq ($(filter _%,$(MAKECMDGOALS)),)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# The binary maps libcurl and libcrypto only when it syncs (src/lazylib.c opens
+# them by these sonames, the ones the library is built against).
+BIN_LIBS   := $(shell pkg-config --libs $(filter-out libcurl openssl,$(PKGS)))
+soname      = $(shell objdump -p $(shell pkg-config --variable=libdir $(1))/$(1).so 2>/dev/null | \
+                sed -n 's/^ *SONAME *//p')
+CURL_SONAME   := $(call soname,libcurl)
+CRYPTO_SONAME := $(call soname,libcrypto)
 endif
 
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -fPIC \
              -Iinclude -Isrc -Isync -I$(BUILD) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(EXTRA_LDFLAGS)
 
-# Command-line modules (main.c, cli.c, serve.c, cmd_*.c) go into the binary only.
-CLI_SRC  = src/main.c src/cli.c $(wildcard src/serve.c src/cmd_*.c)
+# Command-line modules (main.c, cli.c, serve.c, cmd_*.c, the late-loaded
+# libraries) go into the binary only.
+CLI_SRC  = src/main.c src/cli.c $(wildcard src/serve.c src/cmd_*.c src/lazylib.c)
 LIB_SRC  = $(filter-out $(CLI_SRC),$(wildcard src/*.c)) $(wildcard sync/*.c)
 LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/schema_gen.o
 TEST_SRC = tests/runner.c $(wildcard tests/test_*.c)
@@ -65,8 +73,11 @@ $(BUILD)/libtenantry.a: $(LIB_OBJ)
 $(BUILD)/libtenantry.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libtenantry.so.0 -o $@ $^ $(LDLIBS_ALL)
 
+%/lazylib.o: CFLAGS_ALL += $(if $(CURL_SONAME),-DTN_LIBCURL_SONAME='"$(CURL_SONAME)"') \
+                           $(if $(CRYPTO_SONAME),-DTN_LIBCRYPTO_SONAME='"$(CRYPTO_SONAME)"')
+
 $(BUILD)/tenantry: $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC)) $(BUILD)/libtenantry.a
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) -o $@ $^ $(BIN_LIBS) -ldl -lpthread -lm $(EXTRA_LDFLAGS)
 
 $(BUILD)/unit: $(TEST_OBJ) $(BUILD)/libtenantry.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)

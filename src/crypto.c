@@ -1,25 +1,30 @@
 /*
  * crypto.c - SHA-256, HMAC-SHA256, hex and base64url shared by the store (list
  * cursors, key hashes), the HTTP API (JWTs) and the sync engine (SigV4).
+ *
+ * The hashing is libsodium's, which every process loads anyway: a daemon that
+ * checks a JWT on every request then never maps OpenSSL unless it syncs
+ * (see src/lazylib.c).
  */
 #include "crypto.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <sodium.h>
 #include <string.h>
 
 void tn__sha256(const void *data, size_t len, unsigned char out[TN_SHA256_LEN]) {
-    SHA256(data, len, out);
+    crypto_hash_sha256(out, data, len);
 }
 
 void tn__hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                      unsigned char out[TN_SHA256_LEN]) {
-    unsigned int outlen = TN_SHA256_LEN;
-    /* An empty key is legal in HMAC; OpenSSL wants a non-NULL pointer for it. */
+    /* Any key length is legal in HMAC (a longer one is hashed first), an empty
+     * one too; memcpy wants a non-NULL pointer for it. */
     static const unsigned char nokey[1];
-    HMAC(EVP_sha256(), keylen ? key : nokey, (int)keylen, data, len, out, &outlen);
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, keylen ? key : nokey, keylen);
+    crypto_auth_hmacsha256_update(&st, data, len);
+    crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof st);
 }
 
 void tn__hex(const unsigned char *in, size_t len, char *out) {
