@@ -42,9 +42,9 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -fPIC \
              -Iinclude -Isrc -Isync -I$(BUILD) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(EXTRA_LDFLAGS)
 
-# Command-line modules (main.c, cli.c, serve.c, cmd_*.c, the late-loaded
-# libraries) go into the binary only.
-CLI_SRC  = src/main.c src/cli.c $(wildcard src/serve.c src/cmd_*.c src/lazylib.c)
+# Command-line modules (main.c, cli.c, serve.c, cmd_*.c, the service manager
+# notification, the late-loaded libraries) go into the binary only.
+CLI_SRC  = src/main.c src/cli.c $(wildcard src/serve.c src/cmd_*.c src/notify.c src/lazylib.c)
 LIB_SRC  = $(filter-out $(CLI_SRC),$(wildcard src/*.c)) $(wildcard sync/*.c)
 LIB_OBJ  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) $(BUILD)/schema_gen.o
 TEST_SRC = tests/runner.c $(wildcard tests/test_*.c)
