@@ -8,13 +8,18 @@
 #   make crash      the crash-cycle driver: SIGKILL during writes and sync, CRASH_CYCLES (50)
 #   make run        builds, creates ./data on first run, starts the main job
 #   make bench      the benchmarks in bench/ (not tests)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (DESTDIR, BINDIR, LIBDIR, MANDIR, UNITDIR too)
 #
 # Every target that compiles first runs `make deps` (tools/deps.sh), which is a
 # no-op when the Debian packages are present.  The real work happens in a
 # sub-make so pkg-config runs only after the packages exist.
 
 PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   ?= build
 PKGS     = sqlite3 libsodium libcjson openssl libcurl libmicrohttpd
 OPT     ?= -O2 -g
@@ -53,7 +58,7 @@ SCHEMA   = $(sort $(wildcard schema/*.sql))
 VERSION  = 0.1.0
 
 _all: $(BUILD)/libtenantry.a $(BUILD)/libtenantry.so $(BUILD)/tenantry $(BUILD)/unit \
-      $(BUILD)/bench_store
+      $(BUILD)/bench_store $(BUILD)/man/tenantry.1
 
 $(BUILD)/schema_gen.c: $(SCHEMA) tools/embed_schema.sh
 	@mkdir -p $(@D)
@@ -75,9 +80,15 @@ $(BUILD)/libtenantry.so: $(LIB_OBJ)
 
 %/lazylib.o: CFLAGS_ALL += $(if $(CURL_SONAME),-DTN_LIBCURL_SONAME='"$(CURL_SONAME)"') \
                            $(if $(CRYPTO_SONAME),-DTN_LIBCRYPTO_SONAME='"$(CRYPTO_SONAME)"')
+%/main.o: CFLAGS_ALL += -DTENANTRY_VERSION='"$(VERSION)"'
 
 $(BUILD)/tenantry: $(patsubst %.c,$(BUILD)/%.o,$(CLI_SRC)) $(BUILD)/libtenantry.a
 	$(CC) -o $@ $^ $(BIN_LIBS) -ldl -lpthread -lm $(EXTRA_LDFLAGS)
+
+# The manual pages, from the binary's --help texts (all of them; tenantry.1 is
+# written last).
+$(BUILD)/man/tenantry.1: $(BUILD)/tenantry tools/mkman.sh
+	tools/mkman.sh $(BUILD)/tenantry $(BUILD)/man $(VERSION)
 
 $(BUILD)/unit: $(TEST_OBJ) $(BUILD)/libtenantry.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
@@ -128,16 +139,21 @@ bench: deps
 	@bench/run.sh $(BUILD)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 0755 $(BUILD)/tenantry $(DESTDIR)$(PREFIX)/bin/tenantry
-	install -m 0644 $(BUILD)/libtenantry.a $(DESTDIR)$(PREFIX)/lib/libtenantry.a
-	install -m 0755 $(BUILD)/libtenantry.so $(DESTDIR)$(PREFIX)/lib/libtenantry.so.$(VERSION)
-	ln -sf libtenantry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtenantry.so.0
-	ln -sf libtenantry.so.0 $(DESTDIR)$(PREFIX)/lib/libtenantry.so
-	install -m 0644 include/tenantry.h $(DESTDIR)$(PREFIX)/include/tenantry.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' tools/tenantry.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tenantry.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/tenantry $(DESTDIR)$(BINDIR)/tenantry
+	install -m 0644 $(BUILD)/libtenantry.a $(DESTDIR)$(LIBDIR)/libtenantry.a
+	install -m 0755 $(BUILD)/libtenantry.so $(DESTDIR)$(LIBDIR)/libtenantry.so.$(VERSION)
+	ln -sf libtenantry.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtenantry.so.0
+	ln -sf libtenantry.so.0 $(DESTDIR)$(LIBDIR)/libtenantry.so
+	install -m 0644 include/tenantry.h $(DESTDIR)$(INCLUDEDIR)/tenantry.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	  -e 's|@VERSION@|$(VERSION)|' tools/tenantry.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tenantry.pc
+	install -m 0644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	for u in dist/systemd/*.service dist/systemd/*.timer; do \
+	  sed 's|/usr/bin/tenantry|$(BINDIR)/tenantry|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
+	done
 
 clean:
 	rm -rf build build-asan
