@@ -9,6 +9,7 @@
 #   make run        builds, creates ./data on first run, starts the main job
 #   make bench      the benchmarks in bench/ (not tests)
 #   make install PREFIX=/usr/local   (DESTDIR, BINDIR, LIBDIR, MANDIR, UNITDIR too)
+#   make deb        a Debian package (build/tenantry_VERSION_ARCH.deb)
 #
 # Every target that compiles first runs `make deps` (tools/deps.sh), which is a
 # no-op when the Debian packages are present.  The real work happens in a
@@ -24,7 +25,7 @@ BUILD   ?= build
 PKGS     = sqlite3 libsodium libcjson openssl libcurl libmicrohttpd
 OPT     ?= -O2 -g
 
-.PHONY: all deps test asan valgrind run bench install clean fuzz crash _all
+.PHONY: all deps test asan valgrind run bench install deb clean fuzz crash _all
 all: deps
 	@$(MAKE) --no-print-directory _all
 
@@ -154,6 +155,10 @@ install: all
 	  sed 's|/usr/bin/tenantry|$(BINDIR)/tenantry|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
 	  chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
 	done
+
+# A Debian package of all of the above plus the system user (tools/mkdeb.sh).
+deb: all
+	@tools/mkdeb.sh $(BUILD) $(VERSION)
 
 clean:
 	rm -rf build build-asan
