@@ -8,18 +8,24 @@
 #   make crash      the crash-cycle driver: SIGKILL during writes and sync, CRASH_CYCLES (50)
 #   make run        builds, creates ./data on first run, starts the main job
 #   make bench      the benchmarks in bench/ (not tests)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (DESTDIR, BINDIR, LIBDIR, MANDIR, UNITDIR too)
+#   make deb        a Debian package (build/tenantry_VERSION_ARCH.deb)
 #
 # Every target that compiles first runs `make deps` (tools/deps.sh), which is a
 # no-op when the Debian packages are present.  The real work happens in a
 # sub-make so pkg-config runs only after the packages exist.
 
 PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   ?= build
 PKGS     = sqlite3 libsodium libcjson openssl libcurl libmicrohttpd
 OPT     ?= -O2 -g
 
-.PHONY: all deps test asan valgrind run bench install clean fuzz crash _all
+.PHONY: all deps test asan valgrind run bench install deb clean fuzz crash _all
 all: deps
 	@$(MAKE) --no-print-directory _all
 
@@ -29,6 +35,13 @@ deps:
 ifneq ($(filter _%,$(MAKECMDGOALS)),)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# The binary maps libcurl and libcrypto only when it syncs (src/cli/lazylib.c
+# opens them by these sonames, the ones the library is built against).
+BIN_LIBS   := $(shell pkg-config --libs $(filter-out libcurl openssl,$(PKGS)))
+soname      = $(shell objdump -p $(shell pkg-config --variable=libdir $(1))/$(1).so 2>/dev/null | \
+                sed -n 's/^ *SONAME *//p')
+CURL_SONAME   := $(call soname,libcurl)
+CRYPTO_SONAME := $(call soname,libcrypto)
 endif
 
 # Layers, lowest first.  Each folder compiles with only the include paths it
@@ -58,7 +71,7 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -fPIC -MMD -MP
               $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm $(EXTRA_LDFLAGS)
 # The embedded store alone: what a program linking libtenantry needs.
-LIB_PKGS   = sqlite3 libsodium openssl
+LIB_PKGS   = sqlite3 libsodium
 ifneq ($(filter _%,$(MAKECMDGOALS)),)
 LDLIBS_LIB := $(shell pkg-config --libs $(LIB_PKGS)) -lpthread -lm $(EXTRA_LDFLAGS)
 endif
@@ -84,7 +97,7 @@ SCHEMA   = $(sort $(wildcard schema/*.sql))
 VERSION  = 0.1.0
 
 _all: $(BUILD)/libtenantry.a $(BUILD)/libtenantry.so $(BUILD)/libtenantry-full.a \
-      $(BUILD)/tenantry $(BUILD)/unit $(BUILD)/bench_store
+      $(BUILD)/tenantry $(BUILD)/unit $(BUILD)/bench_store $(BUILD)/man/tenantry.1
 
 $(BUILD)/schema_gen.c: $(SCHEMA) tools/embed_schema.sh
 	@mkdir -p $(@D)
@@ -101,9 +114,13 @@ $(BUILD)/src/cli/%.o:   INC = $(INC_cli)
 $(BUILD)/tests/%.o:     INC = $(INC_all) -Itests
 $(BUILD)/bench/%.o:     INC = $(INC_store)
 
+$(BUILD)/src/cli/lazylib.o: DEFS = $(if $(CURL_SONAME),-DTN_LIBCURL_SONAME='"$(CURL_SONAME)"') \
+                                   $(if $(CRYPTO_SONAME),-DTN_LIBCRYPTO_SONAME='"$(CRYPTO_SONAME)"')
+$(BUILD)/src/cli/main.o: DEFS = -DTENANTRY_VERSION='"$(VERSION)"'
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(INC) -c -o $@ $<
+	$(CC) $(CFLAGS_BASE) $(INC) $(DEFS) -c -o $@ $<
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -122,10 +139,17 @@ $(BUILD)/libtenantry-full.a: $(LIB_OBJ) $(UP_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The binary links neither libcurl nor libcrypto: lazylib.c loads them when
+# sync first needs them (idle memory: docs/operations.md).
 $(BUILD)/tenantry: $(CLI_OBJ) $(BUILD)/libtenantry-full.a
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) -o $@ $^ $(BIN_LIBS) -ldl -lpthread -lm $(EXTRA_LDFLAGS)
 
-$(BUILD)/unit: $(TEST_OBJ) $(filter-out $(BUILD)/src/cli/main.o,$(CLI_OBJ)) $(BUILD)/libtenantry-full.a
+# The manual pages, from the binary's --help texts (tenantry.1 is written last).
+$(BUILD)/man/tenantry.1: $(BUILD)/tenantry tools/mkman.sh
+	tools/mkman.sh $(BUILD)/tenantry $(BUILD)/man $(VERSION)
+
+UNIT_CLI = $(filter-out $(BUILD)/src/cli/main.o $(BUILD)/src/cli/lazylib.o,$(CLI_OBJ))
+$(BUILD)/unit: $(TEST_OBJ) $(UNIT_CLI) $(BUILD)/libtenantry-full.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/bench_store: $(BUILD)/bench/store.o $(BUILD)/libtenantry.a
@@ -174,16 +198,26 @@ bench: deps
 	@bench/run.sh $(BUILD)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 0755 $(BUILD)/tenantry $(DESTDIR)$(PREFIX)/bin/tenantry
-	install -m 0644 $(BUILD)/libtenantry.a $(DESTDIR)$(PREFIX)/lib/libtenantry.a
-	install -m 0755 $(BUILD)/libtenantry.so $(DESTDIR)$(PREFIX)/lib/libtenantry.so.$(VERSION)
-	ln -sf libtenantry.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtenantry.so.0
-	ln -sf libtenantry.so.0 $(DESTDIR)$(PREFIX)/lib/libtenantry.so
-	install -m 0644 include/tenantry.h $(DESTDIR)$(PREFIX)/include/tenantry.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIB_PKGS@|$(LIB_PKGS)|' tools/tenantry.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tenantry.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/tenantry $(DESTDIR)$(BINDIR)/tenantry
+	install -m 0644 $(BUILD)/libtenantry.a $(DESTDIR)$(LIBDIR)/libtenantry.a
+	install -m 0755 $(BUILD)/libtenantry.so $(DESTDIR)$(LIBDIR)/libtenantry.so.$(VERSION)
+	ln -sf libtenantry.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libtenantry.so.0
+	ln -sf libtenantry.so.0 $(DESTDIR)$(LIBDIR)/libtenantry.so
+	install -m 0644 include/tenantry.h $(DESTDIR)$(INCLUDEDIR)/tenantry.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	  -e 's|@VERSION@|$(VERSION)|' -e 's|@LIB_PKGS@|$(LIB_PKGS)|' tools/tenantry.pc.in \
+	  > $(DESTDIR)$(LIBDIR)/pkgconfig/tenantry.pc
+	install -m 0644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	for u in dist/systemd/*.service dist/systemd/*.timer; do \
+	  sed 's|/usr/bin/tenantry|$(BINDIR)/tenantry|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; \
+	done
+
+# A Debian package of all of the above plus the system user (tools/mkdeb.sh).
+deb: all
+	@tools/mkdeb.sh $(BUILD) $(VERSION)
 
 clean:
 	rm -rf build build-asan

@@ -22,6 +22,12 @@ if [ "${1:-}" = "--test" ]; then
     # Tools the test suites drive: the sqlite3 shell (migration fixtures), curl.
     command -v sqlite3 >/dev/null 2>&1 || need sqlite3
     command -v curl >/dev/null 2>&1 || need curl
+    # The appliance suite: systemd-analyze for the units, man and groff for the
+    # manual pages, adduser for the package's postinst.
+    command -v systemd-analyze >/dev/null 2>&1 || need systemd
+    command -v man >/dev/null 2>&1 || need man-db
+    command -v nroff >/dev/null 2>&1 || need groff-base
+    command -v adduser >/dev/null 2>&1 || need adduser
     # A real browser for the CORS suite (headless; Debian's chromium).
     command -v chromium >/dev/null 2>&1 || need chromium
     # cfn-lint checks `remote template` (tests/e2e/test_template.py).  Debian

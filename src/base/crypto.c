@@ -1,27 +1,32 @@
 /*
  * crypto.c - SHA-256, HMAC-SHA256, hex and base64url shared by the store (list
  * cursors, key hashes), the HTTP API (JWTs) and the sync engine (SigV4).
+ *
+ * The hashing is libsodium's, which every process loads anyway: a daemon that
+ * checks a JWT on every request then never maps OpenSSL unless it syncs
+ * (see src/lazylib.c).
  */
 #include "crypto.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 void tn__sha256(const void *data, size_t len, unsigned char out[TN_SHA256_LEN]) {
-    SHA256(data, len, out);
+    crypto_hash_sha256(out, data, len);
 }
 
 void tn__hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
                      unsigned char out[TN_SHA256_LEN]) {
-    unsigned int outlen = TN_SHA256_LEN;
-    /* An empty key is legal in HMAC; OpenSSL wants a non-NULL pointer for it. */
+    /* Any key length is legal in HMAC (a longer one is hashed first), an empty
+     * one too; memcpy wants a non-NULL pointer for it. */
     static const unsigned char nokey[1];
-    HMAC(EVP_sha256(), keylen ? key : nokey, (int)keylen, data, len, out, &outlen);
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, keylen ? key : nokey, keylen);
+    crypto_auth_hmacsha256_update(&st, data, len);
+    crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof st);
 }
 
 void tn__hex(const unsigned char *in, size_t len, char *out) {
@@ -104,7 +109,8 @@ int tn__ct_equal(const void *a, const void *b, size_t len) {
 }
 
 void tn__b64_std(const unsigned char *in, size_t len, char *out) {
-    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    sodium_bin2base64(out, sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL), in, len,
+                      sodium_base64_VARIANT_ORIGINAL);
 }
 
 void tn__key_hash(const unsigned char salt[TN__KEY_SALT_LEN], const char *key,
@@ -114,19 +120,17 @@ void tn__key_hash(const unsigned char salt[TN__KEY_SALT_LEN], const char *key,
 }
 
 int tn__fd_sha256_hex(int fd, char out[2 * TN_SHA256_LEN + 1]) {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    crypto_hash_sha256_state h;
     unsigned char *buf = malloc(1 << 20), md[TN_SHA256_LEN];
-    unsigned int n = 0;
-    int ok = c && buf && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    int ok = buf != NULL && crypto_hash_sha256_init(&h) == 0;
     off_t off = 0;
     ssize_t got = 0;
     while (ok && (got = pread(fd, buf, 1 << 20, off)) > 0) {
-        ok = EVP_DigestUpdate(c, buf, (size_t)got);
+        crypto_hash_sha256_update(&h, buf, (unsigned long long)got);
         off += got;
     }
-    ok = ok && got == 0 && EVP_DigestFinal_ex(c, md, &n);
+    ok = ok && got == 0 && crypto_hash_sha256_final(&h, md) == 0;
     if (ok) tn__hex(md, TN_SHA256_LEN, out);
-    EVP_MD_CTX_free(c);
     free(buf);
     return ok ? 0 : -1;
 }

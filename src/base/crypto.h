@@ -1,7 +1,7 @@
 /*
  * crypto.h - the few primitives every layer shares: SHA-256, HMAC-SHA256, hex,
- * base64url, and constant-time comparison.  OpenSSL does the hashing; libsodium
- * does the comparison.  Nothing here allocates except the *_alloc helpers.
+ * base64url, and constant-time comparison, all on libsodium.  Nothing here
+ * allocates except the *_alloc helpers.
  */
 #ifndef TN_CRYPTO_H
 #define TN_CRYPTO_H

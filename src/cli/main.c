@@ -25,6 +25,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifndef TENANTRY_VERSION /* the Makefile's VERSION */
+#define TENANTRY_VERSION "unknown"
+#endif
+
 /* Opens the store and a session for --tenant NAME. */
 static int open_session(const tn__cli_opts *o, tn_store **st, tn_session **s) {
     if (!o->tenant) return tn__cli_usage("--tenant NAME is required");
@@ -520,7 +524,8 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fputs("\nThe data directory is --data DIR, else $TENANTRY_DATA, else ./data.\n"
           "Exit codes: 0 ok, 1 failure, 2 usage error, 3 not found, 4 exists or version\n"
-          "conflict, 5 check found problems, 6 not authorized.\n", f);
+          "conflict, 5 check found problems, 6 not authorized.\n"
+          "tenantry --version prints the version.\n", f);
 }
 
 int main(int argc, char **argv) {
@@ -533,6 +538,10 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return EX_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        puts("tenantry " TENANTRY_VERSION);
         return EX_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "engine.h"
 #include "http.h"
+#include "notify.h"
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -285,6 +286,10 @@ static int cmd_serve(int argc, char **argv) {
                                          : "sync off (TENANTRY_S3_BUCKET not set)");
     }
 
+    /* Ready: tell the service manager (Type=notify), when there is one. */
+    snprintf(msg, sizeof msg, "READY=1\nSTATUS=listening on %s", cfg.listen);
+    if (tn__notify(msg) < 0) tn__log("error", "cannot notify the service manager");
+
     /* Wait for SIGINT/SIGTERM; every 10 s without a request, give the
      * SQLite page caches and free heap back to the system; every hour (and
      * now), remove synced tombstones past their retention. */
@@ -310,6 +315,7 @@ static int cmd_serve(int argc, char **argv) {
     }
     snprintf(msg, sizeof msg, "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     tn__log("info", msg);
+    tn__notify("STOPPING=1\nSTATUS=shutting down");
 
     tn_sync_stop(sync);
 
