@@ -23,6 +23,7 @@ export TN_BUILD="$build"
 SUITES="unit
 test_runner.py
 test_harness.py
+test_appliance.py
 test_cli.py
 test_config.py
 test_cors.py

@@ -11,7 +11,7 @@
 # Depends comes from the libraries the binary and libtenantry.so are linked
 # against (dpkg-shlibdeps where dpkg-dev is installed, else dpkg -S), plus
 # adduser for postinst.  The binary opens libcurl and libcrypto only when it
-# syncs (src/lazylib.c); libtenantry.so links them, so they are in Depends.
+# syncs (src/cli/lazylib.c): their packages are added by name below.
 # TN_DEB_NOSTRIP=1 keeps the debugging symbols.
 set -eu
 build=$1
@@ -69,6 +69,16 @@ if [ -z "$depends" ]; then
         case ",$depends," in *", $pkg,"* | ",$pkg,"*) ;; *) depends="${depends:+$depends, }$pkg" ;; esac
     done
 fi
+# The libraries the binary opens only when it syncs (src/cli/lazylib.c): not
+# linked, so no tool above sees them.
+for pc in libcurl libcrypto; do
+    so=$(objdump -p "$(pkg-config --variable=libdir "$pc")/$pc.so" 2>/dev/null | sed -n 's/^ *SONAME *//p')
+    [ -n "$so" ] || { echo "mkdeb: cannot tell the soname of $pc" >&2; exit 1; }
+    pkg=$({ dpkg -S "/usr/lib/$multiarch/$so" || dpkg -S "/lib/$multiarch/$so"; } 2>/dev/null |
+          sed -n "1s/[:,].*//p")
+    [ -n "$pkg" ] || { echo "mkdeb: no package holds $so" >&2; exit 1; }
+    case ", $depends," in *", $pkg "* | *", $pkg,"*) ;; *) depends="${depends:+$depends, }$pkg" ;; esac
+done
 depends="$depends, adduser"
 
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
