@@ -4,7 +4,7 @@
  * the old bytes or the new, never a mix) and record the metadata; GET streams
  * the bytes back with single-range support; DELETE; list.
  *
- * Names arrive percent-decoded by http.c and are checked with
+ * Names arrive percent-decoded by router.c and are checked with
  * tn_file_name_valid(); the on-disk path comes only from
  * tn_session_file_path(), i.e. <data>/files/<tenant id>/<name>, which a valid
  * name cannot leave.  The tenant id in that path never reaches a response.
@@ -13,7 +13,7 @@
  * pooled connection): begin opens one briefly for the path and the quota, and
  * finish opens one again to record the file.
  */
-#include "api_int.h"
+#include "handlers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,10 +32,7 @@
 #define PREV_TAG ".prev-"
 
 static void fail(tn__req *r, int status, const char *msg) {
-    if (!r->err_status) {
-        r->err_status = status;
-        r->err_msg = msg;
-    }
+    tn__req_fail(r, status, msg, 0);
 }
 
 /* mkdir for every directory between the data directory and path's file. */

@@ -1,13 +1,27 @@
 /*
- * api_int.h - what the HTTP server (src/http.c) shares with its handlers
- * (src/api_items.c, src/api_files.c, src/api_admin.c).
+ * api_int.h - what every file of the HTTP layer shares: the server's state
+ * (tn__srv), a request (tn__req) and its response (tn__resp), and the
+ * helpers every handler uses (respond.c: responses, request headers, query
+ * parameters, bodies, JSON values; throttle.c: failed authentication and
+ * per-key rates).
  *
- * A handler is reached only through http.c's entry point, which has already
- * routed the request, authenticated the caller (r->is_admin, or r->key for a
- * tenant key), checked scopes and rate limits, read and bounded the body, and
- * for tenant routes opened r->s, a session of the key's tenant.  A handler
- * fills *out through the tn__resp_* helpers and never writes a tenant id into
- * a tenant-facing response.
+ * The files call downward only:
+ *
+ *   server.c  libmicrohttpd, listening, connection deadlines, request logs
+ *      |
+ *   router.c  route table, the one authentication entry point, CORS,
+ *      |      body limits, dispatch, the response on the wire
+ *      |
+ *   api_*.c   one file per resource (handlers.h)
+ *      |
+ *   respond.c, throttle.c, log.c   helpers (this header, http.h)
+ *
+ * A handler is reached only through router.c, which has already routed the
+ * request, authenticated the caller (r->is_admin, or r->key for a tenant
+ * key), checked scopes and rate limits, read and bounded the body, and for
+ * tenant routes opened r->s, a session of the key's tenant.  A handler fills
+ * *out through the tn__resp_* helpers and never writes a tenant id into a
+ * tenant-facing response.
  */
 #ifndef TN_API_INT_H
 #define TN_API_INT_H
@@ -29,6 +43,7 @@ struct MHD_Daemon;
 
 enum { TN__M_GET = 1, TN__M_HEAD = 2, TN__M_POST = 4, TN__M_PUT = 8, TN__M_PATCH = 16,
        TN__M_DELETE = 32, TN__M_OPTIONS = 64 };
+#define TN__NMETHODS 7
 
 typedef struct tn__srv {
     tn_store *st;
@@ -45,8 +60,6 @@ typedef struct tn__srv {
     atomic_llong auth_failures, rate_limited, in_flight;
     char **cors;      /* allowed origins (NULL-terminated), or NULL */
     int cors_any;     /* "*" */
-    /* Writers take turns here rather than in SQLite's busy handler, which
-     * sleeps in steps of milliseconds (ruinous for p99 under load). */
 } tn__srv;
 
 typedef struct tn__resp {
@@ -70,6 +83,7 @@ typedef struct tn__req {
     tn__srv *srv;
     struct MHD_Connection *conn;
     const struct tn__route *route;
+    const char *pattern; /* the matched route pattern, NULL before routing */
     int method;
     char *arg[2]; /* percent-decoded path parameters */
     char rid[17];
@@ -103,12 +117,17 @@ typedef struct tn__req {
 
 typedef void (*tn__handler)(tn__req *r, tn__resp *out);
 
-/* ---- http.c helpers ---- */
+/* ---- respond.c ---- */
 void tn__resp_json(tn__resp *o, int status, cJSON *j); /* takes j (may be NULL: 500) */
 void tn__resp_error(tn__resp *o, int status, const char *msg);
 void tn__resp_empty(tn__resp *o, int status); /* 204 */
+/* Frees what o holds (body, file) and empties it. */
+void tn__resp_reset(tn__resp *o);
 /* The response for a tn_code from the store: generic words only. */
 void tn__resp_code(tn__resp *o, int rc);
+/* Records an error found before the handler runs (the first one wins);
+ * router.c answers it instead of dispatching.  msg: fixed words. */
+void tn__req_fail(tn__req *r, int status, const char *msg, int retry_after);
 /* A request header, or NULL. */
 const char *tn__req_header(tn__req *r, const char *name);
 /* A query parameter, percent-decoded into a malloc'd *out (NULL when absent).
@@ -119,56 +138,28 @@ int tn__req_limit(tn__req *r, int def, int max);
 /* The body parsed as a JSON object (after the nesting check), or NULL after
  * setting a 400 in *out. */
 cJSON *tn__req_json(tn__req *r, tn__resp *out);
+/* Percent-decodes s[0..n) into a malloc'd *out: 0, -1 for a bad escape or an
+ * encoded NUL (a C string would end there and mean something else), -2 out
+ * of memory. */
+int tn__pct_decode(const char *s, size_t n, char **out);
+/* "GET", "POST", ... for one TN__M_* bit; "other" for anything else. */
+const char *tn__method_name(int method);
 cJSON *tn__json_int(int64_t v);
 /* RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.123Z"); 0 -> null. */
 cJSON *tn__json_time(int64_t ms);
-void tn__metrics(tn__req *r, tn__resp *out);
-void tn__health(tn__req *r, tn__resp *out);
 
-/* ---- api_items.c ---- */
-void tn__api_me(tn__req *r, tn__resp *out);
-void tn__api_items_list(tn__req *r, tn__resp *out);
-void tn__api_item_create(tn__req *r, tn__resp *out);
-void tn__api_item_get(tn__req *r, tn__resp *out);
-void tn__api_item_put(tn__req *r, tn__resp *out);
-void tn__api_item_delete(tn__req *r, tn__resp *out);
-void tn__api_sync_status(tn__req *r, tn__resp *out);
-void tn__api_admin_sync(tn__req *r, tn__resp *out);
-/* Answers with tn_sync_status_json(st, tenant_id) (NULL: the admin view). */
-void tn__api_sync_json(tn_store *st, const char *tenant_id, tn__resp *out);
+/* ---- log.c (tn__log is in http.h) ---- */
+/* The request's log line; ms: its duration. */
+void tn__log_request(const tn__req *r, double ms);
 
-/* ---- api_files.c ---- */
-void tn__api_files_list(tn__req *r, tn__resp *out);
-void tn__api_file_get(tn__req *r, tn__resp *out);
-void tn__api_file_delete(tn__req *r, tn__resp *out);
-/* Streaming upload: begin runs once the caller is authenticated (it may set
- * r->err_status), data for each chunk, finish at the end (opens r->s itself),
- * abort whenever the request ends without finish. */
-void tn__upload_begin(tn__req *r);
-void tn__upload_data(tn__req *r, const char *data, size_t n);
-void tn__api_file_put(tn__req *r, tn__resp *out);
-void tn__upload_abort(tn__req *r);
-
-/* ---- api_admin.c ---- */
-void tn__api_auth(tn__req *r, tn__resp *out);
-void tn__api_tenants_create(tn__req *r, tn__resp *out);
-void tn__api_tenants_list(tn__req *r, tn__resp *out);
-void tn__api_tenant_patch(tn__req *r, tn__resp *out);
-void tn__api_tenant_delete(tn__req *r, tn__resp *out);
-void tn__api_keys_create(tn__req *r, tn__resp *out);
-void tn__api_keys_list(tn__req *r, tn__resp *out);
-void tn__api_key_rotate(tn__req *r, tn__resp *out);
-void tn__api_key_delete(tn__req *r, tn__resp *out);
-void tn__api_audit(tn__req *r, tn__resp *out);
-void tn__api_operator_audit(tn__req *r, tn__resp *out);
-void tn__api_operators_create(tn__req *r, tn__resp *out);
-void tn__api_operators_list(tn__req *r, tn__resp *out);
-void tn__api_operator_grant(tn__req *r, tn__resp *out);
-void tn__api_operator_ungrant(tn__req *r, tn__resp *out);
-void tn__api_operator_revoke(tn__req *r, tn__resp *out);
-/* Audits a request made with an operator token (no-op for any other). */
-void tn__operator_request_audit(tn__req *r, int status);
+/* ---- throttle.c ---- */
 /* Counts a failed authentication for r's client and audits it. */
 void tn__auth_failed(tn__req *r, const char *why);
+/* 1 after setting a 429 (r->err_*) when r's client has failed too often. */
+int tn__auth_throttled(tn__req *r);
+/* 429 in *out when the key (or operator) id has used up its requests. */
+int tn__key_throttled(tn__req *r, const char *id, tn__resp *out);
+/* 1 after setting a 429 when r->key's key or its tenant used up its rate. */
+int tn__tenant_throttled(tn__req *r);
 
 #endif

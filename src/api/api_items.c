@@ -1,8 +1,8 @@
 /*
- * api_items.c - the tenant's own endpoints: /v1/me, /v1/items, /v1/sync/status.
+ * api_items.c - the tenant's own endpoints: /v1/me, /v1/items.
  *
  * Every handler runs with r->s, a session of the caller's tenant opened by
- * http.c from the key row, so there is no tenant id here to leak or confuse:
+ * router.c from the key row, so there is no tenant id here to leak or confuse:
  * another tenant's item is simply absent (404).
  *
  * Item JSON: {"id","data","version","created_at","updated_at"}; version is
@@ -10,9 +10,7 @@
  * "data" is stored as the client sent it (its raw text, re-validated by the
  * store), so large integers keep every digit.
  */
-#include "api_int.h"
-#include "engine.h"
-#include "outbox.h"
+#include "handlers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,22 +285,4 @@ void tn__api_item_delete(tn__req *r, tn__resp *out) {
     int rc = tn_item_delete(r->s, r->arg[0], expected);
     if (rc == TN_OK) tn__resp_empty(out, 204);
     else tn__resp_code(out, rc);
-}
-
-/* The tenant's own sync numbers (sync/status.c builds them from that
- * tenant's row alone, without its id). */
-void tn__api_sync_status(tn__req *r, tn__resp *out) {
-    tn__api_sync_json(r->srv->st, r->key.tenant_id, out);
-}
-
-void tn__api_sync_json(tn_store *st, const char *tenant_id, tn__resp *out) {
-    char *text = NULL;
-    int rc = tn_sync_status_json(st, tenant_id, &text);
-    cJSON *j = rc == TN_OK ? cJSON_Parse(text) : NULL;
-    free(text);
-    if (!j) {
-        tn__resp_code(out, rc == TN_OK ? TN_ERROR : rc);
-        return;
-    }
-    tn__resp_json(out, 200, j);
 }

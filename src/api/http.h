@@ -1,7 +1,9 @@
 /*
- * http.h - the local HTTP API server (`tenantry serve`): libmicrohttpd with a
- * thread pool on epoll, the one authentication entry point, routing, JSON
- * responses and request logs.  See docs/openapi.yaml for the endpoints.
+ * http.h - the local HTTP API server (`tenantry serve`) as the CLI sees it:
+ * start, stop, the log.  Inside: server.c (libmicrohttpd, a thread pool on
+ * epoll), router.c (routes and the one authentication entry point), one
+ * api_*.c per resource, and the helpers (see api_int.h for how they call).
+ * See docs/openapi.yaml for the endpoints.
  */
 #ifndef TN_HTTP_H
 #define TN_HTTP_H
