@@ -48,6 +48,10 @@ void tn__http_stop(tn__http *h);
 uint64_t tn__http_requests(tn__http *h);
 /* A JSON log line on stderr: {"time":...,"level":...,"msg":...}. */
 void tn__log(const char *level, const char *msg);
+/* Between these, log lines go through a writer thread (log.c); tn__http_start
+ * and tn__http_stop call them.  -1: no thread, lines are written directly. */
+int tn__log_start(void);
+void tn__log_stop(void);
 /* At start, before serving: finishes what a crash interrupted in the files
  * folders (an upload's leftovers go; bytes replaced but never recorded go
  * back).  api_files.c. */

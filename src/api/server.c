@@ -88,6 +88,7 @@ struct tn__http {
     pthread_cond_t cv;
     conn_watch *watched;
     int reaper_started, stopping;
+    int log_started;
     pthread_t reaper;
 };
 
@@ -395,6 +396,7 @@ void tn__http_stop(tn__http *h) {
         pthread_join(h->reaper, NULL);
     }
     if (s->d) MHD_stop_daemon(s->d); /* closes the rest: on_connection frees them */
+    if (h->log_started) tn__log_stop(); /* every request line written */
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     if (s->listen_fd >= 0) close(s->listen_fd);
@@ -419,6 +421,7 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
     s->cfg = *cfg;
     s->listen_fd = -1;
     randombytes_buf(&s->rid_prefix, sizeof s->rid_prefix);
+    h->log_started = tn__log_start() == 0;
     int rc = tn__cors_setup(s, err);
     if (rc != TN_OK) goto fail;
     rc = tn__auth_open(st, &s->auth);

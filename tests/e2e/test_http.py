@@ -793,6 +793,84 @@ def test_logs():
     S.check('"owner"' not in log, "no bodies in logs")
 
 
+def syscw(pid):
+    """Write-type system calls the process made so far (/proc/PID/io).  The
+    daemon answers on sockets with sendmsg, which this does not count, and a
+    point read writes nothing to the database: what it counts is the log."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("syscw:"):
+                return int(line.split()[1])
+    raise RuntimeError("no syscw in /proc/%d/io" % pid)
+
+
+REQUEST_LINE = re.compile(
+    r'\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","level":"(info|error)",'
+    r'"request_id":"[0-9a-f]{16}","method":"(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|other)",'
+    r'"path":"((?:[^"\\\x00-\x1f]|\\["\\]|\\u00[0-9a-f]{2})*)","status":(\d{3}),'
+    r'"duration_ms":\d+\.\d{3}\}')
+
+
+def new_request_lines(skip, want, timeout=5):
+    """The request lines after the first `skip` lines of the log, once there
+    are `want` of them (the log is written by a thread, a little later)."""
+    deadline = time.time() + timeout
+    while True:
+        lines = E.d.log().splitlines()[skip:]
+        req = [l for l in lines if '"request_id"' in l]
+        if len(req) >= want or time.time() > deadline:
+            return req
+        time.sleep(0.05)
+
+
+def test_log_cost():
+    """The request log at the default settings: one line per request in the
+    exact format, at most one write(2) per line, lines from concurrent
+    requests never mixed."""
+    c = tenant_client(E.tok_a)
+    S.check(c.request("PUT", "/v1/items/log-probe", json_body={"data": 1}).status in (200, 201),
+            "probe item")
+    time.sleep(0.3)
+    n = 300
+    skip = len(E.d.log().splitlines())
+    w0 = syscw(E.d.pid)
+    paths = []
+    for i in range(n):
+        # Every other path has a quote and a backslash, which the log escapes.
+        path = "/v1/items/log-probe" if i % 2 == 0 else '/v1/items/log"x\\y'
+        paths.append(path)
+        c.request("GET", path)
+    lines = new_request_lines(skip, n)
+    w1 = syscw(E.d.pid)
+    print("log: %d write calls for %d request lines" % (w1 - w0, n), flush=True)
+    S.check(w1 - w0 <= n, "at most one write per log line: %d writes for %d requests"
+            % (w1 - w0, n))
+    S.eq(len(lines), n, "one request line per request")
+    got = []
+    for l in lines:
+        m = REQUEST_LINE.fullmatch(l)
+        S.check(m is not None, "request line format: %r" % l[:200])
+        if m:
+            got.append(json.loads(l)["path"])
+    S.eq(got, paths, "paths logged in order, escaped and read back exactly")
+    # Concurrent clients: every line whole.
+    import threading
+    skip = len(E.d.log().splitlines())
+
+    def worker():
+        cc = tenant_client(E.tok_a)
+        for _ in range(100):
+            cc.request("GET", "/v1/items/log-probe")
+    ts = [threading.Thread(target=worker) for _ in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    lines = new_request_lines(skip, 600)
+    S.eq(len(lines), 600, "600 concurrent requests, 600 lines")
+    S.check(all(REQUEST_LINE.fullmatch(l) for l in lines), "no line mixed with another")
+
+
 def main():
     E.data = tnlib.tmpdir()
     E.d = None
@@ -812,7 +890,8 @@ def main():
                   test_auth_tokens, test_me_and_sync, test_items, test_list_and_cursors,
                   test_isolation, test_scopes, test_files, test_traversal,
                   test_revocation_and_rotation, test_quotas, test_metrics_and_audit,
-                  test_openapi, test_rate_limits, test_listen_rules, test_cli_keys, test_logs):
+                  test_openapi, test_rate_limits, test_listen_rules, test_cli_keys, test_logs,
+                  test_log_cost):
             S.run(t)
         rc = E.d.stop()
         E.d = None
