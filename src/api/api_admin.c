@@ -49,12 +49,15 @@ static cJSON *scopes_json(unsigned mask) {
 
 static int scopes_of(const cJSON *a, unsigned *mask);
 
-/* The answer to POST /v1/auth once the credential was checked (rc, why) and,
- * when it held, a token minted; wipes and frees token. */
-static void token_answer(tn__req *r, int rc, const char *why, char *token, tn__resp *out) {
+/* The answer to POST /v1/auth once the credential was checked (rc, why; a
+ * failure is charged to principal, see throttle.c) and, when it held, a
+ * token minted; wipes and frees token. */
+static void token_answer(tn__req *r, int rc, const char *why, const char *principal, char *token,
+                         tn__resp *out) {
     if (rc == TN_DENIED) {
-        tn__auth_failed(r, why);
-        tn__resp_error(out, 401, "unauthorized");
+        int wait = tn__auth_failed(r, why, principal);
+        tn__resp_error(out, wait ? 429 : 401, wait ? "too many requests" : "unauthorized");
+        out->retry_after = wait;
     } else if (rc != TN_OK) {
         tn__resp_code(out, rc);
     } else {
@@ -68,6 +71,15 @@ static void token_answer(tn__req *r, int rc, const char *why, char *token, tn__r
     free(token);
 }
 
+/* The bucket of a failed key: its own when the id exists ("k:<id>",
+ * "o:<id>"), else "anon", so made-up ids share one budget. */
+static const char *key_principal(char buf[8 + TN__KEY_ID_LEN], const char *kind, const char *id,
+                                 int known) {
+    if (!known || !id[0]) return "anon";
+    snprintf(buf, 8 + TN__KEY_ID_LEN, "%s:%s", kind, id);
+    return buf;
+}
+
 /* {"operator_key": "tno_…", "tenant": NAME, "scopes": [...] (optional)}. */
 static void operator_auth(tn__req *r, cJSON *body, tn__resp *out) {
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, "operator_key");
@@ -78,13 +90,15 @@ static void operator_auth(tn__req *r, cJSON *body, tn__resp *out) {
         tn__resp_error(out, 400, "bad request");
         return;
     }
-    char id[TN__KEY_ID_LEN + 1];
+    char id[TN__KEY_ID_LEN + 1] = "";
     if (tn__secret_parse(TN__OP_PREFIX, k->valuestring, id) && tn__key_throttled(r, id, out)) return;
     char *token = NULL;
     const char *why = "";
     int rc = tn__op_token_issue(r->srv->auth, k->valuestring, t->valuestring, want,
                                 r->srv->cfg.token_ttl, &token, &why);
-    token_answer(r, rc, why, token, out);
+    char pb[8 + TN__KEY_ID_LEN];
+    int known = strcmp(why, "unknown operator") != 0 && strcmp(why, "malformed operator key") != 0;
+    token_answer(r, rc, why, key_principal(pb, "o", id, known), token, out);
 }
 
 void tn__api_auth(tn__req *r, tn__resp *out) {
@@ -103,6 +117,8 @@ void tn__api_auth(tn__req *r, tn__resp *out) {
     }
     tn__key_info key;
     const char *why = "";
+    char id[TN__KEY_ID_LEN + 1] = "";
+    tn__key_parse(k->valuestring, id);
     int rc = tn__key_verify(r->srv->st, k->valuestring, &key, &why);
     cJSON_Delete(body);
     if (rc == TN_OK && tn__key_throttled(r, key.key_id, out)) return;
@@ -111,7 +127,9 @@ void tn__api_auth(tn__req *r, tn__resp *out) {
         rc = tn__token_mint(r->srv->auth, key.key_id, r->srv->cfg.token_ttl, &token);
         if (rc == TN_DENIED) rc = TN_ERROR; /* minting never means "unauthorized" */
     }
-    token_answer(r, rc, why, token, out);
+    char pb[8 + TN__KEY_ID_LEN];
+    int known = strcmp(why, "unknown key") != 0 && strcmp(why, "malformed key") != 0;
+    token_answer(r, rc, why, key_principal(pb, "k", id, known), token, out);
 }
 
 /* ---- tenants --------------------------------------------------------------- */

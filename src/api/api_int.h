@@ -49,7 +49,7 @@ typedef struct tn__srv {
     tn_store *st;
     tn__auth *auth;
     tn__rl *key_rl;  /* per API key */
-    tn__rl *fail_rl; /* failed authentication per client */
+    tn__rl *fail_rl; /* failed authentication, per claimed principal (throttle.c) */
     tn__http_config cfg;
     struct MHD_Daemon *d;
     int listen_fd;
@@ -153,10 +153,13 @@ cJSON *tn__json_time(int64_t ms);
 void tn__log_request(const tn__req *r, double ms);
 
 /* ---- throttle.c ---- */
-/* Counts a failed authentication for r's client and audits it. */
-void tn__auth_failed(tn__req *r, const char *why);
-/* 1 after setting a 429 (r->err_*) when r's client has failed too often. */
-int tn__auth_throttled(tn__req *r);
+/* Charges a failed authentication to the bucket of principal (what the
+ * credential claimed to be: "admin", "k:<id>", "o:<id>", "stale", "anon"; see
+ * throttle.c).  0 when within the budget (audited: answer 401), else the
+ * seconds to wait (answer 429).  why: for the audit row, never the client. */
+int tn__auth_failed(tn__req *r, const char *why, const char *principal);
+/* The same, recording the 401 or 429 as r's early error. */
+void tn__auth_refuse(tn__req *r, const char *why, const char *principal);
 /* 429 in *out when the key (or operator) id has used up its requests. */
 int tn__key_throttled(tn__req *r, const char *id, tn__resp *out);
 /* 1 after setting a 429 when r->key's key or its tenant used up its rate. */

@@ -21,7 +21,7 @@ typedef struct tn__http_config {
     int64_t max_item_bytes;   /* request body limit for JSON; default 64 KiB */
     int64_t max_file_bytes;   /* upload limit; default 1 GiB */
     double rate, burst;       /* per API key; default 50/s, burst 100 */
-    double auth_fail_rate, auth_fail_burst; /* failed auth per client; 0.2/s, 20 */
+    double auth_fail_rate, auth_fail_burst; /* failed auth per claimed credential; 0.2/s, 20 */
     int token_ttl;            /* seconds; default 3600 */
     int quiet;                /* no per-request log lines */
     /* CORS: allowed origins, comma-separated ("https://a.example,

@@ -131,6 +131,20 @@ static int match(const char *pattern, const char *path, size_t cap[2][2]) {
  * are looked up again here on every request).  The tenant always comes from
  * the key or token row in the store, never from the request.
  */
+/* The bucket a failed bearer token is charged to (throttle.c): a token we
+ * signed that no longer holds is "stale"; anything forged, malformed or
+ * absent is "anon".  Allow-list: only the reasons that come after the
+ * signature held are stale. */
+static const char *bearer_principal(const char *why) {
+    static const char *const after_signature[] = {"TN__JWT_EPAYLOAD", "TN__JWT_ECLAIMS",
+                                                  "TN__JWT_EEXPIRED", "TN__JWT_ENOTYET"};
+    if (strncmp(why, "TN__JWT_", 8) != 0) /* a lookup after the JWT verified */
+        return strcmp(why, "no bearer token") == 0 ? "anon" : "stale";
+    for (size_t i = 0; i < sizeof after_signature / sizeof after_signature[0]; i++)
+        if (strcmp(why, after_signature[i]) == 0) return "stale";
+    return "anon";
+}
+
 static void authenticate(tn__req *r) {
     const tn__route *rt = r->route;
     if (rt->auth == AUTH_NONE) return;
@@ -138,16 +152,17 @@ static void authenticate(tn__req *r) {
         r->is_admin = 1;
         return;
     }
-    if (tn__auth_throttled(r)) return;
     if (rt->auth == AUTH_KEY_IN_BODY) return; /* tn__api_auth checks the key */
+    /* The credential is checked first: one that holds is never refused for
+     * others' failures; only failures are throttled (throttle.c). */
     if (rt->auth == AUTH_ADMIN || rt->auth == AUTH_ADMIN_OR_UNIX) {
         const char *k = tn__req_header(r, "X-Admin-Key");
         if (k && tn_admin_key_verify(r->srv->st, k) == TN_OK) {
             r->is_admin = 1;
             return;
         }
-        tn__auth_failed(r, k ? "wrong admin key" : "no admin key");
-        tn__req_fail(r, 401, "unauthorized", 0);
+        int formed = k && strlen(k) == TN_ADMIN_KEY_LEN - 1 && strncmp(k, "tna_", 4) == 0;
+        tn__auth_refuse(r, k ? "wrong admin key" : "no admin key", formed ? "admin" : "anon");
         return;
     }
     const char *h = tn__req_header(r, "Authorization");
@@ -160,8 +175,7 @@ static void authenticate(tn__req *r) {
     }
     if (rc != TN_OK) {
         if (rc == TN_DENIED) {
-            tn__auth_failed(r, why);
-            tn__req_fail(r, 401, "unauthorized", 0);
+            tn__auth_refuse(r, why, bearer_principal(why));
         } else {
             tn__req_fail(r, tn_err_retryable(rc) ? 503 : 500,
                          tn_err_retryable(rc) ? "unavailable" : "internal error", 1);

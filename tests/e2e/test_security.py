@@ -367,10 +367,18 @@ def test_admin_key_guessing():
                 S.eq(r.json(), {"error": "too many requests"}, "429 body")
             elif r.status == 401:
                 S.eq(r.json(), {"error": "unauthorized"}, "401 body")
-        S.check(statuses[:10] == [401] * 10 and all(s == 429 for s in statuses[10:]),
-                "10 wrong admin keys, then 429: %r" % statuses)
+        # Well-formed guesses share the admin key's budget; malformed ones the
+        # anonymous budget.  In each, 10 failures, then 429.
+        for formed in (True, False):
+            st = [s for g, s in zip(guesses, statuses)
+                  if (len(g) == len(ak) and g.startswith("tna_")) == formed]
+            n = min(10, len(st))
+            S.check(st[:n] == [401] * n and all(s == 429 for s in st[n:]),
+                    "%s admin keys: 10 wrong, then 429: %r" % ("well-formed" if formed else
+                                                              "malformed", st))
+        S.check(statuses.count(429) >= 14, "guessing the admin key is throttled: %r" % statuses)
         r = c.request("GET", "/v1/admin/tenants", headers={"X-Admin-Key": ak})
-        S.eq(r.status, 429, "the right key is throttled too once guessing started")
+        S.eq(r.status, 200, "the right key is still served while guessing is throttled")
         S.eq(d.stop(), 0, "daemon stops cleanly")
         d = None
         # Audited: read the store directly (independent of the API).
@@ -380,6 +388,92 @@ def test_admin_key_guessing():
         S.check(len(rows) >= 10, "failed admin keys audited: %d rows" % len(rows))
         S.check(all(ak not in (a or "") + (dt or "") and "tna_0000" not in (dt or "")
                     for a, dt in rows), "no key material in the audit")
+    finally:
+        if d:
+            d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_auth_flood():
+    """Credential-less and wrong-key requests from 127.0.0.1, as fast as four
+    clients can send them, while a valid token, an API key and the admin key
+    are used from the same address: those get 200 promptly, every time; the
+    guessing gets 429 past the failure budget, and the audit log does not
+    take a row per failed request."""
+    import threading
+    data = tnlib.tmpdir()
+    d = None
+    try:
+        ak = tnlib.init_store(data)
+        d = tnlib.start_daemon(data, ["--quiet"])  # default failure budget: 20, then 0.2/s
+        adm = tnlib.Client(d.port, {"X-Admin-Key": ak})
+        t = adm.request("POST", "/v1/admin/tenants", json_body={"name": "flooded"}).json()
+        TENANT_IDS.add(t["id"].lower())
+        key = adm.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
+                          json_body={"scopes": ALL_SCOPES}).json()["api_key"]
+        tok = tnlib.Client(d.port).request("POST", "/v1/auth",
+                                           json_body={"api_key": key}).json()["token"]
+        wrong_secret = key[:-8] + ("A" * 8 if not key.endswith("A" * 8) else "B" * 8)
+        attacks = {
+            "no credential": ("GET", "/v1/me", None, {}),
+            "garbage token": ("GET", "/v1/me", None, {"Authorization": "Bearer x.y.z"}),
+            "wrong admin key": ("GET", "/v1/admin/tenants", None,
+                                {"X-Admin-Key": "tna_" + "A" * 43}),
+            "unknown key id": ("POST", "/v1/auth", {"api_key": "tnk_%024d_%s" % (7, "A" * 43)}, {}),
+            "known id, wrong secret": ("POST", "/v1/auth", {"api_key": wrong_secret}, {}),
+        }
+        seen = {k: [] for k in attacks}
+        stop = time.time() + 4
+
+        def flood(names):
+            c = tnlib.Client(d.port, None, leak_check)
+            while time.time() < stop:
+                for n in names:
+                    m, path, body, h = attacks[n]
+                    seen[n].append(c.request(m, path, json_body=body, headers=h).status)
+        names = list(attacks)
+        threads = [threading.Thread(target=flood, args=(names[i:] + names[:i],)) for i in range(4)]
+        for th in threads:
+            th.start()
+        good = {"token": tnlib.Client(d.port, {"Authorization": "Bearer " + tok}),
+                "admin key": tnlib.Client(d.port, {"X-Admin-Key": ak}),
+                "API key": tnlib.Client(d.port)}
+        served = {k: [] for k in good}
+        time.sleep(0.3)
+        while time.time() < stop - 0.2:
+            for name, c in good.items():
+                t0 = time.time()
+                if name == "token":
+                    r = c.request("GET", "/v1/me")
+                elif name == "admin key":
+                    r = c.request("GET", "/v1/admin/tenants")
+                else:
+                    r = c.request("POST", "/v1/auth", json_body={"api_key": key})
+                served[name].append((r.status, time.time() - t0))
+            time.sleep(0.1)
+        for th in threads:
+            th.join()
+        for name, got in served.items():
+            S.check(len(got) >= 10, "%s used during the flood (%d times)" % (name, len(got)))
+            S.check(all(st == 200 for st, _ in got),
+                    "%s served during the flood: %r" % (name, sorted({st for st, _ in got})))
+            S.check(max(dt for _, dt in got) < 2.0,
+                    "%s answered promptly (slowest %.2f s)" % (name, max(dt for _, dt in got)))
+        counts = {n: (len(v), v.count(401), v.count(429)) for n, v in seen.items()}
+        print("flood (requests, 401, 429): %r" % counts, flush=True)
+        for n, v in seen.items():
+            S.check(v.count(429) > 0 and set(v) <= {401, 429},
+                    "%s: throttled (429 past the budget), nothing else: %r" % (n, sorted(set(v))))
+            S.check(v[0] == 401, "%s: the first failure is a plain 401" % n)
+        S.eq(d.stop(), 0, "daemon stops cleanly")
+        d = None
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "tenantry.db"), uri=True)
+        rows = con.execute("SELECT count(*) FROM _audit WHERE action = 'auth.failure'").fetchone()[0]
+        con.close()
+        # Four buckets (anon, admin, the known key, ...) of 20 plus 0.2/s each.
+        S.check(rows <= 4 * (20 + 2) and sum(c[0] for c in counts.values()) > 200,
+                "audit rows bounded by the budget, not the flood: %d rows for %d requests"
+                % (rows, sum(c[0] for c in counts.values())))
     finally:
         if d:
             d.stop()
@@ -505,7 +599,7 @@ def main():
         a.request("PUT", "/v1/files/a-file.txt", body=b"0123456789")
         for t in (test_crlf_in_headers, test_oversized_headers, test_oversized_bodies,
                   test_deep_json, test_sql_looking_input, test_cross_tenant_reads_never_leak,
-                  test_slow_client, test_admin_key_guessing):
+                  test_slow_client, test_admin_key_guessing, test_auth_flood):
             S.run(t)
         rc = E.d.stop()
         E.d = None
