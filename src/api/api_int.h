@@ -29,6 +29,7 @@
 #include "auth.h"
 #include "http.h"
 #include "ratelimit.h"
+#include "sbuf.h"
 #include "tenantry.h"
 
 #include <cjson/cJSON.h>
@@ -117,6 +118,14 @@ typedef struct tn__req {
 
 typedef void (*tn__handler)(tn__req *r, tn__resp *out);
 
+/* The longest file name a tenant may upload, in bytes: what the remote can
+ * hold.  S3 takes keys of at most 1024 bytes and the object key is
+ * "<36-character tenant uuid>/files/<name>" (1024 - 36 - 7 = 981); the
+ * DynamoDB sort key "FILE#<name>" allows 1019.  Longer names (the store takes
+ * up to TN_FILE_NAME_MAX) could never sync.  Checked on upload only: a file
+ * stored before stays readable and deletable. */
+#define TN__FILE_NAME_REMOTE_MAX 981
+
 /* ---- respond.c ---- */
 void tn__resp_json(tn__resp *o, int status, cJSON *j); /* takes j (may be NULL: 500) */
 void tn__resp_error(tn__resp *o, int status, const char *msg);
@@ -147,6 +156,35 @@ const char *tn__method_name(int method);
 cJSON *tn__json_int(int64_t v);
 /* RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.123Z"); 0 -> null. */
 cJSON *tn__json_time(int64_t ms);
+/* The same two written into a text buffer. */
+void tn__sb_time(tn__sbuf *b, int64_t ms);
+/* Takes the JSON text built in b as the response body (503 when b failed). */
+void tn__resp_sbuf(tn__resp *o, int status, tn__sbuf *b);
+
+/* ---- list pages (respond.c) ----
+ * A page is capped by count (limit=) and by bytes, like a DynamoDB Query
+ * page: entries stop once the body would pass TN__PAGE_BYTES (at least one
+ * entry always), and next_cursor continues after the last one sent.  The
+ * body is written straight into one buffer, never a tree of the page. */
+#define TN__PAGE_BYTES (1024 * 1024)
+typedef struct tn__page {
+    tn__sbuf b;
+    size_t cap;   /* bytes of entries */
+    int n;        /* entries kept */
+    int full;     /* an entry did not fit: the page ends before it */
+    size_t mark;  /* where the entry being written began */
+} tn__page;
+/* Around each entry: begin, write its JSON into p->b, then end, which
+ * returns non-zero to stop the listing (cap reached, or out of memory). */
+void tn__page_begin(tn__page *p);
+int tn__page_end(tn__page *p);
+/* One listing call: cursor (or NULL) and limit as given; fills p through
+ * tn__page_begin/end and sets *next as the store does. */
+typedef int (*tn__page_fn)(tn_session *s, const char *cursor, int limit, tn__page *p,
+                           char **next);
+/* GET of a list: limit= (def, 1..max) and cursor= from the query, then
+ * {"<member>":[...],"next_cursor":...} in *out. */
+void tn__list(tn__req *r, const char *member, int def, int max, tn__page_fn fn, tn__resp *out);
 
 /* ---- log.c (tn__log is in http.h) ---- */
 /* The request's log line; ms: its duration. */

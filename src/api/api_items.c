@@ -108,20 +108,25 @@ static char *data_text(tn__req *r, cJSON *body, tn__resp *out) {
     return text;
 }
 
-static cJSON *item_json(const tn_item *it) {
-    cJSON *j = cJSON_CreateObject();
-    if (!j) return NULL;
-    cJSON_AddStringToObject(j, "id", it->id);
-    cJSON_AddItemToObject(j, "data", cJSON_CreateRaw(it->data));
-    cJSON_AddItemToObject(j, "version", tn__json_int(it->version));
-    cJSON_AddItemToObject(j, "created_at", tn__json_time(it->created_at));
-    cJSON_AddItemToObject(j, "updated_at", tn__json_time(it->updated_at));
-    return j;
+/* An item's JSON into b. */
+static void item_json(tn__sbuf *b, const tn_item *it) {
+    tn__sb_str(b, "{\"id\":");
+    tn__sb_json_str(b, it->id);
+    tn__sb_str(b, ",\"data\":");
+    tn__sb_str(b, it->data);
+    tn__sb_fmt(b, ",\"version\":%lld,\"created_at\":", (long long)it->version);
+    tn__sb_time(b, it->created_at);
+    tn__sb_str(b, ",\"updated_at\":");
+    tn__sb_time(b, it->updated_at);
+    tn__sb_add(b, "}", 1);
 }
 
 static void item_resp(tn__resp *out, int status, const tn_item *it) {
-    tn__resp_json(out, status, item_json(it));
-    snprintf(out->etag, sizeof out->etag, "\"%lld\"", (long long)it->version);
+    tn__sbuf b = {0};
+    item_json(&b, it);
+    tn__resp_sbuf(out, status, &b);
+    if (out->status == status)
+        snprintf(out->etag, sizeof out->etag, "\"%lld\"", (long long)it->version);
 }
 
 /* If-Match: absent -> 0 and *given = 0; "*" -> 0; "\"N\"" (or W/"N", or N)
@@ -182,33 +187,18 @@ void tn__api_me(tn__req *r, tn__resp *out) {
 }
 
 static int add_item(const tn_item *it, void *arg) {
-    cJSON *j = item_json(it);
-    if (!j) return 1;
-    cJSON_AddItemToArray(arg, j);
-    return 0;
+    tn__page *p = arg;
+    tn__page_begin(p);
+    item_json(&p->b, it);
+    return tn__page_end(p);
+}
+
+static int item_page(tn_session *s, const char *cursor, int limit, tn__page *p, char **next) {
+    return tn_item_list(s, cursor, limit, add_item, p, next);
 }
 
 void tn__api_items_list(tn__req *r, tn__resp *out) {
-    int limit = tn__req_limit(r, LIST_DEFAULT, LIST_MAX);
-    char *cursor = NULL;
-    if (limit < 0 || tn__req_query(r, "cursor", &cursor) < 0) {
-        tn__resp_error(out, 400, "bad request");
-        return;
-    }
-    cJSON *j = cJSON_CreateObject(), *items = cJSON_CreateArray();
-    char *next = NULL;
-    int rc = j && items ? tn_item_list(r->s, cursor, limit, add_item, items, &next) : TN_NOMEM;
-    free(cursor);
-    if (rc != TN_OK) {
-        cJSON_Delete(j);
-        cJSON_Delete(items);
-        tn__resp_code(out, rc); /* a cursor from elsewhere is TN_INVALID: 400 */
-        return;
-    }
-    cJSON_AddItemToObject(j, "items", items);
-    cJSON_AddItemToObject(j, "next_cursor", next ? cJSON_CreateString(next) : cJSON_CreateNull());
-    free(next);
-    tn__resp_json(out, 200, j);
+    tn__list(r, "items", LIST_DEFAULT, LIST_MAX, item_page, out);
 }
 
 void tn__api_item_create(tn__req *r, tn__resp *out) {

@@ -73,7 +73,33 @@ cJSON *tn__json_time(int64_t ms) {
     return cJSON_CreateString(buf);
 }
 
+void tn__sb_time(tn__sbuf *b, int64_t ms) {
+    if (ms <= 0) {
+        tn__sb_str(b, "null");
+        return;
+    }
+    char buf[32];
+    tn__rfc3339(ms, buf);
+    tn__sb_add(b, "\"", 1);
+    tn__sb_str(b, buf);
+    tn__sb_add(b, "\"", 1);
+}
+
 /* ---- responses ------------------------------------------------------------- */
+
+void tn__resp_sbuf(tn__resp *o, int status, tn__sbuf *b) {
+    tn__resp_reset(o);
+    size_t len = b->len;
+    char *text = tn__sb_take(b);
+    if (!text) {
+        tn__resp_code(o, TN_NOMEM);
+        return;
+    }
+    o->status = status;
+    o->body = text;
+    o->len = len;
+    o->ctype = "application/json";
+}
 
 void tn__resp_reset(tn__resp *o) {
     free(o->body);
@@ -180,4 +206,65 @@ cJSON *tn__req_json(tn__req *r, tn__resp *out) {
         return NULL;
     }
     return j;
+}
+
+/* ---- list pages ------------------------------------------------------------ */
+
+void tn__page_begin(tn__page *p) {
+    p->mark = p->b.len;
+    if (p->n) tn__sb_add(&p->b, ",", 1);
+}
+
+int tn__page_end(tn__page *p) {
+    if (p->b.failed) return 1;
+    if (p->n > 0 && p->b.len > p->cap) {
+        p->b.len = p->mark; /* this entry starts the next page */
+        p->b.p[p->mark] = '\0';
+        p->full = 1;
+        return 1;
+    }
+    p->n++;
+    return 0;
+}
+
+void tn__list(tn__req *r, const char *member, int def, int max, tn__page_fn fn, tn__resp *out) {
+    int limit = tn__req_limit(r, def, max);
+    char *cursor = NULL;
+    if (limit < 0 || tn__req_query(r, "cursor", &cursor) < 0) {
+        tn__resp_error(out, 400, "bad request");
+        return;
+    }
+    /* A page that reached the byte cap is listed again with the count that
+     * fitted, so that the store's cursor continues right after its last
+     * entry.  Should rows grow in between, the count shrinks once more; it
+     * never goes below one, so this ends. */
+    int rc = TN_OK;
+    for (int round = 0; round < 8; round++) {
+        tn__page p;
+        memset(&p, 0, sizeof p);
+        p.cap = TN__PAGE_BYTES;
+        char *next = NULL;
+        tn__sb_str(&p.b, "{\"");
+        tn__sb_str(&p.b, member);
+        tn__sb_str(&p.b, "\":[");
+        rc = fn(r->s, cursor, limit, &p, &next);
+        if (rc == TN_OK && p.b.failed) rc = TN_NOMEM;
+        if (rc != TN_OK || p.full) {
+            free(next);
+            tn__sb_free(&p.b);
+            if (rc != TN_OK) break;
+            limit = p.n;
+            continue;
+        }
+        tn__sb_str(&p.b, "],\"next_cursor\":");
+        if (next) tn__sb_json_str(&p.b, next);
+        else tn__sb_str(&p.b, "null");
+        tn__sb_add(&p.b, "}", 1);
+        free(next);
+        free(cursor);
+        tn__resp_sbuf(out, 200, &p.b);
+        return;
+    }
+    free(cursor);
+    tn__resp_code(out, rc == TN_OK ? TN_BUSY : rc); /* a cursor from elsewhere: 400 */
 }

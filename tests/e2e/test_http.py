@@ -802,6 +802,35 @@ def test_logs():
     S.check('"owner"' not in log, "no bodies in logs")
 
 
+def test_file_name_limit():
+    """A file name the remote cannot hold is refused on upload with a clear
+    400: S3 keys are "<36-character tenant uuid>/files/<name>", at most 1024
+    bytes, so a name has at most 981 bytes (UTF-8 bytes, not characters)."""
+    import urllib.parse as up
+    c = tenant_client(E.tok_a)
+
+    def name_of(n, tail="x"):
+        seg = "d" * 199 + "/"  # path segments stay under the file system's 255
+        body = (seg * 6)[:n - len(tail.encode())]
+        if body.endswith("/"):
+            body = body[:-1] + "e"
+        return body + tail
+
+    ok = name_of(981)
+    S.eq(len(ok.encode()), 981, "981-byte name built")
+    r = c.request("PUT", "/v1/files/" + up.quote(ok), body=b"fits")
+    S.eq(r.status, 201, "a 981-byte name is stored")
+    S.eq(c.request("GET", "/v1/files/" + up.quote(ok)).body, b"fits", "and read back")
+    for n, tail in ((982, "x"), (983, "\u2713"), (1024, "x")):
+        name = name_of(n, tail)
+        S.eq(len(name.encode()), n, "%d-byte name built" % n)
+        r = c.request("PUT", "/v1/files/" + up.quote(name), body=b"too long")
+        S.eq((r.status, r.json()), (400, {"error": "file name too long"}),
+             "a %d-byte name is refused" % n)
+        S.eq(c.request("GET", "/v1/files/" + up.quote(name)).status, 404, "nothing stored")
+    S.eq(c.request("DELETE", "/v1/files/" + up.quote(ok)).status, 204, "tidy up")
+
+
 def syscw(pid):
     """Write-type system calls the process made so far (/proc/PID/io).  The
     daemon answers on sockets with sendmsg, which this does not count, and a
@@ -900,7 +929,7 @@ def main():
                   test_isolation, test_scopes, test_files, test_traversal,
                   test_revocation_and_rotation, test_quotas, test_metrics_and_audit,
                   test_openapi, test_rate_limits, test_listen_rules, test_cli_keys, test_logs,
-                  test_log_cost):
+                  test_log_cost, test_file_name_limit):
             S.run(t)
         rc = E.d.stop()
         E.d = None

@@ -480,6 +480,80 @@ def test_auth_flood():
         shutil.rmtree(data, ignore_errors=True)
 
 
+def vm(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) // 1024  # MiB
+    return 0
+
+
+def test_list_memory():
+    """Concurrent lists of large items: a page is capped by bytes as well as
+    by count (about 1 MiB, like a DynamoDB Query page), the cursor goes on
+    where it stopped, and the daemon's peak resident size stays bounded."""
+    import threading
+    data = tnlib.tmpdir()
+    d = None
+    try:
+        ak = tnlib.init_store(data)
+        d = tnlib.start_daemon(data, ["--quiet", "--rate", "100000", "--burst", "100000"])
+        adm = tnlib.Client(d.port, {"X-Admin-Key": ak})
+        t = adm.request("POST", "/v1/admin/tenants", json_body={"name": "big"}).json()
+        TENANT_IDS.add(t["id"].lower())
+        key = adm.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
+                          json_body={"scopes": ALL_SCOPES}).json()["api_key"]
+        tok = tnlib.Client(d.port).request("POST", "/v1/auth",
+                                           json_body={"api_key": key}).json()["token"]
+        c = tnlib.Client(d.port, {"Authorization": "Bearer " + tok})
+        n_items = 200
+        for i in range(n_items):  # 200 items of 60 KiB: 12 MiB in all
+            r = c.request("PUT", "/v1/items/big-%03d" % i,
+                          json_body={"data": {"i": i, "pad": "%03d" % i * 20000}})
+            S.check(r.status == 201, "large item %d stored: %d" % (i, r.status))
+        base = vm(d.pid, "VmHWM")
+        errors = []
+        sizes = []
+
+        def lister():
+            cc = tnlib.Client(d.port, {"Authorization": "Bearer " + tok}, timeout=60)
+            for _ in range(3):
+                seen, cursor, pages = [], None, 0
+                while pages < 500:
+                    q = "/v1/items?limit=1000" + ("&cursor=" + cursor if cursor else "")
+                    r = cc.request("GET", q)
+                    if r.status != 200:
+                        errors.append(r.status)
+                        return
+                    sizes.append(len(r.body))
+                    j = r.json()
+                    seen += [it["id"] for it in j["items"]]
+                    cursor, pages = j["next_cursor"], pages + 1
+                    if not cursor:
+                        break
+                if seen != ["big-%03d" % i for i in range(n_items)]:
+                    errors.append("listing incomplete: %d ids" % len(seen))
+        ts = [threading.Thread(target=lister) for _ in range(24)]
+        for th in ts:
+            th.start()
+        for th in ts:
+            th.join()
+        peak = vm(d.pid, "VmHWM")
+        print("list memory: peak RSS %d MiB (%d MiB before), largest page %d bytes"
+              % (peak, base, max(sizes or [0])), flush=True)
+        S.check(not errors, "every listing complete and in order: %r" % errors[:5])
+        S.check(max(sizes or [0]) <= (1 << 20) + 70000,
+                "a page is at most about 1 MiB (largest %d bytes)" % max(sizes or [0]))
+        S.check(peak - base <= 48, "peak RSS bounded under concurrent large lists: +%d MiB"
+                % (peak - base))
+        S.eq(d.stop(), 0, "daemon stops cleanly")
+        d = None
+    finally:
+        if d:
+            d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 SQLISH = ["' OR '1'='1", "1; DROP TABLE _items; --", "\" OR \"\"=\"", "x') UNION SELECT * FROM _tenants --",
           "%27%20OR%201%3D1--", "items WHERE 1=1", "*", "%", "_", "0 OR 1", "'); DELETE FROM items; --",
           "$(id)", "`x`", "NULL", "-1", "1e999", "9223372036854775808"]
@@ -599,7 +673,7 @@ def main():
         a.request("PUT", "/v1/files/a-file.txt", body=b"0123456789")
         for t in (test_crlf_in_headers, test_oversized_headers, test_oversized_bodies,
                   test_deep_json, test_sql_looking_input, test_cross_tenant_reads_never_leak,
-                  test_slow_client, test_admin_key_guessing, test_auth_flood):
+                  test_slow_client, test_admin_key_guessing, test_auth_flood, test_list_memory):
             S.run(t)
         rc = E.d.stop()
         E.d = None
