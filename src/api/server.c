@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -64,7 +65,7 @@ static void client_of(tn__req *r) {
     }
 }
 
-/* ---- header deadline -------------------------------------------------------
+/* ---- header deadline and connection slots ----------------------------------
  *
  * libmicrohttpd's connection timeout is an idle timeout: a client sending one
  * byte a second never trips it and holds a connection (and a slot of
@@ -74,11 +75,25 @@ static void client_of(tn__req *r) {
  * than --timeout.  The list's mutex is also taken on close, and
  * libmicrohttpd reports the close before it closes the descriptor, so the
  * reaper never touches a descriptor that was reused.
+ *
+ * Slots.  Once three quarters of --max-connections are open, waiting for a
+ * header deadline would let one program that opens connections and never
+ * finishes a request (and reconnects when closed) starve everyone else:
+ * libmicrohttpd stops accepting at the limit, and new clients wait in the
+ * kernel's queue.  So the reaper then closes connections that hold a slot
+ * without a request in progress (headers unfinished, or idle between
+ * requests) until half the slots are free: first those of the client address
+ * holding the most, oldest first.  A client with a complete request has it
+ * read at once, so it is never among them; an idle keep-alive connection
+ * closed this way costs its client a reconnect.  Per address matters when
+ * --allow-remote is on; on the loopback every program shares one address,
+ * and age decides.
  */
 typedef struct conn_watch {
-    int fd;
+    int fd;          /* -1 once shut down by the reaper */
     int busy;        /* headers complete, request in progress */
     int64_t since;   /* monotonic ms: the start of the wait for headers */
+    uint32_t addr;   /* hash of the client's address */
     struct conn_watch *prev, *next;
 } conn_watch;
 
@@ -87,6 +102,7 @@ struct tn__http {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     conn_watch *watched;
+    int nwatched;    /* connections in the list (open, or closing) */
     int reaper_started, stopping;
     int log_started;
     pthread_t reaper;
@@ -110,6 +126,29 @@ static void watch_mark(tn__srv *srv, struct MHD_Connection *conn, int busy) {
     pthread_mutex_unlock(&h->mu);
 }
 
+/* FNV-1a over the address bytes (not the port). */
+static uint32_t addr_hash(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    const unsigned char *p = NULL;
+    size_t n = 0;
+    if (sa && sa->sa_family == AF_INET) {
+        p = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+        n = 4;
+    } else if (sa && sa->sa_family == AF_INET6) {
+        p = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        n = 16;
+    }
+    uint32_t x = 2166136261u;
+    for (size_t i = 0; i < n; i++) x = (x ^ p[i]) * 16777619u;
+    return x;
+}
+
+static int high_water(const struct tn__http *h) {
+    return h->srv.cfg.max_connections - h->srv.cfg.max_connections / 4;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
     struct tn__http *h = cls;
@@ -120,10 +159,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (!w) return; /* unwatched: only the idle timeout applies */
         w->fd = ci->connect_fd;
         w->since = tn__mono_ms();
+        w->addr = addr_hash(conn);
         pthread_mutex_lock(&h->mu);
         w->next = h->watched;
         if (h->watched) h->watched->prev = w;
         h->watched = w;
+        /* Crossing the high-water mark wakes the reaper at once. */
+        if (++h->nwatched == high_water(h)) pthread_cond_signal(&h->cv);
         pthread_mutex_unlock(&h->mu);
         *socket_context = w;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
@@ -132,10 +174,59 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (w->prev) w->prev->next = w->next;
         else h->watched = w->next;
         if (w->next) w->next->prev = w->prev;
+        h->nwatched--;
         pthread_mutex_unlock(&h->mu);
         free(w);
         *socket_context = NULL;
     }
+}
+
+typedef struct victim {
+    conn_watch *w;
+    int per_addr; /* waiting connections of the same address */
+} victim;
+
+static int by_addr(const void *a, const void *b) {
+    uint32_t x = ((const victim *)a)->w->addr, y = ((const victim *)b)->w->addr;
+    return x < y ? -1 : x > y;
+}
+
+/* Most connections of one address first, then the longest waiting. */
+static int by_claim(const void *a, const void *b) {
+    const victim *x = a, *y = b;
+    if (x->per_addr != y->per_addr) return y->per_addr - x->per_addr;
+    return x->w->since < y->w->since ? -1 : x->w->since > y->w->since;
+}
+
+/* Under h->mu: past the high-water mark, closes waiting connections (see
+ * above) until half the slots are free. */
+static void relieve(struct tn__http *h) {
+    int open = 0, waiting = 0;
+    for (conn_watch *w = h->watched; w; w = w->next) {
+        if (w->fd < 0) continue;
+        open++;
+        if (!w->busy) waiting++;
+    }
+    if (open < high_water(h) || waiting == 0) return;
+    victim *v = malloc((size_t)waiting * sizeof *v);
+    if (!v) return;
+    int n = 0;
+    for (conn_watch *w = h->watched; w && n < waiting; w = w->next)
+        if (w->fd >= 0 && !w->busy) v[n++] = (victim){w, 0};
+    qsort(v, (size_t)n, sizeof *v, by_addr);
+    for (int i = 0; i < n;) {
+        int j = i;
+        while (j < n && v[j].w->addr == v[i].w->addr) j++;
+        for (int k = i; k < j; k++) v[k].per_addr = j - i;
+        i = j;
+    }
+    qsort(v, (size_t)n, sizeof *v, by_claim);
+    int target = h->srv.cfg.max_connections / 2;
+    for (int i = 0; i < n && open > target; i++, open--) {
+        shutdown(v[i].w->fd, SHUT_RDWR); /* libmicrohttpd then closes it */
+        v[i].w->fd = -1;
+    }
+    free(v);
 }
 
 static void *reaper(void *arg) {
@@ -150,6 +241,7 @@ static void *reaper(void *arg) {
                 w->fd = -1;
             }
         }
+        if (h->nwatched >= high_water(h)) relieve(h);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += 250 * 1000000L;
@@ -367,6 +459,23 @@ static int listen_tcp(const char *spec, int allow_remote, const char **err) {
 
 /* ---- start and stop -------------------------------------------------------- */
 
+/* Every connection slot is a descriptor: raise the soft limit to make room
+ * for --max-connections and the store's own files, as far as the hard limit
+ * allows (a service manager's default soft limit is often 1024). */
+static void fd_room(int max_connections) {
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want) return;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the descriptor limit (%llu) is below --max-connections + 256",
+                 (unsigned long long)rl.rlim_cur);
+        tn__log("warn", msg);
+    }
+}
+
 void tn__http_config_init(tn__http_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->listen = "127.0.0.1:8787";
@@ -449,8 +558,13 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
         n = 4 * (n < 1 ? 1 : n);
         threads = n < 4 ? 4 : n > 32 ? 32 : (int)n;
     }
+    fd_room(cfg->max_connections);
+    /* MHD_USE_ITC: a worker at its share of the connection limit no longer
+     * watches the listening socket, so only the inter-thread channel wakes
+     * it to stop (without it, stopping under a connection flood waited for
+     * the idle timeout). */
     s->d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL, NULL,
         on_request, s,
         /* The logger first, or libmicrohttpd warns on every start. */
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,

@@ -554,6 +554,102 @@ def test_list_memory():
         shutil.rmtree(data, ignore_errors=True)
 
 
+def test_half_open_flood():
+    """1,100 connections from one local program that never finish their
+    headers (and reconnect when closed) must not starve a client that sends a
+    complete request: it is answered within a second."""
+    import resource
+    import select
+    import threading
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1500, hard), hard))
+    data = tnlib.tmpdir()
+    d = None
+    socks = []
+    done = threading.Event()
+    try:
+        tnlib.init_store(data)
+        d = tnlib.start_daemon(data, ["--quiet"])  # 1024 connections, 30 s header deadline
+        opened = [0]
+
+        def flood():
+            while not done.is_set():
+                while len(socks) < 1100 and not done.is_set():
+                    s = socket.socket()
+                    s.settimeout(0.3)
+                    try:
+                        s.connect(("127.0.0.1", d.port))
+                        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Wait: ")
+                        socks.append(s)
+                        opened[0] += 1
+                    except OSError:
+                        s.close()
+                        break  # the backlog is full: try again shortly
+                # Whatever the server closed is reopened (a reconnecting client).
+                if socks:
+                    p = select.poll()
+                    by_fd = {s.fileno(): s for s in socks}
+                    for fd in by_fd:
+                        p.register(fd, select.POLLIN)
+                    for fd, _ in p.poll(50):
+                        s = by_fd[fd]
+                        try:
+                            gone = s.recv(4096) == b""
+                        except OSError:
+                            gone = True
+                        if gone:
+                            socks.remove(s)
+                            s.close()
+                else:
+                    time.sleep(0.05)
+        th = threading.Thread(target=flood)
+        th.start()
+        deadline = time.time() + 20
+        while opened[0] < 1100 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+        print("half-open flood: %d connections opened, %d held" % (opened[0], len(socks)),
+              flush=True)
+        S.check(opened[0] >= 1024, "the flood filled the server's connection slots (%d)"
+                % opened[0])
+        waits = []
+        for i in range(5):
+            t0 = time.time()
+            try:
+                c = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+                c.settimeout(5)
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                got = b""
+                while b"\r\n\r\n" not in got:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+                c.close()
+                ok = got.startswith(b"HTTP/1.1 200")
+            except OSError:
+                ok = False
+            waits.append((ok, round(time.time() - t0, 3)))
+            time.sleep(0.3)
+        print("complete requests during the flood (ok, seconds): %r" % waits, flush=True)
+        S.check(all(ok and dt < 1.0 for ok, dt in waits),
+                "a complete request is answered within a second: %r" % waits)
+        done.set()
+        th.join()
+        alive_d = d.proc.poll() is None
+        S.check(alive_d, "daemon alive after the flood")
+        S.eq(d.stop(), 0, "daemon stops cleanly")
+        d = None
+    finally:
+        done.set()
+        for s in socks:
+            s.close()
+        if d:
+            d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 SQLISH = ["' OR '1'='1", "1; DROP TABLE _items; --", "\" OR \"\"=\"", "x') UNION SELECT * FROM _tenants --",
           "%27%20OR%201%3D1--", "items WHERE 1=1", "*", "%", "_", "0 OR 1", "'); DELETE FROM items; --",
           "$(id)", "`x`", "NULL", "-1", "1e999", "9223372036854775808"]
@@ -673,7 +769,8 @@ def main():
         a.request("PUT", "/v1/files/a-file.txt", body=b"0123456789")
         for t in (test_crlf_in_headers, test_oversized_headers, test_oversized_bodies,
                   test_deep_json, test_sql_looking_input, test_cross_tenant_reads_never_leak,
-                  test_slow_client, test_admin_key_guessing, test_auth_flood, test_list_memory):
+                  test_slow_client, test_admin_key_guessing, test_auth_flood, test_list_memory,
+                  test_half_open_flood):
             S.run(t)
         rc = E.d.stop()
         E.d = None
