@@ -209,7 +209,7 @@ void tn__api_file_put(tn__req *r, tn__resp *out) {
     cJSON_AddStringToObject(j, "name", f.name);
     cJSON_AddItemToObject(j, "size", tn__json_int(f.size));
     cJSON_AddStringToObject(j, "sha256", f.sha256);
-    cJSON_AddItemToObject(j, "version", tn__json_int(f.version));
+    cJSON_AddItemToObject(j, "version", tn__json_version(f.version));
     tn__resp_json(out, 201, j);
     snprintf(out->etag, sizeof out->etag, "\"%lld\"", (long long)f.version);
     tn_file_clear(&f);
@@ -327,7 +327,7 @@ static int add_file(const tn_file *f, void *arg) {
     tn__sb_json_str(b, f->sha256);
     tn__sb_str(b, ",\"content_type\":");
     tn__sb_json_str(b, f->content_type ? f->content_type : "");
-    tn__sb_fmt(b, ",\"version\":%lld,\"created_at\":", (long long)f->version);
+    tn__sb_fmt(b, ",\"version\":\"%lld\",\"created_at\":", (long long)f->version);
     tn__sb_time(b, f->created_at);
     tn__sb_str(b, ",\"updated_at\":");
     tn__sb_time(b, f->updated_at);

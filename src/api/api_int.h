@@ -154,6 +154,9 @@ int tn__pct_decode(const char *s, size_t n, char **out);
 /* "GET", "POST", ... for one TN__M_* bit; "other" for anything else. */
 const char *tn__method_name(int method);
 cJSON *tn__json_int(int64_t v);
+/* A version as the API writes it: a decimal string, since versions pass 2^53
+ * and JavaScript's JSON.parse rounds numbers that large. */
+cJSON *tn__json_version(int64_t v);
 /* RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.123Z"); 0 -> null. */
 cJSON *tn__json_time(int64_t ms);
 /* The same two written into a text buffer. */

@@ -6,7 +6,9 @@
  * another tenant's item is simply absent (404).
  *
  * Item JSON: {"id","data","version","created_at","updated_at"}; version is
- * an exact integer (also the ETag, quoted); times are RFC 3339 UTC strings.
+ * an integer of up to 57 bits written as a decimal string ("1177...": a JSON
+ * number that large is rounded by JavaScript's JSON.parse), also the ETag in
+ * quotes; times are RFC 3339 UTC strings.
  * "data" is stored as the client sent it (its raw text, re-validated by the
  * store), so large integers keep every digit.
  */
@@ -114,7 +116,7 @@ static void item_json(tn__sbuf *b, const tn_item *it) {
     tn__sb_json_str(b, it->id);
     tn__sb_str(b, ",\"data\":");
     tn__sb_str(b, it->data);
-    tn__sb_fmt(b, ",\"version\":%lld,\"created_at\":", (long long)it->version);
+    tn__sb_fmt(b, ",\"version\":\"%lld\",\"created_at\":", (long long)it->version);
     tn__sb_time(b, it->created_at);
     tn__sb_str(b, ",\"updated_at\":");
     tn__sb_time(b, it->updated_at);

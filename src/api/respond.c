@@ -66,6 +66,12 @@ cJSON *tn__json_int(int64_t v) {
     return cJSON_CreateRaw(buf);
 }
 
+cJSON *tn__json_version(int64_t v) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    return cJSON_CreateString(buf);
+}
+
 cJSON *tn__json_time(int64_t ms) {
     if (ms <= 0) return cJSON_CreateNull();
     char buf[32];

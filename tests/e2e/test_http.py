@@ -257,7 +257,10 @@ def test_items():
     S.eq(r.status, 201, "create item")
     it = r.json()
     S.eq(set(it), {"id", "data", "version", "created_at", "updated_at"}, "item members")
-    S.eq(r.header("ETag"), '"%d"' % it["version"], "ETag is the quoted version")
+    S.check(isinstance(it["version"], str) and re.fullmatch(r"[1-9][0-9]*", it["version"])
+            and int(it["version"]) > 2**53,
+            "version is a decimal string (exact in JavaScript too): %r" % it["version"])
+    S.eq(r.header("ETag"), '"%s"' % it["version"], "ETag is the quoted version")
     S.check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", it["created_at"]) is not None,
             "created_at is RFC 3339 UTC")
     r = c.request("POST", "/v1/items", json_body={"id": "i1", "data": {"n": 2}})
@@ -272,16 +275,19 @@ def test_items():
     S.check(b'"n":12345678901234567890123' in r.body, "big integer kept exactly: %r" % r.body)
     r = c.request("GET", "/v1/items/i1")
     S.eq((r.status, r.json()["data"]), (200, {"n": 1}), "get item")
-    v1 = r.json()["version"]
+    v1 = int(r.json()["version"])
     r = c.request("PUT", "/v1/items/i1", json_body={"data": {"n": 2}},
                   headers={"If-Match": '"%d"' % (v1 - 1)})
     S.eq(r.status, 412, "PUT with a stale If-Match")
     r = c.request("PUT", "/v1/items/i1", json_body={"data": {"n": 2}},
                   headers={"If-Match": '"%d"' % v1})
     S.eq(r.status, 200, "PUT with the current If-Match")
-    v2 = r.json()["version"]
+    v2 = int(r.json()["version"])
     S.check(v2 > v1, "version grows")
     S.eq(r.header("ETag"), '"%d"' % v2, "new ETag")
+    r = c.request("PUT", "/v1/items/i1", json_body={"data": {"n": 3}},
+                  headers={"If-Match": str(v2)})
+    S.eq(r.status, 200, "If-Match takes the version as read from JSON, unquoted")
     r = c.request("PUT", "/v1/items/i1", json_body={"data": {"n": 3}})
     S.eq(r.status, 200, "PUT without If-Match replaces")
     r = c.request("PUT", "/v1/items/fresh", json_body={"data": {"n": 3}})
