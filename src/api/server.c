@@ -17,10 +17,12 @@
 #include "clock.h"
 #include "http.h"
 
+#include "linger.h"
 #include "router.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -94,6 +96,7 @@ typedef struct conn_watch {
     int busy;        /* headers complete, request in progress */
     int64_t since;   /* monotonic ms: the start of the wait for headers */
     uint32_t addr;   /* hash of the client's address */
+    int linger;      /* refused before its body: close through linger.c */
     struct conn_watch *prev, *next;
 } conn_watch;
 
@@ -106,6 +109,7 @@ struct tn__http {
     int reaper_started, stopping;
     int log_started;
     pthread_t reaper;
+    tn__linger *linger;
 };
 
 
@@ -113,6 +117,16 @@ static conn_watch *watch_of(struct MHD_Connection *conn) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
+}
+
+/* The connection will close after an early answer (linger.h). */
+static void watch_linger(tn__srv *srv, struct MHD_Connection *conn) {
+    struct tn__http *h = (struct tn__http *)srv;
+    conn_watch *w = watch_of(conn);
+    if (!w) return;
+    pthread_mutex_lock(&h->mu);
+    w->linger = 1;
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* busy 1: headers are in; busy 0: the request ended, the next wait begins. */
@@ -170,6 +184,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         *socket_context = w;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
         conn_watch *w = *socket_context;
+        if (w->linger) {
+            /* Still open here: libmicrohttpd closes it after this call. */
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            if (ci) tn__linger_add(h->linger, fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0));
+        }
         pthread_mutex_lock(&h->mu);
         if (w->prev) w->prev->next = w->next;
         else h->watched = w->next;
@@ -296,7 +316,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         tn__route_begin(r, url, method);
         /* An early error with a body on the way: answer now and let the
          * connection close instead of reading what we will refuse. */
-        if (r->err_status && r->has_body) return (enum MHD_Result)tn__route_respond(r);
+        if (r->err_status && r->has_body) {
+            watch_linger(srv, conn);
+            return (enum MHD_Result)tn__route_respond(r);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -505,6 +528,7 @@ void tn__http_stop(tn__http *h) {
         pthread_join(h->reaper, NULL);
     }
     if (s->d) MHD_stop_daemon(s->d); /* closes the rest: on_connection frees them */
+    tn__linger_stop(h->linger);
     if (h->log_started) tn__log_stop(); /* every request line written */
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
@@ -531,6 +555,7 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
     s->listen_fd = -1;
     randombytes_buf(&s->rid_prefix, sizeof s->rid_prefix);
     h->log_started = tn__log_start() == 0;
+    h->linger = tn__linger_start(); /* NULL: refused connections just close */
     int rc = tn__cors_setup(s, err);
     if (rc != TN_OK) goto fail;
     rc = tn__auth_open(st, &s->auth);

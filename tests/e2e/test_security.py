@@ -229,6 +229,95 @@ def test_oversized_bodies():
     alive("oversized bodies")
 
 
+def read_head(s, timeout=5):
+    """Reads from socket s until the end of one response head (or EOF)."""
+    s.settimeout(timeout)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        try:
+            chunk = s.recv(65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_refused_body_answer():
+    """A body over the limit is answered 413 with Connection: close at once,
+    from its Content-Length, without waiting for it; a client that writes
+    the whole body before reading still gets that answer (not a reset); and
+    Expect: 100-continue is honoured: no 100 for a body that will be refused,
+    a 100 for one that will be taken."""
+    import http.client
+    big = json.dumps({"data": "x" * (10 << 20)}).encode()
+    for attempt in range(3):
+        c = http.client.HTTPConnection("127.0.0.1", E.d.port, timeout=20)
+        t0 = time.time()
+        try:
+            c.request("POST", "/v1/items", body=big,
+                      headers={"Authorization": "Bearer " + E.tok_a,
+                               "Content-Type": "application/json"})
+            r = c.getresponse()
+            got = (r.status, (r.getheader("Connection") or "").lower(), json.loads(r.read()))
+        except OSError as e:
+            got = ("network error", repr(e))
+        c.close()
+        S.eq(got, (413, "close", {"error": "too large"}),
+             "10 MiB item body written whole: 413 and Connection: close (try %d)" % attempt)
+        S.check(time.time() - t0 < 10, "answered promptly")
+    # The same for a file over --max-file-bytes.
+    c = http.client.HTTPConnection("127.0.0.1", E.d.port, timeout=20)
+    try:
+        c.request("PUT", "/v1/files/too-big.bin", body=b"z" * (4 << 20),
+                  headers={"Authorization": "Bearer " + E.tok_a})
+        got = c.getresponse().status
+    except OSError as e:
+        got = repr(e)
+    c.close()
+    S.eq(got, 413, "a file over the limit written whole: 413")
+    # The answer comes before any of the body is sent.
+    s = socket.create_connection(("127.0.0.1", E.d.port), timeout=5)
+    s.sendall(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(big))
+    head = read_head(s)
+    s.close()
+    S.check(head.startswith(b"HTTP/1.1 413") and b"connection: close" in head.lower(),
+            "413 from the Content-Length alone, before the body: %r" % head[:120])
+    # Expect: 100-continue with a body that will be refused: no 100, a 413.
+    s = socket.create_connection(("127.0.0.1", E.d.port), timeout=5)
+    s.sendall(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+              b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(big))
+    head = read_head(s)
+    s.close()
+    S.check(head.startswith(b"HTTP/1.1 413") and b"100 Continue" not in head,
+            "Expect: 100-continue and a body over the limit: 413, no 100: %r" % head[:120])
+    # ... and with an acceptable body: 100, then the body, then 201.
+    body = json.dumps({"id": "expect-ok", "data": {"n": 1}}).encode()
+    s = socket.create_connection(("127.0.0.1", E.d.port), timeout=5)
+    s.sendall(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+              b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+    head = read_head(s)
+    S.check(head.startswith(b"HTTP/1.1 100"), "100 Continue for a body that will be taken: %r"
+            % head[:60])
+    s.sendall(body)
+    rest = head.split(b"\r\n\r\n", 1)[1] + read_head(s)
+    s.close()
+    S.check(rest.startswith(b"HTTP/1.1 201"), "then 201: %r" % rest[:60])
+    # An unauthenticated upload with Expect: 401 at once, no 100.
+    s = socket.create_connection(("127.0.0.1", E.d.port), timeout=5)
+    s.sendall(b"PUT /v1/files/x.bin HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+              b"Content-Length: 1000000\r\n\r\n")
+    head = read_head(s)
+    s.close()
+    S.check(head.startswith(b"HTTP/1.1 401"), "Expect on an upload without a token: 401, no 100: %r"
+            % head[:60])
+    alive("refused bodies")
+
+
 def test_deep_json():
     c = tenant(E.tok_a)
     deep = b'{"data":' + b"[" * 100000 + b"]" * 100000 + b"}"
@@ -768,6 +857,7 @@ def main():
         a = tenant(E.tok_a)
         a.request("PUT", "/v1/files/a-file.txt", body=b"0123456789")
         for t in (test_crlf_in_headers, test_oversized_headers, test_oversized_bodies,
+                  test_refused_body_answer,
                   test_deep_json, test_sql_looking_input, test_cross_tenant_reads_never_leak,
                   test_slow_client, test_admin_key_guessing, test_auth_flood, test_list_memory,
                   test_half_open_flood):
