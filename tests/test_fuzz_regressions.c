@@ -24,7 +24,7 @@
  * Expected values here are written out by hand, never computed by the code
  * under test.
  */
-#include "api_int.h"
+#include "handlers.h"
 #include "aws.h"
 #include "config.h"
 #include "crypto.h"

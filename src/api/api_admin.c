@@ -3,13 +3,13 @@
  * API (/v1/admin/...): tenants and their settings, keys, operators, the audit
  * log; and the operator's own audit view (/v1/operator/audit).
  *
- * Admin handlers run only after http.c verified X-Admin-Key; tenant ids are
+ * Admin handlers run only after router.c verified X-Admin-Key; tenant ids are
  * visible here because only the admin sees these responses.  The operator
  * handler names tenants by name only.  Key secrets appear in exactly three
  * responses: key creation, key rotation and operator creation.
  */
 #include "clock.h"
-#include "api_int.h"
+#include "handlers.h"
 #include "operator.h"
 
 #include <errno.h>
@@ -49,22 +49,15 @@ static cJSON *scopes_json(unsigned mask) {
 
 static int scopes_of(const cJSON *a, unsigned *mask);
 
-/* 429 when the key (or operator) id has used up its requests. */
-static int key_throttled(tn__req *r, const char *id, tn__resp *out) {
-    int wait = tn__rl_take(r->srv->key_rl, id, tn__wall_ms());
-    if (!wait) return 0;
-    atomic_fetch_add(&r->srv->rate_limited, 1);
-    tn__resp_error(out, 429, "too many requests");
-    out->retry_after = wait;
-    return 1;
-}
-
-/* The answer to POST /v1/auth once the credential was checked (rc, why) and,
- * when it held, a token minted; wipes and frees token. */
-static void token_answer(tn__req *r, int rc, const char *why, char *token, tn__resp *out) {
+/* The answer to POST /v1/auth once the credential was checked (rc, why; a
+ * failure is charged to principal, see throttle.c) and, when it held, a
+ * token minted; wipes and frees token. */
+static void token_answer(tn__req *r, int rc, const char *why, const char *principal, char *token,
+                         tn__resp *out) {
     if (rc == TN_DENIED) {
-        tn__auth_failed(r, why);
-        tn__resp_error(out, 401, "unauthorized");
+        int wait = tn__auth_failed(r, why, principal);
+        tn__resp_error(out, wait ? 429 : 401, wait ? "too many requests" : "unauthorized");
+        out->retry_after = wait;
     } else if (rc != TN_OK) {
         tn__resp_code(out, rc);
     } else {
@@ -78,6 +71,15 @@ static void token_answer(tn__req *r, int rc, const char *why, char *token, tn__r
     free(token);
 }
 
+/* The bucket of a failed key: its own when the id exists ("k:<id>",
+ * "o:<id>"), else "anon", so made-up ids share one budget. */
+static const char *key_principal(char buf[8 + TN__KEY_ID_LEN], const char *kind, const char *id,
+                                 int known) {
+    if (!known || !id[0]) return "anon";
+    snprintf(buf, 8 + TN__KEY_ID_LEN, "%s:%s", kind, id);
+    return buf;
+}
+
 /* {"operator_key": "tno_…", "tenant": NAME, "scopes": [...] (optional)}. */
 static void operator_auth(tn__req *r, cJSON *body, tn__resp *out) {
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, "operator_key");
@@ -88,13 +90,15 @@ static void operator_auth(tn__req *r, cJSON *body, tn__resp *out) {
         tn__resp_error(out, 400, "bad request");
         return;
     }
-    char id[TN__KEY_ID_LEN + 1];
-    if (tn__secret_parse(TN__OP_PREFIX, k->valuestring, id) && key_throttled(r, id, out)) return;
+    char id[TN__KEY_ID_LEN + 1] = "";
+    if (tn__secret_parse(TN__OP_PREFIX, k->valuestring, id) && tn__key_throttled(r, id, out)) return;
     char *token = NULL;
     const char *why = "";
     int rc = tn__op_token_issue(r->srv->auth, k->valuestring, t->valuestring, want,
                                 r->srv->cfg.token_ttl, &token, &why);
-    token_answer(r, rc, why, token, out);
+    char pb[8 + TN__KEY_ID_LEN];
+    int known = strcmp(why, "unknown operator") != 0 && strcmp(why, "malformed operator key") != 0;
+    token_answer(r, rc, why, key_principal(pb, "o", id, known), token, out);
 }
 
 void tn__api_auth(tn__req *r, tn__resp *out) {
@@ -113,15 +117,19 @@ void tn__api_auth(tn__req *r, tn__resp *out) {
     }
     tn__key_info key;
     const char *why = "";
+    char id[TN__KEY_ID_LEN + 1] = "";
+    tn__key_parse(k->valuestring, id);
     int rc = tn__key_verify(r->srv->st, k->valuestring, &key, &why);
     cJSON_Delete(body);
-    if (rc == TN_OK && key_throttled(r, key.key_id, out)) return;
+    if (rc == TN_OK && tn__key_throttled(r, key.key_id, out)) return;
     char *token = NULL;
     if (rc == TN_OK) {
         rc = tn__token_mint(r->srv->auth, key.key_id, r->srv->cfg.token_ttl, &token);
         if (rc == TN_DENIED) rc = TN_ERROR; /* minting never means "unauthorized" */
     }
-    token_answer(r, rc, why, token, out);
+    char pb[8 + TN__KEY_ID_LEN];
+    int known = strcmp(why, "unknown key") != 0 && strcmp(why, "malformed key") != 0;
+    token_answer(r, rc, why, key_principal(pb, "k", id, known), token, out);
 }
 
 /* ---- tenants --------------------------------------------------------------- */
@@ -539,7 +547,7 @@ void tn__api_operator_audit(tn__req *r, tn__resp *out) {
     else audit_page(r, tenant_id, 0, out);
 }
 
-/* One audit row per request made with an operator token (http.c calls this
+/* One audit row per request made with an operator token (router.c calls this
  * when the request ends): who acted, in which tenant, what, and the status. */
 void tn__operator_request_audit(tn__req *r, int status) {
     if (!r->key.operator_id[0]) return;
@@ -720,9 +728,4 @@ void tn__api_operator_revoke(tn__req *r, tn__resp *out) {
     int rc = tn__op_revoke(r->srv->st, r->arg[0]);
     if (rc == TN_OK) tn__resp_empty(out, 204);
     else tn__resp_code(out, rc);
-}
-
-/* GET /v1/admin/sync: every tenant's backlog, failures and last errors. */
-void tn__api_admin_sync(tn__req *r, tn__resp *out) {
-    tn__api_sync_json(r->srv->st, NULL, out);
 }

@@ -4,7 +4,7 @@
  * the old bytes or the new, never a mix) and record the metadata; GET streams
  * the bytes back with single-range support; DELETE; list.
  *
- * Names arrive percent-decoded by http.c and are checked with
+ * Names arrive percent-decoded by router.c and are checked with
  * tn_file_name_valid(); the on-disk path comes only from
  * tn_session_file_path(), i.e. <data>/files/<tenant id>/<name>, which a valid
  * name cannot leave.  The tenant id in that path never reaches a response.
@@ -13,7 +13,7 @@
  * pooled connection): begin opens one briefly for the path and the quota, and
  * finish opens one again to record the file.
  */
-#include "api_int.h"
+#include "handlers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,10 +32,7 @@
 #define PREV_TAG ".prev-"
 
 static void fail(tn__req *r, int status, const char *msg) {
-    if (!r->err_status) {
-        r->err_status = status;
-        r->err_msg = msg;
-    }
+    tn__req_fail(r, status, msg, 0);
 }
 
 /* mkdir for every directory between the data directory and path's file. */
@@ -61,6 +58,7 @@ void tn__upload_begin(tn__req *r) {
     tn__srv *srv = r->srv;
     const char *name = r->arg[0];
     if (!name || !tn_file_name_valid(name)) return fail(r, 400, "bad request");
+    if (strlen(name) > TN__FILE_NAME_REMOTE_MAX) return fail(r, 400, "file name too long");
     if (r->content_length > srv->cfg.max_file_bytes) return fail(r, 413, "too large");
     const char *ct = tn__req_header(r, "Content-Type");
     if (ct && !content_type_ok(ct)) return fail(r, 400, "bad request");
@@ -211,7 +209,7 @@ void tn__api_file_put(tn__req *r, tn__resp *out) {
     cJSON_AddStringToObject(j, "name", f.name);
     cJSON_AddItemToObject(j, "size", tn__json_int(f.size));
     cJSON_AddStringToObject(j, "sha256", f.sha256);
-    cJSON_AddItemToObject(j, "version", tn__json_int(f.version));
+    cJSON_AddItemToObject(j, "version", tn__json_version(f.version));
     tn__resp_json(out, 201, j);
     snprintf(out->etag, sizeof out->etag, "\"%lld\"", (long long)f.version);
     tn_file_clear(&f);
@@ -320,40 +318,29 @@ void tn__api_file_delete(tn__req *r, tn__resp *out) {
 }
 
 static int add_file(const tn_file *f, void *arg) {
-    cJSON *j = cJSON_CreateObject();
-    if (!j) return 1;
-    cJSON_AddStringToObject(j, "name", f->name);
-    cJSON_AddItemToObject(j, "size", tn__json_int(f->size));
-    cJSON_AddStringToObject(j, "sha256", f->sha256);
-    cJSON_AddStringToObject(j, "content_type", f->content_type ? f->content_type : "");
-    cJSON_AddItemToObject(j, "version", tn__json_int(f->version));
-    cJSON_AddItemToObject(j, "created_at", tn__json_time(f->created_at));
-    cJSON_AddItemToObject(j, "updated_at", tn__json_time(f->updated_at));
-    cJSON_AddItemToArray(arg, j);
-    return 0;
+    tn__page *p = arg;
+    tn__page_begin(p);
+    tn__sbuf *b = &p->b;
+    tn__sb_str(b, "{\"name\":");
+    tn__sb_json_str(b, f->name);
+    tn__sb_fmt(b, ",\"size\":%lld,\"sha256\":", (long long)f->size);
+    tn__sb_json_str(b, f->sha256);
+    tn__sb_str(b, ",\"content_type\":");
+    tn__sb_json_str(b, f->content_type ? f->content_type : "");
+    tn__sb_fmt(b, ",\"version\":\"%lld\",\"created_at\":", (long long)f->version);
+    tn__sb_time(b, f->created_at);
+    tn__sb_str(b, ",\"updated_at\":");
+    tn__sb_time(b, f->updated_at);
+    tn__sb_add(b, "}", 1);
+    return tn__page_end(p);
+}
+
+static int file_page(tn_session *s, const char *cursor, int limit, tn__page *p, char **next) {
+    return tn_file_list(s, cursor, limit, add_file, p, next);
 }
 
 void tn__api_files_list(tn__req *r, tn__resp *out) {
-    int limit = tn__req_limit(r, LIST_DEFAULT, LIST_MAX);
-    char *cursor = NULL;
-    if (limit < 0 || tn__req_query(r, "cursor", &cursor) < 0) {
-        tn__resp_error(out, 400, "bad request");
-        return;
-    }
-    cJSON *j = cJSON_CreateObject(), *files = cJSON_CreateArray();
-    char *next = NULL;
-    int rc = j && files ? tn_file_list(r->s, cursor, limit, add_file, files, &next) : TN_NOMEM;
-    free(cursor);
-    if (rc != TN_OK) {
-        cJSON_Delete(j);
-        cJSON_Delete(files);
-        tn__resp_code(out, rc);
-        return;
-    }
-    cJSON_AddItemToObject(j, "files", files);
-    cJSON_AddItemToObject(j, "next_cursor", next ? cJSON_CreateString(next) : cJSON_CreateNull());
-    free(next);
-    tn__resp_json(out, 200, j);
+    tn__list(r, "files", LIST_DEFAULT, LIST_MAX, file_page, out);
 }
 
 /* ---- recovery after a crash ------------------------------------------------ */

@@ -1,13 +1,27 @@
 /*
- * api_int.h - what the HTTP server (src/http.c) shares with its handlers
- * (src/api_items.c, src/api_files.c, src/api_admin.c).
+ * api_int.h - what every file of the HTTP layer shares: the server's state
+ * (tn__srv), a request (tn__req) and its response (tn__resp), and the
+ * helpers every handler uses (respond.c: responses, request headers, query
+ * parameters, bodies, JSON values; throttle.c: failed authentication and
+ * per-key rates).
  *
- * A handler is reached only through http.c's entry point, which has already
- * routed the request, authenticated the caller (r->is_admin, or r->key for a
- * tenant key), checked scopes and rate limits, read and bounded the body, and
- * for tenant routes opened r->s, a session of the key's tenant.  A handler
- * fills *out through the tn__resp_* helpers and never writes a tenant id into
- * a tenant-facing response.
+ * The files call downward only:
+ *
+ *   server.c  libmicrohttpd, listening, connection deadlines, request logs
+ *      |
+ *   router.c  route table, the one authentication entry point, CORS,
+ *      |      body limits, dispatch, the response on the wire
+ *      |
+ *   api_*.c   one file per resource (handlers.h)
+ *      |
+ *   respond.c, throttle.c, log.c   helpers (this header, http.h)
+ *
+ * A handler is reached only through router.c, which has already routed the
+ * request, authenticated the caller (r->is_admin, or r->key for a tenant
+ * key), checked scopes and rate limits, read and bounded the body, and for
+ * tenant routes opened r->s, a session of the key's tenant.  A handler fills
+ * *out through the tn__resp_* helpers and never writes a tenant id into a
+ * tenant-facing response.
  */
 #ifndef TN_API_INT_H
 #define TN_API_INT_H
@@ -15,6 +29,7 @@
 #include "auth.h"
 #include "http.h"
 #include "ratelimit.h"
+#include "sbuf.h"
 #include "tenantry.h"
 
 #include <cjson/cJSON.h>
@@ -29,12 +44,13 @@ struct MHD_Daemon;
 
 enum { TN__M_GET = 1, TN__M_HEAD = 2, TN__M_POST = 4, TN__M_PUT = 8, TN__M_PATCH = 16,
        TN__M_DELETE = 32, TN__M_OPTIONS = 64 };
+#define TN__NMETHODS 7
 
 typedef struct tn__srv {
     tn_store *st;
     tn__auth *auth;
     tn__rl *key_rl;  /* per API key */
-    tn__rl *fail_rl; /* failed authentication per client */
+    tn__rl *fail_rl; /* failed authentication, per claimed principal (throttle.c) */
     tn__http_config cfg;
     struct MHD_Daemon *d;
     int listen_fd;
@@ -45,8 +61,6 @@ typedef struct tn__srv {
     atomic_llong auth_failures, rate_limited, in_flight;
     char **cors;      /* allowed origins (NULL-terminated), or NULL */
     int cors_any;     /* "*" */
-    /* Writers take turns here rather than in SQLite's busy handler, which
-     * sleeps in steps of milliseconds (ruinous for p99 under load). */
 } tn__srv;
 
 typedef struct tn__resp {
@@ -70,6 +84,7 @@ typedef struct tn__req {
     tn__srv *srv;
     struct MHD_Connection *conn;
     const struct tn__route *route;
+    const char *pattern; /* the matched route pattern, NULL before routing */
     int method;
     char *arg[2]; /* percent-decoded path parameters */
     char rid[17];
@@ -103,12 +118,25 @@ typedef struct tn__req {
 
 typedef void (*tn__handler)(tn__req *r, tn__resp *out);
 
-/* ---- http.c helpers ---- */
+/* The longest file name a tenant may upload, in bytes: what the remote can
+ * hold.  S3 takes keys of at most 1024 bytes and the object key is
+ * "<36-character tenant uuid>/files/<name>" (1024 - 36 - 7 = 981); the
+ * DynamoDB sort key "FILE#<name>" allows 1019.  Longer names (the store takes
+ * up to TN_FILE_NAME_MAX) could never sync.  Checked on upload only: a file
+ * stored before stays readable and deletable. */
+#define TN__FILE_NAME_REMOTE_MAX 981
+
+/* ---- respond.c ---- */
 void tn__resp_json(tn__resp *o, int status, cJSON *j); /* takes j (may be NULL: 500) */
 void tn__resp_error(tn__resp *o, int status, const char *msg);
 void tn__resp_empty(tn__resp *o, int status); /* 204 */
+/* Frees what o holds (body, file) and empties it. */
+void tn__resp_reset(tn__resp *o);
 /* The response for a tn_code from the store: generic words only. */
 void tn__resp_code(tn__resp *o, int rc);
+/* Records an error found before the handler runs (the first one wins);
+ * router.c answers it instead of dispatching.  msg: fixed words. */
+void tn__req_fail(tn__req *r, int status, const char *msg, int retry_after);
 /* A request header, or NULL. */
 const char *tn__req_header(tn__req *r, const char *name);
 /* A query parameter, percent-decoded into a malloc'd *out (NULL when absent).
@@ -119,56 +147,63 @@ int tn__req_limit(tn__req *r, int def, int max);
 /* The body parsed as a JSON object (after the nesting check), or NULL after
  * setting a 400 in *out. */
 cJSON *tn__req_json(tn__req *r, tn__resp *out);
+/* Percent-decodes s[0..n) into a malloc'd *out: 0, -1 for a bad escape or an
+ * encoded NUL (a C string would end there and mean something else), -2 out
+ * of memory. */
+int tn__pct_decode(const char *s, size_t n, char **out);
+/* "GET", "POST", ... for one TN__M_* bit; "other" for anything else. */
+const char *tn__method_name(int method);
 cJSON *tn__json_int(int64_t v);
+/* A version as the API writes it: a decimal string, since versions pass 2^53
+ * and JavaScript's JSON.parse rounds numbers that large. */
+cJSON *tn__json_version(int64_t v);
 /* RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.123Z"); 0 -> null. */
 cJSON *tn__json_time(int64_t ms);
-void tn__metrics(tn__req *r, tn__resp *out);
-void tn__health(tn__req *r, tn__resp *out);
+/* The same two written into a text buffer. */
+void tn__sb_time(tn__sbuf *b, int64_t ms);
+/* Takes the JSON text built in b as the response body (503 when b failed). */
+void tn__resp_sbuf(tn__resp *o, int status, tn__sbuf *b);
 
-/* ---- api_items.c ---- */
-void tn__api_me(tn__req *r, tn__resp *out);
-void tn__api_items_list(tn__req *r, tn__resp *out);
-void tn__api_item_create(tn__req *r, tn__resp *out);
-void tn__api_item_get(tn__req *r, tn__resp *out);
-void tn__api_item_put(tn__req *r, tn__resp *out);
-void tn__api_item_delete(tn__req *r, tn__resp *out);
-void tn__api_sync_status(tn__req *r, tn__resp *out);
-void tn__api_admin_sync(tn__req *r, tn__resp *out);
-/* Answers with tn_sync_status_json(st, tenant_id) (NULL: the admin view). */
-void tn__api_sync_json(tn_store *st, const char *tenant_id, tn__resp *out);
+/* ---- list pages (respond.c) ----
+ * A page is capped by count (limit=) and by bytes, like a DynamoDB Query
+ * page: entries stop once the body would pass TN__PAGE_BYTES (at least one
+ * entry always), and next_cursor continues after the last one sent.  The
+ * body is written straight into one buffer, never a tree of the page. */
+#define TN__PAGE_BYTES (1024 * 1024)
+typedef struct tn__page {
+    tn__sbuf b;
+    size_t cap;   /* bytes of entries */
+    int n;        /* entries kept */
+    int full;     /* an entry did not fit: the page ends before it */
+    size_t mark;  /* where the entry being written began */
+} tn__page;
+/* Around each entry: begin, write its JSON into p->b, then end, which
+ * returns non-zero to stop the listing (cap reached, or out of memory). */
+void tn__page_begin(tn__page *p);
+int tn__page_end(tn__page *p);
+/* One listing call: cursor (or NULL) and limit as given; fills p through
+ * tn__page_begin/end and sets *next as the store does. */
+typedef int (*tn__page_fn)(tn_session *s, const char *cursor, int limit, tn__page *p,
+                           char **next);
+/* GET of a list: limit= (def, 1..max) and cursor= from the query, then
+ * {"<member>":[...],"next_cursor":...} in *out. */
+void tn__list(tn__req *r, const char *member, int def, int max, tn__page_fn fn, tn__resp *out);
 
-/* ---- api_files.c ---- */
-void tn__api_files_list(tn__req *r, tn__resp *out);
-void tn__api_file_get(tn__req *r, tn__resp *out);
-void tn__api_file_delete(tn__req *r, tn__resp *out);
-/* Streaming upload: begin runs once the caller is authenticated (it may set
- * r->err_status), data for each chunk, finish at the end (opens r->s itself),
- * abort whenever the request ends without finish. */
-void tn__upload_begin(tn__req *r);
-void tn__upload_data(tn__req *r, const char *data, size_t n);
-void tn__api_file_put(tn__req *r, tn__resp *out);
-void tn__upload_abort(tn__req *r);
+/* ---- log.c (tn__log is in http.h) ---- */
+/* The request's log line; ms: its duration. */
+void tn__log_request(const tn__req *r, double ms);
 
-/* ---- api_admin.c ---- */
-void tn__api_auth(tn__req *r, tn__resp *out);
-void tn__api_tenants_create(tn__req *r, tn__resp *out);
-void tn__api_tenants_list(tn__req *r, tn__resp *out);
-void tn__api_tenant_patch(tn__req *r, tn__resp *out);
-void tn__api_tenant_delete(tn__req *r, tn__resp *out);
-void tn__api_keys_create(tn__req *r, tn__resp *out);
-void tn__api_keys_list(tn__req *r, tn__resp *out);
-void tn__api_key_rotate(tn__req *r, tn__resp *out);
-void tn__api_key_delete(tn__req *r, tn__resp *out);
-void tn__api_audit(tn__req *r, tn__resp *out);
-void tn__api_operator_audit(tn__req *r, tn__resp *out);
-void tn__api_operators_create(tn__req *r, tn__resp *out);
-void tn__api_operators_list(tn__req *r, tn__resp *out);
-void tn__api_operator_grant(tn__req *r, tn__resp *out);
-void tn__api_operator_ungrant(tn__req *r, tn__resp *out);
-void tn__api_operator_revoke(tn__req *r, tn__resp *out);
-/* Audits a request made with an operator token (no-op for any other). */
-void tn__operator_request_audit(tn__req *r, int status);
-/* Counts a failed authentication for r's client and audits it. */
-void tn__auth_failed(tn__req *r, const char *why);
+/* ---- throttle.c ---- */
+/* Charges a failed authentication to the bucket of principal (what the
+ * credential claimed to be: "admin", "k:<id>", "o:<id>", "stale", "anon"; see
+ * throttle.c).  0 when within the budget (audited: answer 401), else the
+ * seconds to wait (answer 429).  why: for the audit row, never the client. */
+int tn__auth_failed(tn__req *r, const char *why, const char *principal);
+/* The same, recording the 401 or 429 as r's early error. */
+void tn__auth_refuse(tn__req *r, const char *why, const char *principal);
+/* 429 in *out when the key (or operator) id has used up its requests. */
+int tn__key_throttled(tn__req *r, const char *id, tn__resp *out);
+/* 1 after setting a 429 when r->key's key or its tenant used up its rate. */
+int tn__tenant_throttled(tn__req *r);
 
 #endif

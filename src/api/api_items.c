@@ -1,18 +1,18 @@
 /*
- * api_items.c - the tenant's own endpoints: /v1/me, /v1/items, /v1/sync/status.
+ * api_items.c - the tenant's own endpoints: /v1/me, /v1/items.
  *
  * Every handler runs with r->s, a session of the caller's tenant opened by
- * http.c from the key row, so there is no tenant id here to leak or confuse:
+ * router.c from the key row, so there is no tenant id here to leak or confuse:
  * another tenant's item is simply absent (404).
  *
  * Item JSON: {"id","data","version","created_at","updated_at"}; version is
- * an exact integer (also the ETag, quoted); times are RFC 3339 UTC strings.
+ * an integer of up to 57 bits written as a decimal string ("1177...": a JSON
+ * number that large is rounded by JavaScript's JSON.parse), also the ETag in
+ * quotes; times are RFC 3339 UTC strings.
  * "data" is stored as the client sent it (its raw text, re-validated by the
  * store), so large integers keep every digit.
  */
-#include "api_int.h"
-#include "engine.h"
-#include "outbox.h"
+#include "handlers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,20 +110,25 @@ static char *data_text(tn__req *r, cJSON *body, tn__resp *out) {
     return text;
 }
 
-static cJSON *item_json(const tn_item *it) {
-    cJSON *j = cJSON_CreateObject();
-    if (!j) return NULL;
-    cJSON_AddStringToObject(j, "id", it->id);
-    cJSON_AddItemToObject(j, "data", cJSON_CreateRaw(it->data));
-    cJSON_AddItemToObject(j, "version", tn__json_int(it->version));
-    cJSON_AddItemToObject(j, "created_at", tn__json_time(it->created_at));
-    cJSON_AddItemToObject(j, "updated_at", tn__json_time(it->updated_at));
-    return j;
+/* An item's JSON into b. */
+static void item_json(tn__sbuf *b, const tn_item *it) {
+    tn__sb_str(b, "{\"id\":");
+    tn__sb_json_str(b, it->id);
+    tn__sb_str(b, ",\"data\":");
+    tn__sb_str(b, it->data);
+    tn__sb_fmt(b, ",\"version\":\"%lld\",\"created_at\":", (long long)it->version);
+    tn__sb_time(b, it->created_at);
+    tn__sb_str(b, ",\"updated_at\":");
+    tn__sb_time(b, it->updated_at);
+    tn__sb_add(b, "}", 1);
 }
 
 static void item_resp(tn__resp *out, int status, const tn_item *it) {
-    tn__resp_json(out, status, item_json(it));
-    snprintf(out->etag, sizeof out->etag, "\"%lld\"", (long long)it->version);
+    tn__sbuf b = {0};
+    item_json(&b, it);
+    tn__resp_sbuf(out, status, &b);
+    if (out->status == status)
+        snprintf(out->etag, sizeof out->etag, "\"%lld\"", (long long)it->version);
 }
 
 /* If-Match: absent -> 0 and *given = 0; "*" -> 0; "\"N\"" (or W/"N", or N)
@@ -184,33 +189,18 @@ void tn__api_me(tn__req *r, tn__resp *out) {
 }
 
 static int add_item(const tn_item *it, void *arg) {
-    cJSON *j = item_json(it);
-    if (!j) return 1;
-    cJSON_AddItemToArray(arg, j);
-    return 0;
+    tn__page *p = arg;
+    tn__page_begin(p);
+    item_json(&p->b, it);
+    return tn__page_end(p);
+}
+
+static int item_page(tn_session *s, const char *cursor, int limit, tn__page *p, char **next) {
+    return tn_item_list(s, cursor, limit, add_item, p, next);
 }
 
 void tn__api_items_list(tn__req *r, tn__resp *out) {
-    int limit = tn__req_limit(r, LIST_DEFAULT, LIST_MAX);
-    char *cursor = NULL;
-    if (limit < 0 || tn__req_query(r, "cursor", &cursor) < 0) {
-        tn__resp_error(out, 400, "bad request");
-        return;
-    }
-    cJSON *j = cJSON_CreateObject(), *items = cJSON_CreateArray();
-    char *next = NULL;
-    int rc = j && items ? tn_item_list(r->s, cursor, limit, add_item, items, &next) : TN_NOMEM;
-    free(cursor);
-    if (rc != TN_OK) {
-        cJSON_Delete(j);
-        cJSON_Delete(items);
-        tn__resp_code(out, rc); /* a cursor from elsewhere is TN_INVALID: 400 */
-        return;
-    }
-    cJSON_AddItemToObject(j, "items", items);
-    cJSON_AddItemToObject(j, "next_cursor", next ? cJSON_CreateString(next) : cJSON_CreateNull());
-    free(next);
-    tn__resp_json(out, 200, j);
+    tn__list(r, "items", LIST_DEFAULT, LIST_MAX, item_page, out);
 }
 
 void tn__api_item_create(tn__req *r, tn__resp *out) {
@@ -287,22 +277,4 @@ void tn__api_item_delete(tn__req *r, tn__resp *out) {
     int rc = tn_item_delete(r->s, r->arg[0], expected);
     if (rc == TN_OK) tn__resp_empty(out, 204);
     else tn__resp_code(out, rc);
-}
-
-/* The tenant's own sync numbers (sync/status.c builds them from that
- * tenant's row alone, without its id). */
-void tn__api_sync_status(tn__req *r, tn__resp *out) {
-    tn__api_sync_json(r->srv->st, r->key.tenant_id, out);
-}
-
-void tn__api_sync_json(tn_store *st, const char *tenant_id, tn__resp *out) {
-    char *text = NULL;
-    int rc = tn_sync_status_json(st, tenant_id, &text);
-    cJSON *j = rc == TN_OK ? cJSON_Parse(text) : NULL;
-    free(text);
-    if (!j) {
-        tn__resp_code(out, rc == TN_OK ? TN_ERROR : rc);
-        return;
-    }
-    tn__resp_json(out, 200, j);
 }

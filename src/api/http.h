@@ -1,7 +1,9 @@
 /*
- * http.h - the local HTTP API server (`tenantry serve`): libmicrohttpd with a
- * thread pool on epoll, the one authentication entry point, routing, JSON
- * responses and request logs.  See docs/openapi.yaml for the endpoints.
+ * http.h - the local HTTP API server (`tenantry serve`) as the CLI sees it:
+ * start, stop, the log.  Inside: server.c (libmicrohttpd, a thread pool on
+ * epoll), router.c (routes and the one authentication entry point), one
+ * api_*.c per resource, and the helpers (see api_int.h for how they call).
+ * See docs/openapi.yaml for the endpoints.
  */
 #ifndef TN_HTTP_H
 #define TN_HTTP_H
@@ -19,7 +21,7 @@ typedef struct tn__http_config {
     int64_t max_item_bytes;   /* request body limit for JSON; default 64 KiB */
     int64_t max_file_bytes;   /* upload limit; default 1 GiB */
     double rate, burst;       /* per API key; default 50/s, burst 100 */
-    double auth_fail_rate, auth_fail_burst; /* failed auth per client; 0.2/s, 20 */
+    double auth_fail_rate, auth_fail_burst; /* failed auth per claimed credential; 0.2/s, 20 */
     int token_ttl;            /* seconds; default 3600 */
     int quiet;                /* no per-request log lines */
     /* CORS: allowed origins, comma-separated ("https://a.example,
@@ -46,6 +48,10 @@ void tn__http_stop(tn__http *h);
 uint64_t tn__http_requests(tn__http *h);
 /* A JSON log line on stderr: {"time":...,"level":...,"msg":...}. */
 void tn__log(const char *level, const char *msg);
+/* Between these, log lines go through a writer thread (log.c); tn__http_start
+ * and tn__http_stop call them.  -1: no thread, lines are written directly. */
+int tn__log_start(void);
+void tn__log_stop(void);
 /* At start, before serving: finishes what a crash interrupted in the files
  * folders (an upload's leftovers go; bytes replaced but never recorded go
  * back).  api_files.c. */

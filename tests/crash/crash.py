@@ -337,7 +337,7 @@ class Writer(threading.Thread):
                 self.drv.violation("%s %s %s: %d %r" % (self.t.name, method, path, status, data[:200]))
                 return True
         elif status in (200, 201):
-            v = json.loads(data)["version"]
+            v = int(json.loads(data)["version"])  # a decimal string
             if v <= k.last_version():
                 self.drv.violation("%s %s: version %d not above %d" % (self.t.name, path, v,
                                                                        k.last_version()))

@@ -193,6 +193,19 @@ async function go() {
     out.push("get:" + g.status + ":" + j.data.from);
   } catch (e) { out.push("error:" + e.name); }
   try {
+    // A version above 2^53 read from JSON, sent back with If-Match.
+    const g = await fetch(api + "/v1/items/browserv", {headers: {"Authorization": "Bearer %(token)s"}});
+    const etag = g.headers.get("ETag");
+    const j = await g.json();
+    const v = String(j.version);
+    out.push("ver:" + (etag === '"' + v + '"' ? "exact" : "differs(" + v + " vs " + etag + ")"));
+    const p = await fetch(api + "/v1/items/browserv", {method: "PUT",
+      headers: {"Authorization": "Bearer %(token)s", "Content-Type": "application/json",
+                "If-Match": '"' + v + '"'},
+      body: JSON.stringify({data: {from: "browser", round: 2}})});
+    out.push("ifmatch:" + p.status);
+  } catch (e) { out.push("ver-error:" + e.name); }
+  try {
     const r = await fetch("http://127.0.0.1:%(other)d/v1/items/browser1",
       {headers: {"Authorization": "Bearer %(token)s"}});
     out.push("other:" + r.status);
@@ -236,6 +249,22 @@ def test_browser():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", E.page_port), Quiet)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
+    # An item whose version JavaScript cannot hold as a number: the store's
+    # versions are (ms << 16) | counter, exact in a double only while the
+    # counter's low 4 bits are zero, so give it one that is not (a minute
+    # ahead of the clock, as another appliance's write could be).
+    import sqlite3
+    import time
+    c = tnlib.Client(E.d.port, {"Authorization": "Bearer " + E.token})
+    S.eq(c.request("PUT", "/v1/items/browserv", json_body={"data": {"n": 1}}).status, 201,
+         "item for the version round trip")
+    odd = ((int(time.time() * 1000) + 60000) << 16) | 7
+    db = sqlite3.connect(os.path.join(E.data, "tenantry.db"), timeout=10)
+    db.execute("UPDATE _items SET version = ? WHERE id = 'browserv'", (odd,))
+    db.commit()
+    db.close()
+    S.check(odd > 2**53 and float(odd) != odd, "the version is not exact as a double")
+    S.eq(c.request("GET", "/v1/items/browserv").header("ETag"), '"%d"' % odd, "seeded version")
     prof = tnlib.tmpdir()
     scanned = tnlib.CHECKER.responses
     try:
@@ -253,6 +282,13 @@ def test_browser():
         S.check("put:201:etag=yes" in out or "put:200:etag=yes" in out,
                 "the browser's PUT passed the preflight and read ETag: %r" % out)
         S.check("get:200:browser" in out, "the browser read the item back: %r" % out)
+        S.check("ver:exact" in out,
+                "the browser read the version exactly as the ETag says: %r" % out)
+        S.check("ifmatch:200" in out,
+                "the browser sent back the version it read with If-Match: 200: %r" % out)
+        r = c.request("GET", "/v1/items/browserv")
+        S.check(r.json()["data"] == {"from": "browser", "round": 2} and
+                int(r.json()["version"]) > odd, "the browser's conditional write landed")
         S.check("other:blocked" in out,
                 "the browser blocked an API without CORS: %r" % out)
         # preflight, PUT and GET to E.d, and the preflight to E.plain at least.

@@ -258,7 +258,10 @@ def test_items():
     S.eq(r.status, 201, "create item")
     it = r.json()
     S.eq(set(it), {"id", "data", "version", "created_at", "updated_at"}, "item members")
-    S.eq(r.header("ETag"), '"%d"' % it["version"], "ETag is the quoted version")
+    S.check(isinstance(it["version"], str) and re.fullmatch(r"[1-9][0-9]*", it["version"])
+            and int(it["version"]) > 2**53,
+            "version is a decimal string (exact in JavaScript too): %r" % it["version"])
+    S.eq(r.header("ETag"), '"%s"' % it["version"], "ETag is the quoted version")
     S.check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", it["created_at"]) is not None,
             "created_at is RFC 3339 UTC")
     r = c.request("POST", "/v1/items", json_body={"id": "i1", "data": {"n": 2}})
@@ -273,16 +276,19 @@ def test_items():
     S.check(b'"n":12345678901234567890123' in r.body, "big integer kept exactly: %r" % r.body)
     r = c.request("GET", "/v1/items/i1")
     S.eq((r.status, r.json()["data"]), (200, {"n": 1}), "get item")
-    v1 = r.json()["version"]
+    v1 = int(r.json()["version"])
     r = c.request("PUT", "/v1/items/i1", json_body={"data": {"n": 2}},
                   headers={"If-Match": '"%d"' % (v1 - 1)})
     S.eq(r.status, 412, "PUT with a stale If-Match")
     r = c.request("PUT", "/v1/items/i1", json_body={"data": {"n": 2}},
                   headers={"If-Match": '"%d"' % v1})
     S.eq(r.status, 200, "PUT with the current If-Match")
-    v2 = r.json()["version"]
+    v2 = int(r.json()["version"])
     S.check(v2 > v1, "version grows")
     S.eq(r.header("ETag"), '"%d"' % v2, "new ETag")
+    r = c.request("PUT", "/v1/items/i1", json_body={"data": {"n": 3}},
+                  headers={"If-Match": str(v2)})
+    S.eq(r.status, 200, "If-Match takes the version as read from JSON, unquoted")
     r = c.request("PUT", "/v1/items/i1", json_body={"data": {"n": 3}})
     S.eq(r.status, 200, "PUT without If-Match replaces")
     r = c.request("PUT", "/v1/items/fresh", json_body={"data": {"n": 3}})
@@ -675,7 +681,8 @@ def test_openapi():
 
 
 def test_rate_limits():
-    """A second daemon with small limits: per-key 429 and brute-force 429."""
+    """A second daemon with small limits: per-key 429 and brute-force 429, and
+    valid credentials still served."""
     data = tnlib.tmpdir()
     d = None
     try:
@@ -696,17 +703,25 @@ def test_rate_limits():
         S.check(all(r.header("Retry-After") and int(r.header("Retry-After")) >= 1 for r in limited),
                 "429 has Retry-After")
         S.check(all(r.json() == {"error": "too many requests"} for r in limited), "429 body")
-        # Brute force from one client: after 5 failures, 429 even for a valid key.
+        # Guessing with made-up key ids: after 5 failures, 429 (one shared
+        # budget, so new ids open no new buckets).
+        k2 = adm.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
+                         json_body={"scopes": ALL_SCOPES}).json()
         bad = tnlib.Client(d.port, None, leak_check)
         st = [bad.request("POST", "/v1/auth", json_body={"api_key": "tnk_%024d_%s" % (i, "A" * 43)}).status
               for i in range(8)]
         S.check(st[:5] == [401] * 5 and all(s == 429 for s in st[5:]),
                 "brute force: 401 x5 then 429: %r" % st)
-        r = bad.request("POST", "/v1/auth", json_body={"api_key": k["api_key"]})
-        S.eq(r.status, 429, "throttled client is refused even with a good key")
-        S.check(r.header("Retry-After") is not None, "brute-force 429 has Retry-After")
+        r = bad.request("POST", "/v1/auth", json_body={"api_key": "tnk_%024d_%s" % (99, "A" * 43)})
+        S.check(r.status == 429 and r.header("Retry-After") is not None,
+                "brute-force 429 has Retry-After: %r" % r)
+        # A valid key from the same client is never refused for those failures.
+        r = bad.request("POST", "/v1/auth", json_body={"api_key": k2["api_key"]})
+        S.eq(r.status, 200, "a good key is served while guessing is throttled")
         r = bad.request("GET", "/v1/admin/tenants", headers={"X-Admin-Key": "tna_x"})
-        S.eq(r.status, 429, "throttling covers the admin key too")
+        S.eq(r.status, 429, "a malformed admin key shares the anonymous budget")
+        r = bad.request("GET", "/v1/admin/tenants", headers={"X-Admin-Key": ak})
+        S.eq(r.status, 200, "the admin key is served while guessing is throttled")
         S.eq(d.stop(), 0, "SIGTERM stops the daemon cleanly")
         d = None
     finally:
@@ -798,6 +813,113 @@ def test_logs():
     S.check('"owner"' not in log, "no bodies in logs")
 
 
+def test_file_name_limit():
+    """A file name the remote cannot hold is refused on upload with a clear
+    400: S3 keys are "<36-character tenant uuid>/files/<name>", at most 1024
+    bytes, so a name has at most 981 bytes (UTF-8 bytes, not characters)."""
+    import urllib.parse as up
+    c = tenant_client(E.tok_a)
+
+    def name_of(n, tail="x"):
+        seg = "d" * 199 + "/"  # path segments stay under the file system's 255
+        body = (seg * 6)[:n - len(tail.encode())]
+        if body.endswith("/"):
+            body = body[:-1] + "e"
+        return body + tail
+
+    ok = name_of(981)
+    S.eq(len(ok.encode()), 981, "981-byte name built")
+    r = c.request("PUT", "/v1/files/" + up.quote(ok), body=b"fits")
+    S.eq(r.status, 201, "a 981-byte name is stored")
+    S.eq(c.request("GET", "/v1/files/" + up.quote(ok)).body, b"fits", "and read back")
+    for n, tail in ((982, "x"), (983, "\u2713"), (1024, "x")):
+        name = name_of(n, tail)
+        S.eq(len(name.encode()), n, "%d-byte name built" % n)
+        r = c.request("PUT", "/v1/files/" + up.quote(name), body=b"too long")
+        S.eq((r.status, r.json()), (400, {"error": "file name too long"}),
+             "a %d-byte name is refused" % n)
+        S.eq(c.request("GET", "/v1/files/" + up.quote(name)).status, 404, "nothing stored")
+    S.eq(c.request("DELETE", "/v1/files/" + up.quote(ok)).status, 204, "tidy up")
+
+
+def syscw(pid):
+    """Write-type system calls the process made so far (/proc/PID/io).  The
+    daemon answers on sockets with sendmsg, which this does not count, and a
+    point read writes nothing to the database: what it counts is the log."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("syscw:"):
+                return int(line.split()[1])
+    raise RuntimeError("no syscw in /proc/%d/io" % pid)
+
+
+REQUEST_LINE = re.compile(
+    r'\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","level":"(info|error)",'
+    r'"request_id":"[0-9a-f]{16}","method":"(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS|other)",'
+    r'"path":"((?:[^"\\\x00-\x1f]|\\["\\]|\\u00[0-9a-f]{2})*)","status":(\d{3}),'
+    r'"duration_ms":\d+\.\d{3}\}')
+
+
+def new_request_lines(skip, want, timeout=5):
+    """The request lines after the first `skip` lines of the log, once there
+    are `want` of them (the log is written by a thread, a little later)."""
+    deadline = time.time() + timeout
+    while True:
+        lines = E.d.log().splitlines()[skip:]
+        req = [l for l in lines if '"request_id"' in l]
+        if len(req) >= want or time.time() > deadline:
+            return req
+        time.sleep(0.05)
+
+
+def test_log_cost():
+    """The request log at the default settings: one line per request in the
+    exact format, at most one write(2) per line, lines from concurrent
+    requests never mixed."""
+    c = tenant_client(E.tok_a)
+    S.check(c.request("PUT", "/v1/items/log-probe", json_body={"data": 1}).status in (200, 201),
+            "probe item")
+    time.sleep(0.3)
+    n = 300
+    skip = len(E.d.log().splitlines())
+    w0 = syscw(E.d.pid)
+    paths = []
+    for i in range(n):
+        # Every other path has a quote and a backslash, which the log escapes.
+        path = "/v1/items/log-probe" if i % 2 == 0 else '/v1/items/log"x\\y'
+        paths.append(path)
+        c.request("GET", path)
+    lines = new_request_lines(skip, n)
+    w1 = syscw(E.d.pid)
+    print("log: %d write calls for %d request lines" % (w1 - w0, n), flush=True)
+    S.check(w1 - w0 <= n, "at most one write per log line: %d writes for %d requests"
+            % (w1 - w0, n))
+    S.eq(len(lines), n, "one request line per request")
+    got = []
+    for l in lines:
+        m = REQUEST_LINE.fullmatch(l)
+        S.check(m is not None, "request line format: %r" % l[:200])
+        if m:
+            got.append(json.loads(l)["path"])
+    S.eq(got, paths, "paths logged in order, escaped and read back exactly")
+    # Concurrent clients: every line whole.
+    import threading
+    skip = len(E.d.log().splitlines())
+
+    def worker():
+        cc = tenant_client(E.tok_a)
+        for _ in range(100):
+            cc.request("GET", "/v1/items/log-probe")
+    ts = [threading.Thread(target=worker) for _ in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    lines = new_request_lines(skip, 600)
+    S.eq(len(lines), 600, "600 concurrent requests, 600 lines")
+    S.check(all(REQUEST_LINE.fullmatch(l) for l in lines), "no line mixed with another")
+
+
 def main():
     E.data = tnlib.tmpdir()
     E.d = None
@@ -817,7 +939,8 @@ def main():
                   test_auth_tokens, test_me_and_sync, test_items, test_list_and_cursors,
                   test_isolation, test_scopes, test_files, test_traversal,
                   test_revocation_and_rotation, test_quotas, test_metrics_and_audit,
-                  test_openapi, test_rate_limits, test_listen_rules, test_cli_keys, test_logs):
+                  test_openapi, test_rate_limits, test_listen_rules, test_cli_keys, test_logs,
+                  test_log_cost, test_file_name_limit):
             S.run(t)
         rc = E.d.stop()
         E.d = None

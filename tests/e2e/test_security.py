@@ -227,6 +227,95 @@ def test_oversized_bodies():
     alive("oversized bodies")
 
 
+def read_head(s, timeout=5):
+    """Reads from socket s until the end of one response head (or EOF)."""
+    s.settimeout(timeout)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        try:
+            chunk = s.recv(65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_refused_body_answer():
+    """A body over the limit is answered 413 with Connection: close at once,
+    from its Content-Length, without waiting for it; a client that writes
+    the whole body before reading still gets that answer (not a reset); and
+    Expect: 100-continue is honoured: no 100 for a body that will be refused,
+    a 100 for one that will be taken."""
+    import http.client
+    big = json.dumps({"data": "x" * (10 << 20)}).encode()
+    for attempt in range(3):
+        c = http.client.HTTPConnection("127.0.0.1", E.d.port, timeout=20)
+        t0 = time.time()
+        try:
+            c.request("POST", "/v1/items", body=big,
+                      headers={"Authorization": "Bearer " + E.tok_a,
+                               "Content-Type": "application/json"})
+            r = c.getresponse()
+            got = (r.status, (r.getheader("Connection") or "").lower(), json.loads(r.read()))
+        except OSError as e:
+            got = ("network error", repr(e))
+        c.close()
+        S.eq(got, (413, "close", {"error": "too large"}),
+             "10 MiB item body written whole: 413 and Connection: close (try %d)" % attempt)
+        S.check(time.time() - t0 < 10, "answered promptly")
+    # The same for a file over --max-file-bytes.
+    c = http.client.HTTPConnection("127.0.0.1", E.d.port, timeout=20)
+    try:
+        c.request("PUT", "/v1/files/too-big.bin", body=b"z" * (4 << 20),
+                  headers={"Authorization": "Bearer " + E.tok_a})
+        got = c.getresponse().status
+    except OSError as e:
+        got = repr(e)
+    c.close()
+    S.eq(got, 413, "a file over the limit written whole: 413")
+    # The answer comes before any of the body is sent.
+    s = socket.create_connection(("127.0.0.1", E.d.port), timeout=5)
+    s.sendall(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(big))
+    head = read_head(s)
+    s.close()
+    S.check(head.startswith(b"HTTP/1.1 413") and b"connection: close" in head.lower(),
+            "413 from the Content-Length alone, before the body: %r" % head[:120])
+    # Expect: 100-continue with a body that will be refused: no 100, a 413.
+    s = socket.create_connection(("127.0.0.1", E.d.port), timeout=5)
+    s.sendall(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+              b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(big))
+    head = read_head(s)
+    s.close()
+    S.check(head.startswith(b"HTTP/1.1 413") and b"100 Continue" not in head,
+            "Expect: 100-continue and a body over the limit: 413, no 100: %r" % head[:120])
+    # ... and with an acceptable body: 100, then the body, then 201.
+    body = json.dumps({"id": "expect-ok", "data": {"n": 1}}).encode()
+    s = socket.create_connection(("127.0.0.1", E.d.port), timeout=5)
+    s.sendall(b"POST /v1/items HTTP/1.1\r\nHost: x\r\n" + auth_line(E.tok_a) +
+              b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+    head = read_head(s)
+    S.check(head.startswith(b"HTTP/1.1 100"), "100 Continue for a body that will be taken: %r"
+            % head[:60])
+    s.sendall(body)
+    rest = head.split(b"\r\n\r\n", 1)[1] + read_head(s)
+    s.close()
+    S.check(rest.startswith(b"HTTP/1.1 201"), "then 201: %r" % rest[:60])
+    # An unauthenticated upload with Expect: 401 at once, no 100.
+    s = socket.create_connection(("127.0.0.1", E.d.port), timeout=5)
+    s.sendall(b"PUT /v1/files/x.bin HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+              b"Content-Length: 1000000\r\n\r\n")
+    head = read_head(s)
+    s.close()
+    S.check(head.startswith(b"HTTP/1.1 401"), "Expect on an upload without a token: 401, no 100: %r"
+            % head[:60])
+    alive("refused bodies")
+
+
 def test_deep_json():
     c = tenant(E.tok_a)
     deep = b'{"data":' + b"[" * 100000 + b"]" * 100000 + b"}"
@@ -365,10 +454,18 @@ def test_admin_key_guessing():
                 S.eq(r.json(), {"error": "too many requests"}, "429 body")
             elif r.status == 401:
                 S.eq(r.json(), {"error": "unauthorized"}, "401 body")
-        S.check(statuses[:10] == [401] * 10 and all(s == 429 for s in statuses[10:]),
-                "10 wrong admin keys, then 429: %r" % statuses)
+        # Well-formed guesses share the admin key's budget; malformed ones the
+        # anonymous budget.  In each, 10 failures, then 429.
+        for formed in (True, False):
+            st = [s for g, s in zip(guesses, statuses)
+                  if (len(g) == len(ak) and g.startswith("tna_")) == formed]
+            n = min(10, len(st))
+            S.check(st[:n] == [401] * n and all(s == 429 for s in st[n:]),
+                    "%s admin keys: 10 wrong, then 429: %r" % ("well-formed" if formed else
+                                                              "malformed", st))
+        S.check(statuses.count(429) >= 14, "guessing the admin key is throttled: %r" % statuses)
         r = c.request("GET", "/v1/admin/tenants", headers={"X-Admin-Key": ak})
-        S.eq(r.status, 429, "the right key is throttled too once guessing started")
+        S.eq(r.status, 200, "the right key is still served while guessing is throttled")
         S.eq(d.stop(), 0, "daemon stops cleanly")
         d = None
         # Audited: read the store directly (independent of the API).
@@ -379,6 +476,262 @@ def test_admin_key_guessing():
         S.check(all(ak not in (a or "") + (dt or "") and "tna_0000" not in (dt or "")
                     for a, dt in rows), "no key material in the audit")
     finally:
+        if d:
+            d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_auth_flood():
+    """Credential-less and wrong-key requests from 127.0.0.1, as fast as four
+    clients can send them, while a valid token, an API key and the admin key
+    are used from the same address: those get 200 promptly, every time; the
+    guessing gets 429 past the failure budget, and the audit log does not
+    take a row per failed request."""
+    import threading
+    data = tnlib.tmpdir()
+    d = None
+    try:
+        ak = tnlib.init_store(data)
+        d = tnlib.start_daemon(data, ["--quiet"])  # default failure budget: 20, then 0.2/s
+        adm = tnlib.Client(d.port, {"X-Admin-Key": ak})
+        t = adm.request("POST", "/v1/admin/tenants", json_body={"name": "flooded"}).json()
+        TENANT_IDS.add(t["id"].lower())
+        key = adm.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
+                          json_body={"scopes": ALL_SCOPES}).json()["api_key"]
+        tok = tnlib.Client(d.port).request("POST", "/v1/auth",
+                                           json_body={"api_key": key}).json()["token"]
+        wrong_secret = key[:-8] + ("A" * 8 if not key.endswith("A" * 8) else "B" * 8)
+        attacks = {
+            "no credential": ("GET", "/v1/me", None, {}),
+            "garbage token": ("GET", "/v1/me", None, {"Authorization": "Bearer x.y.z"}),
+            "wrong admin key": ("GET", "/v1/admin/tenants", None,
+                                {"X-Admin-Key": "tna_" + "A" * 43}),
+            "unknown key id": ("POST", "/v1/auth", {"api_key": "tnk_%024d_%s" % (7, "A" * 43)}, {}),
+            "known id, wrong secret": ("POST", "/v1/auth", {"api_key": wrong_secret}, {}),
+        }
+        seen = {k: [] for k in attacks}
+        stop = time.time() + 4
+
+        def flood(names):
+            c = tnlib.Client(d.port, None, leak_check)
+            while time.time() < stop:
+                for n in names:
+                    m, path, body, h = attacks[n]
+                    seen[n].append(c.request(m, path, json_body=body, headers=h).status)
+        names = list(attacks)
+        threads = [threading.Thread(target=flood, args=(names[i:] + names[:i],)) for i in range(4)]
+        for th in threads:
+            th.start()
+        good = {"token": tnlib.Client(d.port, {"Authorization": "Bearer " + tok}),
+                "admin key": tnlib.Client(d.port, {"X-Admin-Key": ak}),
+                "API key": tnlib.Client(d.port)}
+        served = {k: [] for k in good}
+        time.sleep(0.3)
+        while time.time() < stop - 0.2:
+            for name, c in good.items():
+                t0 = time.time()
+                if name == "token":
+                    r = c.request("GET", "/v1/me")
+                elif name == "admin key":
+                    r = c.request("GET", "/v1/admin/tenants")
+                else:
+                    r = c.request("POST", "/v1/auth", json_body={"api_key": key})
+                served[name].append((r.status, time.time() - t0))
+            time.sleep(0.1)
+        for th in threads:
+            th.join()
+        for name, got in served.items():
+            S.check(len(got) >= 10, "%s used during the flood (%d times)" % (name, len(got)))
+            S.check(all(st == 200 for st, _ in got),
+                    "%s served during the flood: %r" % (name, sorted({st for st, _ in got})))
+            S.check(max(dt for _, dt in got) < 2.0,
+                    "%s answered promptly (slowest %.2f s)" % (name, max(dt for _, dt in got)))
+        counts = {n: (len(v), v.count(401), v.count(429)) for n, v in seen.items()}
+        print("flood (requests, 401, 429): %r" % counts, flush=True)
+        for n, v in seen.items():
+            S.check(v.count(429) > 0 and set(v) <= {401, 429},
+                    "%s: throttled (429 past the budget), nothing else: %r" % (n, sorted(set(v))))
+            S.check(v[0] == 401, "%s: the first failure is a plain 401" % n)
+        S.eq(d.stop(), 0, "daemon stops cleanly")
+        d = None
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "tenantry.db"), uri=True)
+        rows = con.execute("SELECT count(*) FROM _audit WHERE action = 'auth.failure'").fetchone()[0]
+        con.close()
+        # Four buckets (anon, admin, the known key, ...) of 20 plus 0.2/s each.
+        S.check(rows <= 4 * (20 + 2) and sum(c[0] for c in counts.values()) > 200,
+                "audit rows bounded by the budget, not the flood: %d rows for %d requests"
+                % (rows, sum(c[0] for c in counts.values())))
+    finally:
+        if d:
+            d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def vm(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) // 1024  # MiB
+    return 0
+
+
+def test_list_memory():
+    """Concurrent lists of large items: a page is capped by bytes as well as
+    by count (about 1 MiB, like a DynamoDB Query page), the cursor goes on
+    where it stopped, and the daemon's peak resident size stays bounded."""
+    import threading
+    data = tnlib.tmpdir()
+    d = None
+    try:
+        ak = tnlib.init_store(data)
+        d = tnlib.start_daemon(data, ["--quiet", "--rate", "100000", "--burst", "100000"])
+        adm = tnlib.Client(d.port, {"X-Admin-Key": ak})
+        t = adm.request("POST", "/v1/admin/tenants", json_body={"name": "big"}).json()
+        TENANT_IDS.add(t["id"].lower())
+        key = adm.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
+                          json_body={"scopes": ALL_SCOPES}).json()["api_key"]
+        tok = tnlib.Client(d.port).request("POST", "/v1/auth",
+                                           json_body={"api_key": key}).json()["token"]
+        c = tnlib.Client(d.port, {"Authorization": "Bearer " + tok})
+        n_items = 200
+        for i in range(n_items):  # 200 items of 60 KiB: 12 MiB in all
+            r = c.request("PUT", "/v1/items/big-%03d" % i,
+                          json_body={"data": {"i": i, "pad": "%03d" % i * 20000}})
+            S.check(r.status == 201, "large item %d stored: %d" % (i, r.status))
+        base = vm(d.pid, "VmHWM")
+        errors = []
+        sizes = []
+
+        def lister():
+            cc = tnlib.Client(d.port, {"Authorization": "Bearer " + tok}, timeout=60)
+            for _ in range(3):
+                seen, cursor, pages = [], None, 0
+                while pages < 500:
+                    q = "/v1/items?limit=1000" + ("&cursor=" + cursor if cursor else "")
+                    r = cc.request("GET", q)
+                    if r.status != 200:
+                        errors.append(r.status)
+                        return
+                    sizes.append(len(r.body))
+                    j = r.json()
+                    seen += [it["id"] for it in j["items"]]
+                    cursor, pages = j["next_cursor"], pages + 1
+                    if not cursor:
+                        break
+                if seen != ["big-%03d" % i for i in range(n_items)]:
+                    errors.append("listing incomplete: %d ids" % len(seen))
+        ts = [threading.Thread(target=lister) for _ in range(24)]
+        for th in ts:
+            th.start()
+        for th in ts:
+            th.join()
+        peak = vm(d.pid, "VmHWM")
+        print("list memory: peak RSS %d MiB (%d MiB before), largest page %d bytes"
+              % (peak, base, max(sizes or [0])), flush=True)
+        S.check(not errors, "every listing complete and in order: %r" % errors[:5])
+        S.check(max(sizes or [0]) <= (1 << 20) + 70000,
+                "a page is at most about 1 MiB (largest %d bytes)" % max(sizes or [0]))
+        S.check(peak - base <= 48, "peak RSS bounded under concurrent large lists: +%d MiB"
+                % (peak - base))
+        S.eq(d.stop(), 0, "daemon stops cleanly")
+        d = None
+    finally:
+        if d:
+            d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_half_open_flood():
+    """1,100 connections from one local program that never finish their
+    headers (and reconnect when closed) must not starve a client that sends a
+    complete request: it is answered within a second."""
+    import resource
+    import select
+    import threading
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1500, hard), hard))
+    data = tnlib.tmpdir()
+    d = None
+    socks = []
+    done = threading.Event()
+    try:
+        tnlib.init_store(data)
+        d = tnlib.start_daemon(data, ["--quiet"])  # 1024 connections, 30 s header deadline
+        opened = [0]
+
+        def flood():
+            while not done.is_set():
+                while len(socks) < 1100 and not done.is_set():
+                    s = socket.socket()
+                    s.settimeout(0.3)
+                    try:
+                        s.connect(("127.0.0.1", d.port))
+                        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Wait: ")
+                        socks.append(s)
+                        opened[0] += 1
+                    except OSError:
+                        s.close()
+                        break  # the backlog is full: try again shortly
+                # Whatever the server closed is reopened (a reconnecting client).
+                if socks:
+                    p = select.poll()
+                    by_fd = {s.fileno(): s for s in socks}
+                    for fd in by_fd:
+                        p.register(fd, select.POLLIN)
+                    for fd, _ in p.poll(50):
+                        s = by_fd[fd]
+                        try:
+                            gone = s.recv(4096) == b""
+                        except OSError:
+                            gone = True
+                        if gone:
+                            socks.remove(s)
+                            s.close()
+                else:
+                    time.sleep(0.05)
+        th = threading.Thread(target=flood)
+        th.start()
+        deadline = time.time() + 20
+        while opened[0] < 1100 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+        print("half-open flood: %d connections opened, %d held" % (opened[0], len(socks)),
+              flush=True)
+        S.check(opened[0] >= 1024, "the flood filled the server's connection slots (%d)"
+                % opened[0])
+        waits = []
+        for i in range(5):
+            t0 = time.time()
+            try:
+                c = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+                c.settimeout(5)
+                c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                got = b""
+                while b"\r\n\r\n" not in got:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+                c.close()
+                ok = got.startswith(b"HTTP/1.1 200")
+            except OSError:
+                ok = False
+            waits.append((ok, round(time.time() - t0, 3)))
+            time.sleep(0.3)
+        print("complete requests during the flood (ok, seconds): %r" % waits, flush=True)
+        S.check(all(ok and dt < 1.0 for ok, dt in waits),
+                "a complete request is answered within a second: %r" % waits)
+        done.set()
+        th.join()
+        alive_d = d.proc.poll() is None
+        S.check(alive_d, "daemon alive after the flood")
+        S.eq(d.stop(), 0, "daemon stops cleanly")
+        d = None
+    finally:
+        done.set()
+        for s in socks:
+            s.close()
         if d:
             d.stop()
         shutil.rmtree(data, ignore_errors=True)
@@ -500,8 +853,10 @@ def main():
         a = tenant(E.tok_a)
         a.request("PUT", "/v1/files/a-file.txt", body=b"0123456789")
         for t in (test_crlf_in_headers, test_oversized_headers, test_oversized_bodies,
+                  test_refused_body_answer,
                   test_deep_json, test_sql_looking_input, test_cross_tenant_reads_never_leak,
-                  test_slow_client, test_admin_key_guessing):
+                  test_slow_client, test_admin_key_guessing, test_auth_flood, test_list_memory,
+                  test_half_open_flood):
             S.run(t)
         rc = E.d.stop()
         E.d = None

@@ -1,11 +1,11 @@
 /*
  * fuzz_http_json.c - libFuzzer target for the request-body path of
- * POST /v1/items: tn__req_json (src/http.c: NUL check, tn__json_valid with
+ * POST /v1/items: tn__req_json (src/api/respond.c: NUL check, tn__json_valid with
  * the HTTP depth bound, cJSON parse, must be an object) and the handler
- * tn__api_item_create (src/api_items.c: "id" must be a string, the raw text
+ * tn__api_item_create (src/api/api_items.c: "id" must be a string, the raw text
  * of "data" is cut out of the body by its own scanner and stored as sent).
  *
- * The handler is called directly, as http.c calls it after authentication,
+ * The handler is called directly, as router.c calls it after authentication,
  * with a request holding only what it reads: the body, a tenant session and
  * the key's quota (none).  The store is opened once, under $TMPDIR, with two
  * tenants; B holds a marker item.  Invariants:
@@ -15,7 +15,7 @@
  *     cJSON reads it): the raw cut-out and the parsed value agree;
  *   - no response contains a tenant id or B's data.
  */
-#include "api_int.h"
+#include "handlers.h"
 #include "json_check.h"
 
 #include <ftw.h>
