@@ -261,7 +261,8 @@ TEST(guard_refuses_the_schema_table) {
 TEST(open_transaction_is_rolled_back_when_the_session_ends) {
     fixture f;
     fixture_init(&f);
-    ASSERT_OK(tn_session_exec(f.a, "BEGIN; INSERT INTO items (id, data) VALUES ('pending', '{}')",
+    ASSERT_OK(tn_session_begin(f.a));
+    ASSERT_OK(tn_session_exec(f.a, "INSERT INTO items (id, data) VALUES ('pending', '{}')",
                               NULL, NULL));
     tn_session_close(f.a);
     ASSERT_OK(tn_session_open(f.st, f.acme.id, &f.a));

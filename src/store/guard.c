@@ -6,8 +6,8 @@
  *   - top-level SQL may read and write the tenant views (items, files) and
  *     read json_each/json_tree; nothing else;
  *   - the private tables the views and triggers work on (_items, _files,
- *     _outbox) may be touched only with an authorizer context that names one
- *     of the schema's own views or triggers;
+ *     _outbox, _tenant_usage) may be touched only with an authorizer
+ *     context that names one of the schema's own views or triggers;
  *   - no ATTACH/DETACH (hence no VACUUM), no CREATE/DROP/ALTER, no REINDEX or
  *     ANALYZE, no load_extension, PRAGMAs only from a short read-only list.
  *
@@ -43,7 +43,7 @@ static const char *const internal_functions[] = {
 static const char *const readable_tables[] = {"items", "files", "json_each", "json_tree"};
 
 /* The private tables that the schema's views and triggers work on. */
-static const char *const view_tables[] = {"_items", "_files", "_outbox"};
+static const char *const view_tables[] = {"_items", "_files", "_outbox", "_tenant_usage"};
 
 /* Read-only PRAGMAs a console may run, and only without a value. */
 static const char *const safe_pragmas[] = {"data_version", "encoding"};

@@ -49,6 +49,12 @@ int tn__hlc_ensure(tn__conn *c) {
 static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     tn__conn *c = sqlite3_user_data(ctx);
     tn_store *st = c->st;
+    /* Every row tenant SQL writes draws a version: the console's row budget. */
+    if (c->console && --c->console->rows_left < 0) {
+        c->console->over = TN__OVER_ROWS;
+        sqlite3_result_error(ctx, "row budget exceeded", -1);
+        return;
+    }
     int64_t floor = argc > 0 ? sqlite3_value_int64(argv[0]) : 0;
     int64_t now = st->clock_ms();
     int64_t last = __atomic_load_n(&st->hlc_last, __ATOMIC_ACQUIRE), v;

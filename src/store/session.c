@@ -15,6 +15,7 @@
  */
 #include "store_int.h"
 
+#include "clock.h"
 #include "crypto.h"
 
 #include <stdio.h>
@@ -34,8 +35,13 @@ static int sfail(tn_session *s, int rc, const char *fmt, ...) {
     return rc;
 }
 
+/* The schema refuses a row over a tenant's quota with this message. */
+static int over_quota(tn_session *s) {
+    return strncmp(sqlite3_errmsg(s->c->db), "quota exceeded", 14) == 0;
+}
+
 static int sfail_db(tn_session *s, int src) {
-    return sfail(s, tn__code(src), "%s", sqlite3_errmsg(s->c->db));
+    return sfail(s, over_quota(s) ? TN_QUOTA : tn__code(src), "%s", sqlite3_errmsg(s->c->db));
 }
 
 const char *tn_session_errmsg(tn_session *s) {
@@ -254,7 +260,8 @@ static int run_write(tn_session *s, sqlite3_stmt *q, int *touched) {
     sqlite3_reset(q);
     if (touched) *touched = s->c->nversions > 0;
     if (src == SQLITE_DONE) return TN_OK;
-    if ((src & 0xff) == SQLITE_CONSTRAINT) return sfail(s, TN_INVALID, "data is not valid JSON");
+    if ((src & 0xff) == SQLITE_CONSTRAINT && !over_quota(s))
+        return sfail(s, TN_INVALID, "data is not valid JSON");
     return sfail_db(s, src);
 }
 
@@ -581,14 +588,57 @@ int tn_session_file_path(tn_session *s, const char *name, char **path) {
 
 /* ---- console -------------------------------------------------------------- */
 
-int tn_session_exec(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
-    if (!sql) return sfail(s, TN_INVALID, "no SQL");
-    if (tn__guard_text(s->st, sql) != TN_OK)
-        return sfail(s, TN_DENIED, "not authorized: the statement names a private table "
-                                   "or an internal function");
+/* Limits of SQLite's own that a console statement runs under; the store's
+ * values come back when the call ends.  LENGTH bounds every string or blob a
+ * statement builds or reads, COLUMN how many such values one row can hold. */
+static const struct {
+    int id, value;
+} console_limits[] = {
+    {SQLITE_LIMIT_LENGTH, TN_CONSOLE_VALUE_MAX},
+    {SQLITE_LIMIT_SQL_LENGTH, TN_CONSOLE_SQL_MAX},
+    {SQLITE_LIMIT_COLUMN, 100},
+    {SQLITE_LIMIT_EXPR_DEPTH, 100},
+    {SQLITE_LIMIT_TRIGGER_DEPTH, 16},
+};
+#define NLIMITS (sizeof console_limits / sizeof console_limits[0])
+
+/* Every 1000 virtual-machine steps: is the call over its time or heap budget?
+ * Returning non-zero interrupts the statement, which SQLite then undoes (for
+ * a write, the whole transaction). */
+static int console_progress(void *arg) {
+    tn__console *b = arg;
+    if (tn__mono_ms() > b->deadline_ms)
+        b->over = TN__OVER_TIME;
+    else if (sqlite3_memory_used() > b->heap_limit)
+        b->over = TN__OVER_HEAP;
+    return b->over != TN__OVER_NONE;
+}
+
+static int over_budget(tn_session *s, const tn__console *b) {
+    const tn_options *o = &s->st->opt;
+    switch (b->over) {
+    case TN__OVER_TIME:
+        return sfail(s, TN_TIMEOUT, "stopped: over the console's time budget of %d ms",
+                     o->console_ms);
+    case TN__OVER_HEAP:
+        return sfail(s, TN_TOOBIG, "stopped: over the console's memory budget of %lld MiB",
+                     (long long)(o->console_heap >> 20));
+    case TN__OVER_ROWS:
+        return sfail(s, TN_TOOBIG, "stopped: over the console's budget of %lld rows",
+                     (long long)o->console_rows);
+    default: return TN_OK;
+    }
+}
+
+/* Runs the statements of sql one after the other until one fails. */
+static int console_run(tn_session *s, const char *sql, tn_row_fn fn, void *arg, tn__console *b) {
     const char *tail = sql;
     int index = 0, rc = TN_OK;
     while (rc == TN_OK && tail && *tail) {
+        if (tn__mono_ms() > b->deadline_ms) {
+            b->over = TN__OVER_TIME;
+            return over_budget(s, b);
+        }
         rc = tn__hlc_ensure(s->c);
         if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
         sqlite3_stmt *q = NULL;
@@ -603,10 +653,17 @@ int tn_session_exec(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
         } else {
             for (int i = 0; i < ncol; i++) names[i] = sqlite3_column_name(q, i);
             while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+                if (--b->rows_left < 0) {
+                    b->over = TN__OVER_ROWS;
+                    break;
+                }
                 for (int i = 0; i < ncol; i++) vals[i] = (const char *)sqlite3_column_text(q, i);
                 if (fn && fn(arg, index, ncol, names, vals)) break;
             }
-            if (src != SQLITE_ROW && src != SQLITE_DONE) rc = sfail_db(s, src);
+            if (b->over != TN__OVER_NONE)
+                rc = over_budget(s, b);
+            else if (src != SQLITE_ROW && src != SQLITE_DONE)
+                rc = sfail_db(s, src);
         }
         free(names);
         free(vals);
@@ -614,4 +671,55 @@ int tn_session_exec(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
         index++;
     }
     return rc;
+}
+
+int tn_session_exec(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
+    if (!sql) return sfail(s, TN_INVALID, "no SQL");
+    if (tn__guard_text(s->st, sql) != TN_OK)
+        return sfail(s, TN_DENIED, "not authorized: the statement names a private table "
+                                   "or an internal function");
+    tn__conn *c = s->c;
+    const tn_options *o = &s->st->opt;
+    /* Outside a transaction of the caller's, any transaction the SQL begins
+     * is this call's to end. */
+    int own_tx = sqlite3_get_autocommit(c->db);
+    tn__console b = {.deadline_ms = tn__mono_ms() + o->console_ms,
+                     .heap_limit = sqlite3_memory_used() + o->console_heap,
+                     .rows_left = o->console_rows};
+    int saved[NLIMITS];
+    for (size_t i = 0; i < NLIMITS; i++)
+        saved[i] = sqlite3_limit(c->db, console_limits[i].id, console_limits[i].value);
+    sqlite3_busy_timeout(c->db, o->console_ms);
+    sqlite3_progress_handler(c->db, 1000, console_progress, &b);
+    c->console = &b;
+
+    int rc = console_run(s, sql, fn, arg, &b);
+
+    c->console = NULL;
+    sqlite3_progress_handler(c->db, 0, NULL, NULL);
+    sqlite3_busy_timeout(c->db, o->busy_timeout_ms);
+    for (size_t i = 0; i < NLIMITS; i++) sqlite3_limit(c->db, console_limits[i].id, saved[i]);
+    if (own_tx && !sqlite3_get_autocommit(c->db)) {
+        tn__rollback(c);
+        if (rc == TN_OK)
+            rc = sfail(s, TN_INVALID, "a transaction must end in the call that began it: "
+                                      "rolled back");
+    }
+    return rc;
+}
+
+int tn_session_begin(tn_session *s) {
+    int rc = tn__begin(s->c);
+    return rc == TN_OK ? TN_OK : sfail(s, rc, "%s", tn_errmsg(s->st));
+}
+
+int tn_session_commit(tn_session *s) {
+    int rc = tn__commit(s->c);
+    return rc == TN_OK ? TN_OK : sfail(s, rc, "%s", tn_errmsg(s->st));
+}
+
+int tn_session_rollback(tn_session *s) {
+    if (sqlite3_get_autocommit(s->c->db)) return sfail(s, TN_INVALID, "no transaction");
+    tn__rollback(s->c);
+    return sqlite3_get_autocommit(s->c->db) ? TN_OK : sfail(s, TN_ERROR, "%s", tn_errmsg(s->st));
 }

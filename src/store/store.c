@@ -300,6 +300,9 @@ void tn_options_init(tn_options *opt) {
     opt->synchronous = TN_SYNC_FULL;
     opt->busy_timeout_ms = 5000;
     opt->max_connections = 64;
+    opt->console_ms = 2000;
+    opt->console_rows = 1000000;
+    opt->console_heap = 64 << 20;
 }
 
 static int load_secret(tn_store *st, tn__conn *c) {
@@ -339,6 +342,13 @@ int tn_open(const char *dir, const tn_options *opt, tn_store **out) {
         tn_options_init(&st->opt);
     if (st->opt.busy_timeout_ms <= 0) st->opt.busy_timeout_ms = 5000;
     if (st->opt.max_connections <= 0) st->opt.max_connections = 64;
+    /* A console call must end well inside the busy timeout: a writer waiting
+     * behind it then still gets the lock in time. */
+    if (st->opt.console_ms <= 0) st->opt.console_ms = 2000;
+    if (st->opt.console_ms > st->opt.busy_timeout_ms / 2)
+        st->opt.console_ms = st->opt.busy_timeout_ms / 2 > 0 ? st->opt.busy_timeout_ms / 2 : 1;
+    if (st->opt.console_rows <= 0) st->opt.console_rows = 1000000;
+    if (st->opt.console_heap <= 0) st->opt.console_heap = 64 << 20;
     st->clock_ms = tn__wall_ms;
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->gc_mu, NULL);

@@ -46,6 +46,16 @@ struct tn_session {
     char errmsg[TN__ERRMSG];
 };
 
+/* The budget of one tn_session_exec() call (session.c), checked by its
+ * progress handler and by tn_version() (hlc.c) for every row it writes. */
+typedef enum { TN__OVER_NONE, TN__OVER_TIME, TN__OVER_HEAP, TN__OVER_ROWS } tn__over;
+typedef struct tn__console {
+    int64_t deadline_ms; /* tn__mono_ms() */
+    int64_t heap_limit;  /* sqlite3_memory_used() ceiling */
+    int64_t rows_left;   /* rows it may still return or write */
+    tn__over over;       /* which budget stopped it */
+} tn__console;
+
 /* ---- group.c ---- */
 typedef int (*tn__op_fn)(tn_session *s, void *arg);
 /* Runs fn(s, arg) as one atomic write: part of s's transaction when s is in
