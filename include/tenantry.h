@@ -186,8 +186,13 @@ int tn_item_count(tn_session *s, int64_t *count);
 
 /* File metadata (the bytes live under tn_file_path()).  Names: 1-1024 bytes
  * of UTF-8 path segments separated by '/', no empty, "." or ".." segment, no
- * backslash or control character, no leading '/'. */
+ * backslash or control character, no leading '/'.  Sizes: 0 to
+ * TN_FILE_SIZE_MAX (S3's largest object), so no sum of a tenant's sizes the
+ * store makes can overflow.  The schema refuses any other row from any
+ * caller; tenant SQL may read the files view but never change it (a row
+ * changed without its bytes would escape the quota or point at nothing). */
 #define TN_FILE_NAME_MAX 1024
+#define TN_FILE_SIZE_MAX 5497558138880LL /* 5 TiB */
 
 typedef struct tn_file {
     char *name;

@@ -10,8 +10,10 @@
 #include "auth.h"
 #include "clock.h"
 #include "fixture.h"
+#include "schema.h"
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static tn_store *open_with(const char *dir, const tn_options *o) {
@@ -378,4 +380,234 @@ TEST(item_quota_is_atomic_under_concurrent_writers) {
     ASSERT_OK(tn_item_count(f.a, &n));
     ASSERT_INT_EQ(n, 4);
     fixture_done(&f);
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+static const char SHA_ABC[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+static int file_row(void *arg, int stmt, int ncol, const char *const *names,
+                    const char *const *values) {
+    (void)stmt, (void)names;
+    char *out = arg;
+    size_t n = strlen(out);
+    for (int i = 0; i < ncol; i++)
+        n += (size_t)snprintf(out + n, 4096 - n, "%s|", values[i] ? values[i] : "NULL");
+    return 0;
+}
+
+/* Every change tenant SQL could make to its files rows is refused, by the
+ * schema, and the rows, the byte count and the quota are as before. */
+TEST(console_cannot_rewrite_files) {
+    fixture f;
+    fixture_init(&f);
+    ASSERT_OK(tn__tenant_quotas_set(f.st, f.acme.id, -1, 100));
+    ASSERT_OK(tn_file_record(f.a, "doc.txt", 3, SHA_ABC, "text/plain", NULL));
+    char before[4096] = "";
+    ASSERT_OK(tn_session_exec(f.a, "SELECT * FROM files", file_row, before));
+    const char *attacks[] = {
+        "UPDATE files SET size = 0",
+        "UPDATE files SET size = 9223372036854775807",
+        "UPDATE files SET size = -1",
+        "UPDATE files SET sha256 = 'not a checksum'",
+        "UPDATE files SET name = '../../etc/passwd'",
+        "UPDATE files SET content_type = 'a' || char(10) || 'b'",
+        "DELETE FROM files",
+        "DELETE FROM files WHERE name = 'doc.txt'",
+        "INSERT INTO files (name, size, sha256) VALUES ('doc.txt', 0, "
+        "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')",
+        "INSERT INTO files (name, size, sha256) VALUES ('new.txt', 0, "
+        "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')",
+        "INSERT INTO files (name, size, sha256) VALUES ('big', 9223372036854775807, "
+        "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')",
+        "INSERT INTO files (name, size, sha256) VALUES ('../x', 1, "
+        "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')",
+        "INSERT INTO files (name, size, sha256) VALUES ('a//b', 1, '')",
+        "INSERT INTO files (name, size, sha256) VALUES ('x', 1, 'ZZZZ')",
+        "REPLACE INTO files (name, size, sha256) VALUES ('doc.txt', 0, '')",
+        "INSERT INTO files SELECT * FROM files",
+        NULL};
+    for (int i = 0; attacks[i]; i++) {
+        int rc = tn_session_exec(f.a, attacks[i], NULL, NULL);
+        if (rc == TN_OK) TN_FAIL_("not refused: %s", attacks[i]);
+        if (rc != TN_DENIED && rc != TN_INVALID)
+            TN_FAIL_("%s: %s (%s)", attacks[i], tn_errname(rc), tn_session_errmsg(f.a));
+    }
+    ASSERT_INT_EQ(tn_session_exec(f.a, "DELETE FROM files", NULL, NULL), TN_DENIED);
+    ASSERT(strstr(tn_session_errmsg(f.a), "file API") != NULL);
+    char after[4096] = "";
+    ASSERT_OK(tn_session_exec(f.a, "SELECT * FROM files", file_row, after));
+    ASSERT_STR_EQ(after, before);
+    int64_t bytes = 0;
+    ASSERT_OK(tn_file_bytes(f.a, &bytes));
+    ASSERT_INT_EQ(bytes, 3);
+    ASSERT_INT_EQ(raw_scalar(f.dir, "SELECT file_bytes FROM _tenant_usage"), 3);
+    /* The file calls still work, and so does the quota. */
+    ASSERT_OK(tn_file_record(f.a, "doc.txt", 90, SHA_ABC, NULL, NULL));
+    ASSERT_INT_EQ(tn_file_record(f.a, "other", 20, SHA_ABC, NULL, NULL), TN_QUOTA);
+    ASSERT_OK(tn_file_delete(f.a, "doc.txt"));
+    ASSERT_OK(tn_file_record(f.a, "other", 20, SHA_ABC, NULL, NULL));
+    fixture_done(&f);
+}
+
+/* What the file calls refuse, the schema refuses too, for every caller: a
+ * trusted connection writing _files directly included. */
+TEST(file_rows_are_checked_by_the_schema_for_every_caller) {
+    fixture f;
+    fixture_init(&f);
+    ASSERT_INT_EQ(tn_file_record(f.a, "f", -1, SHA_ABC, NULL, NULL), TN_INVALID);
+    ASSERT_INT_EQ(tn_file_record(f.a, "f", TN_FILE_SIZE_MAX + 1, SHA_ABC, NULL, NULL),
+                  TN_INVALID);
+    ASSERT_INT_EQ(tn_file_record(f.a, "f", 1, SHA_ABC, "a\tb", NULL), TN_INVALID);
+    ASSERT_OK(tn_file_record(f.a, "f", TN_FILE_SIZE_MAX, SHA_ABC, NULL, NULL));
+    tn__conn *c;
+    ASSERT_OK(tn__conn_get(f.st, 1, &c));
+    const char *rows[] = {
+        "INSERT INTO _files (tenant, name, size, sha256, version, created_at, updated_at) "
+        "VALUES (1, 'ok-name', 9223372036854775807, "
+        "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 1, 1, 1)",
+        "INSERT INTO _files (tenant, name, size, sha256, version, created_at, updated_at) "
+        "VALUES (1, '../up', 1, "
+        "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 1, 1, 1)",
+        "INSERT INTO _files (tenant, name, size, sha256, version, created_at, updated_at) "
+        "VALUES (1, 'ok-name', 1, '', 1, 1, 1)",
+        "UPDATE _files SET size = 9223372036854775807",
+        "UPDATE _files SET sha256 = upper(sha256)",
+        NULL};
+    for (int i = 0; rows[i]; i++) {
+        char *err = NULL;
+        int src = sqlite3_exec(c->db, rows[i], NULL, NULL, &err);
+        if (src == SQLITE_OK) TN_FAIL_("accepted: %s", rows[i]);
+        if (!err || !strstr(err, "invalid file row")) TN_FAIL_("%s: %s", rows[i], err ? err : "");
+        sqlite3_free(err);
+    }
+    tn__conn_put(f.st, c);
+    char *report = NULL;
+    int rc = tn_check(f.st, &report);
+    if (rc != TN_OK) TN_FAIL_("check: %s", report ? report : "");
+    fixture_done(&f);
+}
+
+typedef struct file_racer {
+    tn_store *st;
+    const char *tenant;
+    int id, rc;
+    pthread_barrier_t *go;
+} file_racer;
+
+static void *race_record(void *arg) {
+    file_racer *r = arg;
+    tn_session *s;
+    if (tn_session_open(r->st, r->tenant, &s) != TN_OK) {
+        r->rc = -1;
+        return NULL;
+    }
+    char name[16];
+    snprintf(name, sizeof name, "up%d", r->id);
+    pthread_barrier_wait(r->go);
+    r->rc = tn_file_record(s, name, 60, SHA_ABC, NULL, NULL);
+    tn_session_close(s);
+    return NULL;
+}
+
+/* Uploads racing for one quota: the check and the record are one step, so
+ * only as many pass as fit.  The byte arithmetic never overflows, whatever
+ * the quota and the sizes. */
+TEST(file_quota_is_atomic_and_cannot_overflow) {
+    fixture f;
+    fixture_init(&f);
+    ASSERT_OK(tn__tenant_quotas_set(f.st, f.acme.id, -1, 100));
+    enum { N = 8 };
+    file_racer r[N];
+    pthread_t t[N];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, N);
+    for (int i = 0; i < N; i++) {
+        r[i] = (file_racer){f.st, f.acme.id, i, 0, &go};
+        ASSERT(pthread_create(&t[i], NULL, race_record, &r[i]) == 0);
+    }
+    int ok = 0, quota = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        ok += r[i].rc == TN_OK;
+        quota += r[i].rc == TN_QUOTA;
+    }
+    pthread_barrier_destroy(&go);
+    ASSERT_INT_EQ(ok, 1);
+    ASSERT_INT_EQ(quota, N - 1);
+    /* The largest quota and the largest files: refused or stored, never an
+     * arithmetic error. */
+    ASSERT_OK(tn__tenant_quotas_set(f.st, f.acme.id, -1, INT64_MAX));
+    char name[32];
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "huge%d", i);
+        ASSERT_OK(tn_file_record(f.a, name, TN_FILE_SIZE_MAX, SHA_ABC, NULL, NULL));
+    }
+    int64_t bytes = 0;
+    ASSERT_OK(tn_file_bytes(f.a, &bytes));
+    ASSERT_INT_EQ(bytes, 20 * TN_FILE_SIZE_MAX + 60);
+    ASSERT_OK(tn__tenant_quotas_set(f.st, f.acme.id, -1, 20 * TN_FILE_SIZE_MAX + 100));
+    ASSERT_INT_EQ(tn_file_record(f.a, "one-more", TN_FILE_SIZE_MAX, SHA_ABC, NULL, NULL),
+                  TN_QUOTA);
+    ASSERT_OK(tn_file_record(f.a, "fits", 40, SHA_ABC, NULL, NULL));
+    ASSERT_OK(tn_file_record(f.a, "empty", 0, SHA_ABC, NULL, NULL));
+    fixture_done(&f);
+}
+
+static void stub_fn(sqlite3_context *c, int n, sqlite3_value **v) {
+    (void)n, (void)v;
+    sqlite3_result_int(c, 1);
+}
+
+/* A store from before this schema may hold rows the console rewrote (a size
+ * near 2^63) and have quotas set: it opens, counts usage without
+ * overflowing, keeps refusing growth past the quota, and `check` names the
+ * bad row. */
+TEST(older_store_with_rewritten_file_rows_upgrades) {
+    char dir[3800], path[4000], err[256] = "";
+    snprintf(dir, sizeof dir, "%s/v3", tn_test_tmpdir());
+    ASSERT(mkdir(dir, 0700) == 0);
+    snprintf(path, sizeof path, "%s/tenantry.db", dir);
+    sqlite3 *db;
+    ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    static const char *const fns[] = {"tn_json_valid", "tn_item_id_valid", "current_tenant",
+                                      "tn_version", "tn_now", "tn_new_id"};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+        ASSERT_INT_EQ(sqlite3_create_function(db, fns[i], -1, SQLITE_UTF8, NULL, stub_fn, NULL,
+                                              NULL),
+                      SQLITE_OK);
+    int mrc = tn__migrate(db, tn__migrations, 3, err, sizeof err);
+    if (mrc != TN_OK) TN_FAIL_("migrate to 3: %s", err);
+    ASSERT_INT_EQ(sqlite3_exec(db,
+                               "INSERT INTO _tenants (id, name, created_at) VALUES "
+                               "('0c7e3f9a-1b2c-4d5e-8f90-123456789abc', 'old', 1);"
+                               "INSERT INTO _files (tenant, name, size, sha256, version, "
+                               "created_at, updated_at) VALUES "
+                               "(1, 'huge', 9223372036854775807, '', 1, 1, 1),"
+                               "(1, 'small', 5, '', 2, 1, 1);"
+                               "INSERT INTO _tenant_settings (tenant, max_file_bytes) "
+                               "VALUES (1, 1000)",
+                               NULL, NULL, NULL),
+                  SQLITE_OK);
+    sqlite3_close(db);
+    tn_store *st;
+    ASSERT_OK(tn_open(dir, NULL, &st));
+    tn_session *s;
+    ASSERT_OK(tn_session_open(st, "0c7e3f9a-1b2c-4d5e-8f90-123456789abc", &s));
+    int64_t bytes = 0;
+    ASSERT_OK(tn_file_bytes(s, &bytes));
+    ASSERT(bytes > 0);
+    ASSERT_INT_EQ(tn_file_record(s, "new", 10, SHA_ABC, NULL, NULL), TN_QUOTA);
+    /* Replacing the bad row with a real one is allowed, and frees the room. */
+    ASSERT_OK(tn_file_record(s, "huge", 10, SHA_ABC, NULL, NULL));
+    ASSERT_OK(tn_file_record(s, "new", 10, SHA_ABC, NULL, NULL));
+    ASSERT_INT_EQ(raw_scalar(dir, "SELECT file_bytes FROM _tenant_usage"), 25);
+    ASSERT_OK(tn_file_bytes(s, &bytes));
+    ASSERT_INT_EQ(bytes, 25);
+    char *report = NULL;
+    ASSERT_INT_EQ(tn_check(st, &report), TN_CORRUPT); /* 'small' has no checksum */
+    ASSERT(report && strstr(report, "1 files have a name, size, checksum") != NULL);
+    free(report);
+    tn_session_close(s);
+    tn_close(st);
 }

@@ -32,12 +32,14 @@
  * table.  Keeping the schema table out of the text is what makes the one
  * authorizer exception below safe. */
 static const char *const internal_names[] = {
-    "current_tenant", "tn_version", "tn_now", "tn_new_id", "load_extension",
+    "current_tenant", "tn_version", "tn_now", "tn_new_id", "tn_file_writer",
+    "tn_file_row_valid", "load_extension",
     "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema",
 };
 
 static const char *const internal_functions[] = {
-    "current_tenant", "tn_version", "tn_now", "tn_new_id", "load_extension",
+    "current_tenant", "tn_version", "tn_now", "tn_new_id", "tn_file_writer",
+    "tn_file_row_valid", "load_extension",
 };
 
 static const char *const readable_tables[] = {"items", "files", "json_each", "json_tree"};

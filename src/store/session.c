@@ -35,13 +35,18 @@ static int sfail(tn_session *s, int rc, const char *fmt, ...) {
     return rc;
 }
 
-/* The schema refuses a row over a tenant's quota with this message. */
+/* The schema refuses a row over a tenant's quota, and a change tenant SQL
+ * may not make, with these words (schema/004_quotas.sql). */
 static int over_quota(tn_session *s) {
     return strncmp(sqlite3_errmsg(s->c->db), "quota exceeded", 14) == 0;
 }
 
 static int sfail_db(tn_session *s, int src) {
-    return sfail(s, over_quota(s) ? TN_QUOTA : tn__code(src), "%s", sqlite3_errmsg(s->c->db));
+    const char *msg = sqlite3_errmsg(s->c->db);
+    int rc = over_quota(s) ? TN_QUOTA
+             : strncmp(msg, "not authorized", 14) == 0 ? TN_DENIED
+                                                       : tn__code(src);
+    return sfail(s, rc, "%s", msg);
 }
 
 const char *tn_session_errmsg(tn_session *s) {
@@ -260,7 +265,9 @@ static int run_write(tn_session *s, sqlite3_stmt *q, int *touched) {
     sqlite3_reset(q);
     if (touched) *touched = s->c->nversions > 0;
     if (src == SQLITE_DONE) return TN_OK;
-    if ((src & 0xff) == SQLITE_CONSTRAINT && !over_quota(s))
+    /* A CHECK constraint: the only one a valid id can fail is the JSON's.
+     * The schema's triggers say what they refuse (quota, rules). */
+    if ((src & 0xff) == SQLITE_CONSTRAINT && src != SQLITE_CONSTRAINT_TRIGGER)
         return sfail(s, TN_INVALID, "data is not valid JSON");
     return sfail_db(s, src);
 }
@@ -457,7 +464,8 @@ static const char SQL_FILE_DELETE[] = "DELETE FROM files WHERE name = ?1";
 static const char SQL_FILE_LIST[] =
     "SELECT name, size, sha256, content_type, version, created_at, updated_at "
     "  FROM files WHERE name > ?1 ORDER BY name LIMIT ?2";
-static const char SQL_FILE_BYTES[] = "SELECT coalesce(sum(size), 0) FROM files";
+/* total() is a float and cannot overflow, whatever rows an older store holds. */
+static const char SQL_FILE_BYTES[] = "SELECT min(total(size), 9.2e18) FROM files";
 
 void tn_file_clear(tn_file *f) {
     if (!f) return;
@@ -510,6 +518,15 @@ static int sha_valid(const char *h) {
     return 1;
 }
 
+/* At most 255 bytes, no control characters. */
+static int content_type_valid(const char *ct) {
+    size_t n = strlen(ct);
+    if (n > 255) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)ct[i] < 0x20 || ct[i] == 0x7f) return 0;
+    return 1;
+}
+
 static int file_record_body(tn_session *s, void *arg) {
     write_args *a = arg;
     sqlite3_stmt *q;
@@ -519,7 +536,9 @@ static int file_record_body(tn_session *s, void *arg) {
     sqlite3_bind_int64(q, 2, a->size);
     sqlite3_bind_text(q, 3, a->sha256, -1, SQLITE_STATIC);
     if (a->content_type) sqlite3_bind_text(q, 4, a->content_type, -1, SQLITE_STATIC);
+    s->c->file_write = 1;
     rc = run_write(s, q, NULL);
+    s->c->file_write = 0;
     if (rc == TN_OK && a->file) rc = tn_file_get(s, a->id, a->file);
     return rc;
 }
@@ -527,8 +546,9 @@ static int file_record_body(tn_session *s, void *arg) {
 int tn_file_record(tn_session *s, const char *name, int64_t size, const char *sha256_hex,
                    const char *content_type, tn_file *out) {
     if (!tn_file_name_valid(name)) return sfail(s, TN_INVALID, "bad file name");
-    if (size < 0 || !sha_valid(sha256_hex)) return sfail(s, TN_INVALID, "bad size or checksum");
-    if (content_type && (strlen(content_type) > 255 || strpbrk(content_type, "\r\n")))
+    if (size < 0 || size > TN_FILE_SIZE_MAX || !sha_valid(sha256_hex))
+        return sfail(s, TN_INVALID, "bad size or checksum");
+    if (content_type && !content_type_valid(content_type))
         return sfail(s, TN_INVALID, "bad content type");
     write_args a = {.id = name, .size = size, .sha256 = sha256_hex,
                     .content_type = content_type, .file = out};
@@ -542,7 +562,9 @@ static int file_delete_body(tn_session *s, void *arg) {
     if (rc != TN_OK) return rc;
     sqlite3_bind_text(q, 1, a->id, -1, SQLITE_STATIC);
     int touched = 0;
+    s->c->file_write = 1;
     rc = run_write(s, q, &touched);
+    s->c->file_write = 0;
     if (rc == TN_OK && !touched) rc = sfail(s, TN_NOTFOUND, "no such file");
     return rc;
 }
@@ -570,7 +592,7 @@ int tn_file_bytes(tn_session *s, int64_t *bytes) {
     int rc = tn__stmt(s->c, SQL_FILE_BYTES, &q);
     if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
     int src = sqlite3_step(q);
-    if (src == SQLITE_ROW) *bytes = sqlite3_column_int64(q, 0);
+    if (src == SQLITE_ROW) *bytes = (int64_t)sqlite3_column_double(q, 0);
     sqlite3_reset(q);
     return src == SQLITE_ROW ? TN_OK : sfail_db(s, src);
 }

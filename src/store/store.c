@@ -833,6 +833,9 @@ static const struct {
      "pending outbox rows point at no row"},
     {"SELECT count(*) FROM _items WHERE deleted = 0 AND NOT tn_json_valid(data)",
      "items hold invalid JSON"},
+    {"SELECT count(*) FROM _files WHERE deleted = 0 "
+     "   AND NOT tn_file_row_valid(name, size, sha256, content_type)",
+     "files have a name, size, checksum or content type the file calls refuse"},
 };
 
 int tn_check_quick(tn_store *st) {

@@ -565,6 +565,58 @@ def test_console_quota_and_files():
     r = adm.request("PATCH", "/v1/admin/tenants/" + E.ta["id"],
                     json_body={"settings": {"max_items": None}})
     S.eq(r.status, 200, "quota removed")
+
+    # Files: the console may read them and change nothing.
+    sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    before = a.request("GET", "/v1/files?limit=1000").json()["files"]
+    for sql in ("UPDATE files SET size = 0",
+                "UPDATE files SET size = 9223372036854775807",
+                "DELETE FROM files WHERE name = 'a-file.txt'",
+                "INSERT INTO files (name, size, sha256) VALUES ('a-file.txt', 0, '%s')" % sha,
+                "INSERT INTO files (name, size, sha256) VALUES ('x', 9223372036854775807, '%s')"
+                % sha,
+                "INSERT INTO files (name, size, sha256) VALUES ('../x', 1, '%s')" % sha,
+                "INSERT INTO files (name, size, sha256) VALUES ('ok', 1, 'not-a-sha')"):
+        code, out, err = console(sql)
+        S.check(code != 0, "console file rewrite refused: " + sql)
+    after = a.request("GET", "/v1/files?limit=1000").json()["files"]
+    S.check(after == before, "files rows unchanged: %r" % [
+        (f["name"], f["size"]) for f in after if f not in before])
+    S.eq(a.request("GET", "/v1/files/a-file.txt").body, b"0123456789", "a's file intact")
+    code, out, err = console("SELECT name, size FROM files ORDER BY name")
+    S.check(code == 0 and "a-file.txt" in out, "the console reads files")
+
+    # The byte quota: checked with the record, so a second upload that passed
+    # the check at its start still cannot pass the quota; never a 500.
+    used = sum(f["size"] for f in before)
+    r = adm.request("PATCH", "/v1/admin/tenants/" + E.ta["id"],
+                    json_body={"settings": {"max_file_bytes": used + 100}})
+    S.eq(r.status, 200, "set acme's byte quota")
+    import http.client
+    slow = http.client.HTTPConnection("127.0.0.1", E.d.port, timeout=30)
+    slow.putrequest("PUT", "/v1/files/race-1")
+    slow.putheader("Authorization", "Bearer " + E.tok_a)
+    slow.putheader("Content-Length", "60")
+    slow.endheaders()
+    slow.send(b"x" * 30)
+    time.sleep(0.3)
+    r = a.request("PUT", "/v1/files/race-2", body=b"y" * 60)
+    S.eq(r.status, 201, "the second upload, finished first")
+    slow.send(b"x" * 30)
+    resp = slow.getresponse()
+    body = resp.read()
+    slow.close()
+    S.eq((resp.status, json.loads(body)), (507, {"error": "quota exceeded"}),
+         "the first upload, over the quota when it is recorded")
+    S.eq(a.request("GET", "/v1/files/race-1").status, 404, "its bytes were not kept")
+    r = a.request("PUT", "/v1/files/race-2", body=b"z" * 100)
+    S.eq(r.status, 201, "a replacement counts the old size out")
+    r = a.request("PUT", "/v1/files/race-3", body=b"z")
+    S.eq(r.status, 507, "over the quota by one byte")
+    S.eq(a.request("DELETE", "/v1/files/race-2").status, 204, "delete")
+    r = adm.request("PATCH", "/v1/admin/tenants/" + E.ta["id"],
+                    json_body={"settings": {"max_file_bytes": None}})
+    S.eq(r.status, 200, "byte quota removed")
     alive("console quota")
 
 
