@@ -67,6 +67,8 @@ int tn__group_write(tn_session *s, tn__op_fn fn, void *arg);
 void tn__guard_install(tn__conn *c);
 /* TN_OK when sql names no private table or internal function; else TN_DENIED. */
 int tn__guard_text(const tn_store *st, const char *sql);
+/* The functions tenant SQL may call (sorted), for the test that pins them. */
+const char *const *tn__guard_allowed_functions(size_t *n);
 /* Loads the names of the schema's views, triggers and private tables. */
 int tn__guard_load(tn_store *st, sqlite3 *db);
 void tn__guard_free(tn_store *st);
