@@ -284,17 +284,28 @@ typedef struct write_args {
     int64_t expected, size;
     tn_item *item;
     tn_file *file;
+    int filled; /* item or file holds a result */
 } write_args;
+
+/* The leader may run a write again when its group's transaction was lost
+ * (src/group.c): the result of the earlier run goes first. */
+static void write_again(write_args *a) {
+    if (!a->filled) return;
+    if (a->item) tn_item_clear(a->item);
+    if (a->file) tn_file_clear(a->file);
+    a->filled = 0;
+}
 
 static int put_body(tn_session *s, void *arg) {
     write_args *a = arg;
+    write_again(a);
     sqlite3_stmt *q;
     int rc = item_prepare(s, SQL_ITEM_PUT, &q);
     if (rc != TN_OK) return rc;
     sqlite3_bind_text(q, 1, a->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, a->json, -1, SQLITE_STATIC);
     rc = run_write(s, q, NULL);
-    if (rc == TN_OK && a->item) rc = tn_item_get(s, a->id, a->item);
+    if (rc == TN_OK && a->item) a->filled = (rc = tn_item_get(s, a->id, a->item)) == TN_OK;
     return rc;
 }
 
@@ -360,8 +371,9 @@ static int item_conditional(tn_session *s, const char *sql, const char *id, cons
 
 static int update_body(tn_session *s, void *arg) {
     write_args *a = arg;
+    write_again(a);
     int rc = item_conditional(s, SQL_ITEM_UPDATE, a->id, a->json, a->expected);
-    if (rc == TN_OK && a->item) rc = tn_item_get(s, a->id, a->item);
+    if (rc == TN_OK && a->item) a->filled = (rc = tn_item_get(s, a->id, a->item)) == TN_OK;
     return rc;
 }
 
@@ -529,6 +541,7 @@ static int content_type_valid(const char *ct) {
 
 static int file_record_body(tn_session *s, void *arg) {
     write_args *a = arg;
+    write_again(a);
     sqlite3_stmt *q;
     int rc = item_prepare(s, SQL_FILE_PUT, &q);
     if (rc != TN_OK) return rc;
@@ -539,7 +552,7 @@ static int file_record_body(tn_session *s, void *arg) {
     s->c->file_write = 1;
     rc = run_write(s, q, NULL);
     s->c->file_write = 0;
-    if (rc == TN_OK && a->file) rc = tn_file_get(s, a->id, a->file);
+    if (rc == TN_OK && a->file) a->filled = (rc = tn_file_get(s, a->id, a->file)) == TN_OK;
     return rc;
 }
 

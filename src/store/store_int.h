@@ -29,6 +29,7 @@ struct tn_store {
     pthread_cond_t gc_cv;
     struct tn__op *gc_head, *gc_tail;
     int gc_leader;
+    int gc_queued;                /* writes waiting in the queue */
     int64_t gc_groups, gc_writes; /* transactions led, writes they carried */
 
     unsigned char secret[32]; /* keys list cursors; from _meta */
