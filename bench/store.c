@@ -128,12 +128,12 @@ static tn_store *tn_setup(const char *dir, tn_session **s) {
 
 static void tn_insert(tn_session *s, int n, int one_txn) {
     char id[32];
-    if (one_txn && tn_session_exec(s, "BEGIN", NULL, NULL) != TN_OK) die("begin", "");
+    if (one_txn && tn_session_begin(s) != TN_OK) die("begin", "");
     for (int i = 0; i < n; i++) {
         item_id(id, sizeof id, i);
         if (tn_item_put(s, id, DOC, NULL) != TN_OK) die("put", tn_session_errmsg(s));
     }
-    if (one_txn && tn_session_exec(s, "COMMIT", NULL, NULL) != TN_OK) die("commit", "");
+    if (one_txn && tn_session_commit(s) != TN_OK) die("commit", "");
 }
 
 static void tn_read(tn_session *s, int n, const int *order) {

@@ -79,6 +79,11 @@ typedef struct tn_options {
     int max_connections; /* pool cap; default 64 */
     int create;          /* create the data directory and database if absent */
     int readonly;        /* open read-only (for check/status on a live store) */
+    /* The budget of one tn_session_exec() call (tenant SQL; see there).
+     * 0 takes the default. */
+    int console_ms;       /* wall time; default 2000, at most busy_timeout_ms / 2 */
+    int64_t console_rows; /* rows returned, and row versions written; default 1000000 */
+    int64_t console_heap; /* growth of SQLite's heap; default 64 MiB */
 } tn_options;
 
 void tn_options_init(tn_options *opt);
@@ -181,8 +186,13 @@ int tn_item_count(tn_session *s, int64_t *count);
 
 /* File metadata (the bytes live under tn_file_path()).  Names: 1-1024 bytes
  * of UTF-8 path segments separated by '/', no empty, "." or ".." segment, no
- * backslash or control character, no leading '/'. */
+ * backslash or control character, no leading '/'.  Sizes: 0 to
+ * TN_FILE_SIZE_MAX (S3's largest object), so no sum of a tenant's sizes the
+ * store makes can overflow.  The schema refuses any other row from any
+ * caller; tenant SQL may read the files view but never change it (a row
+ * changed without its bytes would escape the quota or point at nothing). */
 #define TN_FILE_NAME_MAX 1024
+#define TN_FILE_SIZE_MAX 5497558138880LL /* 5 TiB */
 
 typedef struct tn_file {
     char *name;
@@ -209,12 +219,38 @@ int tn_file_bytes(tn_session *s, int64_t *bytes); /* sum of live file sizes */
  * Refuses (TN_INVALID) any name tn_file_name_valid() refuses. */
 int tn_session_file_path(tn_session *s, const char *name, char **path);
 
-/* SQL console.  Runs every statement in sql in this tenant session, through
- * the same guard as every other call.  fn sees each result row (column names
- * and values as text, NULL for SQL NULL); stmt counts statements from 0. */
+/* SQL console: tenant SQL, untrusted.  Runs every statement in sql in this
+ * tenant session, through the same guard as every other call.  fn sees each
+ * result row (column names and values as text, NULL for SQL NULL); stmt
+ * counts statements from 0; fn must not block (a write transaction may be
+ * open while it runs).
+ *
+ * A call has a budget (tn_options): its wall time, including waits for the
+ * write lock, is at most console_ms, below the busy timeout, so a console can
+ * never keep other writers out long enough for them to fail; it returns and
+ * writes at most console_rows rows; a statement that grows SQLite's heap by
+ * more than console_heap, builds a value over TN_CONSOLE_VALUE_MAX bytes or a
+ * statement text over TN_CONSOLE_SQL_MAX bytes is stopped.  Over budget:
+ * TN_TIMEOUT or TN_TOOBIG, and the statement's changes are undone.  Tenant
+ * quotas (max_items, max_file_bytes) are kept by the schema: TN_QUOTA.
+ *
+ * A transaction begun by the SQL must end in the same call: one left open is
+ * rolled back and the call fails (TN_INVALID), so nothing of it is kept.  A
+ * program that wants several calls in one transaction uses
+ * tn_session_begin() / tn_session_commit(). */
+#define TN_CONSOLE_VALUE_MAX (16 << 20)
+#define TN_CONSOLE_SQL_MAX (1 << 20)
 typedef int (*tn_row_fn)(void *arg, int stmt, int ncol, const char *const *names,
                          const char *const *values);
 int tn_session_exec(tn_session *s, const char *sql, tn_row_fn fn, void *arg);
+
+/* A transaction around several calls on this session (BEGIN IMMEDIATE): the
+ * item and file calls made meanwhile are part of it, not group-committed.
+ * For trusted programs only: it holds the store's write lock until
+ * tn_session_commit() or tn_session_rollback(), with no budget. */
+int tn_session_begin(tn_session *s);
+int tn_session_commit(tn_session *s);
+int tn_session_rollback(tn_session *s);
 
 #ifdef __cplusplus
 }

@@ -294,7 +294,8 @@ TEST(guard_keeps_writes_inside_the_tenant) {
     ASSERT(!attack(&f, "INSERT INTO items (id, data) VALUES ('g-only', '{\"mine\":1}')"));
     ASSERT(!attack(&f, "DELETE FROM items"));
     ASSERT(!attack(&f, "REPLACE INTO items (id, data) VALUES ('shared-id', '{}')"));
-    ASSERT(!attack(&f, "INSERT INTO files (name, size, sha256) VALUES ('f', 1, '')"));
+    /* Files are changed only with their bytes, through the file calls. */
+    REFUSED("INSERT INTO files (name, size, sha256) VALUES ('f', 1, '')");
     fixture_done(&f);
 }
 
@@ -429,12 +430,162 @@ TEST(guard_refuses_the_schema_table) {
 TEST(open_transaction_is_rolled_back_when_the_session_ends) {
     fixture f;
     guard_fixture_init(&f);
-    ASSERT_OK(tn_session_exec(f.a, "BEGIN; INSERT INTO items (id, data) VALUES ('pending', '{}')",
+    ASSERT_OK(tn_session_begin(f.a));
+    ASSERT_OK(tn_session_exec(f.a, "INSERT INTO items (id, data) VALUES ('pending', '{}')",
                               NULL, NULL));
     tn_session_close(f.a);
     ASSERT_OK(tn_session_open(f.st, f.acme.id, &f.a));
     ASSERT_INT_EQ(tn_item_get(f.a, "pending", NULL), TN_NOTFOUND);
     /* The connection is usable by the next tenant, with no leftovers. */
     ASSERT_OK(tn_item_put(f.g, "next", "{}", NULL));
+    fixture_done(&f);
+}
+
+/* ---- functions and connection settings --------------------------------------- */
+
+/* The functions tenant SQL may call, pinned: a change to the list in
+ * src/store/guard.c must change this test too. */
+static const char *const expected_functions[] = {
+    "->", "->>", "abs", "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "avg",
+    "ceil", "ceiling", "char", "coalesce", "concat", "concat_ws", "cos", "cosh", "count",
+    "cume_dist", "current_date", "current_time", "current_timestamp", "date", "datetime",
+    "degrees", "dense_rank", "exp", "first_value", "floor", "format", "glob", "group_concat",
+    "hex", "ifnull", "iif", "instr", "json", "json_array", "json_array_length",
+    "json_error_position", "json_extract", "json_group_array", "json_group_object",
+    "json_insert", "json_object", "json_patch", "json_pretty", "json_quote", "json_remove",
+    "json_replace", "json_set", "json_type", "json_valid", "julianday", "lag", "last_value",
+    "lead", "length", "like", "likelihood", "likely", "ln", "log", "log10", "log2", "lower",
+    "ltrim", "max", "min", "mod", "nth_value", "ntile", "nullif", "octet_length",
+    "percent_rank", "pi", "pow", "power", "printf", "quote", "radians", "random", "randomblob",
+    "rank", "replace", "round", "row_number", "rtrim", "sign", "sin", "sinh", "soundex",
+    "sqrt", "strftime", "string_agg", "substr", "substring", "sum", "tan", "tanh", "time",
+    "timediff", "total", "trim", "trunc", "typeof", "unhex", "unicode", "unixepoch",
+    "unlikely", "upper", "zeroblob", NULL};
+
+static int expected_function(const char *name) {
+    for (int i = 0; expected_functions[i]; i++)
+        if (strcmp(expected_functions[i], name) == 0) return 1;
+    return 0;
+}
+
+/* Calls name with narg arguments in acme's console; 1 when it was refused. */
+static int function_refused(fixture *f, const char *name, int narg) {
+    char sql[400];
+    int n = snprintf(sql, sizeof sql, "SELECT %.63s(", name);
+    if (strcmp(name, "->") == 0 || strcmp(name, "->>") == 0)
+        snprintf(sql, sizeof sql, "SELECT '{}' %.3s '$'", name);
+    else {
+        for (int i = 0; i < (narg < 0 ? 1 : narg); i++)
+            n += snprintf(sql + n, sizeof sql - (size_t)n, "%s'1'", i ? ", " : "");
+        snprintf(sql + n, sizeof sql - (size_t)n, ")");
+    }
+    int rc = tn_session_exec(f->a, sql, NULL, NULL);
+    return rc != TN_OK && (rc == TN_DENIED || strstr(tn_session_errmsg(f->a), "not authorized"));
+}
+
+static void null_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc, (void)argv;
+    sqlite3_result_null(ctx);
+}
+
+TEST(guard_functions_are_an_allow_list) {
+    fixture f;
+    fixture_init(&f);
+    /* The list itself. */
+    size_t n = 0;
+    const char *const *list = tn__guard_allowed_functions(&n);
+    size_t want = 0;
+    while (expected_functions[want]) want++;
+    ASSERT_INT_EQ(n, want);
+    for (size_t i = 0; i < n; i++) ASSERT_STR_EQ(list[i], expected_functions[i]);
+    /* Every function this SQLite and this store know, as the connection
+     * sees them: those on the list run, every other one is refused. */
+    tn__conn *c;
+    ASSERT_OK(tn__conn_get(f.st, 1, &c));
+    sqlite3_stmt *q;
+    ASSERT_INT_EQ(sqlite3_prepare_v2(c->db, "SELECT DISTINCT name, narg FROM pragma_function_list "
+                                            "ORDER BY name", -1, &q, NULL),
+                  SQLITE_OK);
+    static char names[400][64];
+    int nargs[400], count = 0;
+    while (sqlite3_step(q) == SQLITE_ROW && count < 400) {
+        snprintf(names[count], sizeof names[count], "%s", (const char *)sqlite3_column_text(q, 0));
+        nargs[count++] = sqlite3_column_int(q, 1);
+    }
+    sqlite3_finalize(q);
+    tn__conn_put(f.st, c);
+    ASSERT(count > 100);
+    int allowed = 0, refused = 0, saw_tokenizer = 0;
+    for (int i = 0; i < count; i++) {
+        int no = function_refused(&f, names[i], nargs[i]);
+        if (expected_function(names[i]) && no)
+            TN_FAIL_("%s/%d refused: %s", names[i], nargs[i], tn_session_errmsg(f.a));
+        if (!expected_function(names[i]) && !no) TN_FAIL_("%s/%d allowed", names[i], nargs[i]);
+        allowed += !no;
+        refused += no;
+        saw_tokenizer |= strcmp(names[i], "fts3_tokenizer") == 0;
+    }
+    ASSERT(allowed > 80 && refused > 10);
+    ASSERT(saw_tokenizer); /* this SQLite has it: the refusal above is real */
+    /* By name, the dangerous ones, in every disguise. */
+    REFUSED("SELECT fts3_tokenizer('simple')");
+    REFUSED("SELECT hex(fts3_tokenizer('simple'))");
+    REFUSED("SELECT fts3_tokenizer('mine', x'0000000000000000')");
+    REFUSED("WITH items AS (SELECT fts3_tokenizer('simple') AS id) SELECT * FROM items");
+    REFUSED("SELECT * FROM (SELECT fts3_tokenizer('porter')) AS items_insert");
+    REFUSED("SELECT load_extension('libc.so.6')");
+    REFUSED("SELECT LOAD_EXTENSION('libc.so.6', 'system')");
+    REFUSED("SELECT sqlite_version()");
+    REFUSED("SELECT last_insert_rowid()");
+    REFUSED("SELECT total_changes()");
+    REFUSED("SELECT tn_json_valid('{}')");
+    REFUSED("SELECT no_such_function(1)");
+    /* A function registered after this list was written (as a later SQLite
+     * or a program could) is refused until someone adds it. */
+    ASSERT_INT_EQ(sqlite3_create_function(f.a->c->db, "shiny_new", 0, SQLITE_UTF8, NULL,
+                                          null_fn, NULL, NULL),
+                  SQLITE_OK);
+    REFUSED("SELECT shiny_new()");
+    /* Ordinary SQL keeps working. */
+    capture cap = {.len = 0};
+    ASSERT_OK(tn_session_exec(f.a, "SELECT upper(id), json_extract(data, '$.owner'), "
+                                   "data ->> '$.owner', length(data), datetime(0, 'unixepoch'), "
+                                   "round(pi(), 2), coalesce(NULL, 'x') FROM items",
+                              grab, &cap));
+    ASSERT_STR_EQ(cap.buf, "SHARED-ID|acme|acme|16|1970-01-01 00:00:00|3.14|x|");
+    fixture_done(&f);
+}
+
+static int db_config(sqlite3 *db, int op) {
+    int v = -1;
+    sqlite3_db_config(db, op, -1, &v);
+    return v;
+}
+
+TEST(connections_disable_what_the_store_does_not_need) {
+    fixture f;
+    fixture_init(&f);
+    sqlite3 *db = f.a->c->db;
+    ASSERT_INT_EQ(db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER), 0);
+    ASSERT_INT_EQ(db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION), 0);
+    ASSERT_INT_EQ(db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA), 0);
+    ASSERT_INT_EQ(db_config(db, SQLITE_DBCONFIG_DEFENSIVE), 1);
+    ASSERT_INT_EQ(db_config(db, SQLITE_DBCONFIG_WRITABLE_SCHEMA), 0);
+    ASSERT_INT_EQ(db_config(db, SQLITE_DBCONFIG_LEGACY_ALTER_TABLE), 0);
+    ASSERT_INT_EQ(db_config(db, SQLITE_DBCONFIG_DQS_DML), 0);
+    ASSERT_INT_EQ(db_config(db, SQLITE_DBCONFIG_DQS_DDL), 0);
+    ASSERT_INT_EQ(sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, -1), 0);
+    tn__conn *c;
+    ASSERT_OK(tn__conn_get(f.st, 1, &c));
+    sqlite3_stmt *q;
+    ASSERT_INT_EQ(sqlite3_prepare_v2(c->db, "PRAGMA recursive_triggers", -1, &q, NULL), SQLITE_OK);
+    ASSERT_INT_EQ(sqlite3_step(q), SQLITE_ROW);
+    ASSERT_INT_EQ(sqlite3_column_int(q, 0), 0); /* Debian's default is on */
+    sqlite3_finalize(q);
+    tn__conn_put(f.st, c);
+    /* And a console cannot turn any of it back on. */
+    REFUSED("PRAGMA recursive_triggers = ON");
+    REFUSED("PRAGMA trusted_schema = ON");
+    REFUSED("PRAGMA recursive_triggers");
     fixture_done(&f);
 }

@@ -230,12 +230,12 @@ static int count_of(const tn__batch *b, const char *tenant_id) {
 
 static void put_many(tn_session *s, const char *prefix, int n) {
     char id[32];
-    ASSERT_OK(tn_session_exec(s, "BEGIN", NULL, NULL));
+    ASSERT_OK(tn_session_begin(s));
     for (int i = 0; i < n; i++) {
         snprintf(id, sizeof id, "%s%03d", prefix, i);
         ASSERT_OK(tn_item_put(s, id, "{}", NULL));
     }
-    ASSERT_OK(tn_session_exec(s, "COMMIT", NULL, NULL));
+    ASSERT_OK(tn_session_commit(s));
 }
 
 TEST(outbox_skips_tenants_with_sync_off_and_weighs_priority) {

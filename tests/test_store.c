@@ -689,12 +689,12 @@ TEST(outbox_fetch_is_fair_across_tenants) {
     fixture_init(&f);
     /* acme has a large backlog written first; globex a small one after. */
     char id[16];
-    ASSERT_OK(tn_session_exec(f.a, "BEGIN", NULL, NULL));
+    ASSERT_OK(tn_session_begin(f.a));
     for (int i = 0; i < 300; i++) {
         snprintf(id, sizeof id, "bulk%03d", i);
         ASSERT_OK(tn_item_put(f.a, id, "{}", NULL));
     }
-    ASSERT_OK(tn_session_exec(f.a, "COMMIT", NULL, NULL));
+    ASSERT_OK(tn_session_commit(f.a));
     tn__batch b;
     ASSERT_OK(tn__outbox_fetch(f.st, 25, 1000, &b));
     int g = 0;
@@ -732,10 +732,10 @@ TEST(crash_between_write_and_commit_keeps_rows_and_outbox_together) {
                 char id[32];
                 snprintf(id, sizeof id, "r%d-%d", round, i);
                 /* Multi-row transactions too: the crash may land inside one. */
-                if (tn_session_exec(s, "BEGIN", NULL, NULL) != TN_OK) _exit(5);
+                if (tn_session_begin(s) != TN_OK) _exit(5);
                 if (tn_item_put(s, id, "{\"crash\":true}", NULL) != TN_OK) _exit(6);
                 if (tn_item_put(s, "counter", "{\"crash\":true}", NULL) != TN_OK) _exit(6);
-                if (tn_session_exec(s, "COMMIT", NULL, NULL) != TN_OK) _exit(7);
+                if (tn_session_commit(s) != TN_OK) _exit(7);
                 if (write(pfd[1], &i, sizeof i) != sizeof i) _exit(8);
             }
         }
@@ -1050,12 +1050,12 @@ TEST(outbox_fetch_reaches_a_tenant_behind_a_large_backlog) {
     ASSERT_OK(tn__outbox_ack(f.st, &b, NULL));
     tn__batch_free(&b);
     char id[16];
-    ASSERT_OK(tn_session_exec(f.a, "BEGIN", NULL, NULL));
+    ASSERT_OK(tn_session_begin(f.a));
     for (int i = 0; i < 3000; i++) {
         snprintf(id, sizeof id, "bulk%04d", i);
         ASSERT_OK(tn_item_put(f.a, id, "{}", NULL));
     }
-    ASSERT_OK(tn_session_exec(f.a, "COMMIT", NULL, NULL));
+    ASSERT_OK(tn_session_commit(f.a));
     ASSERT_OK(tn_item_put(f.g, "late", "{}", NULL));
     int found_at = -1;
     for (int k = 0; k < 40 && found_at < 0; k++) {

@@ -42,6 +42,8 @@ typedef struct tn__conn {
     int64_t last_version; /* last value tn_version() returned */
     int64_t nversions;    /* tn_version() calls since the counter was reset */
     int64_t now_ms;       /* clock reading of the row being written, 0 = none */
+    struct tn__console *console; /* the running console call's budget, or NULL */
+    int file_write;       /* tn_file_writer(): the store's own file call runs */
     tn__stmt_slot cache[TN__STMT_CACHE];
     struct tn__conn *next; /* pool free list */
 } tn__conn;

@@ -9,14 +9,16 @@
  * MAX_BATCH writes), runs each on its own connection inside its own SAVEPOINT,
  * so one write's failure never touches another's, then commits once and wakes
  * the writers with their results.  Writers that arrive during that commit
- * form the next group.  A lone writer is a group of one.
+ * form the next group.  A lone writer is a group of one.  A write's answer is
+ * given only once the group's fate is known, and says exactly whether the
+ * write is stored, even when an error undoes the whole transaction (lead()).
  *
  * Isolation is unchanged: the leader runs each write with current_tenant()
  * set to that write's own session tenant, through the same views, triggers
  * and guard.  A write's result (and any error detail) goes to its own session.
  *
- * Locking: st->gc_mu guards the queue and the leader flag; a writer sleeps on
- * st->gc_cv until its op is done.
+ * Locking: st->gc_mu guards the queue, its length and the leader flag; a
+ * writer sleeps on st->gc_cv until its op is done.
  */
 #include "store_int.h"
 
@@ -35,6 +37,7 @@ typedef struct tn__op {
     void *arg;
     int rc;
     int done;
+    int settled; /* its answer is final (lead()) */
     struct tn__op *next;
 } tn__op;
 
@@ -57,25 +60,56 @@ static void run_op(tn__conn *c, tn__op *op) {
     memcpy(op->s->errmsg, view.errmsg, sizeof view.errmsg);
 }
 
+static void settle(tn__op *op, int rc, const char *why) {
+    op->settled = 1;
+    if (rc == TN_OK) return;
+    op->rc = rc;
+    if (why) snprintf(op->s->errmsg, sizeof op->s->errmsg, "%s", why);
+}
+
+/*
+ * Runs the batch in one transaction and commits it.  An error that makes
+ * SQLite roll back the whole transaction (I/O error, out of memory, an
+ * interrupt) also undoes the writes that ran before it in the group, which
+ * succeeded in their savepoints, and leaves the connection outside any
+ * transaction: a later write's SAVEPOINT would then begin and commit a
+ * transaction of its own.  So after every write the leader checks that its
+ * transaction is still there; when it is not, the write during which it went
+ * fails, and every other unsettled write runs again in a new transaction.
+ * Each round settles at least one write, so this ends; every answer then says
+ * exactly whether the write is stored.
+ */
 static void lead(tn_session *me, tn__op *batch) {
     tn__conn *c = me->c;
     int64_t own = c->tenant;
-    int rc = tn__hlc_ensure(c);
-    if (rc == TN_OK) rc = tn__begin(c);
-    if (rc == TN_OK) {
-        for (tn__op *op = batch; op; op = op->next) run_op(c, op);
+    for (;;) {
+        int rc = tn__hlc_ensure(c);
+        if (rc == TN_OK) rc = tn__begin(c);
+        if (rc != TN_OK) {
+            for (tn__op *op = batch; op; op = op->next)
+                if (!op->settled) settle(op, rc, tn_errmsg(c->st));
+            break;
+        }
+        tn__op *lost = NULL;
+        for (tn__op *op = batch; op && !lost; op = op->next) {
+            if (op->settled) continue;
+            run_op(c, op);
+            if (sqlite3_get_autocommit(c->db)) lost = op;
+        }
+        if (lost) {
+            /* The transaction is gone, with every write of this round. */
+            settle(lost, lost->rc != TN_OK ? lost->rc : TN_ERROR,
+                   lost->rc != TN_OK ? NULL : "the transaction was rolled back");
+            continue;
+        }
         rc = tn__commit(c);
         if (rc != TN_OK) tn__rollback(c);
+        /* Nothing of a failed commit is stored: its writes fail with it. */
+        for (tn__op *op = batch; op; op = op->next)
+            if (!op->settled) settle(op, op->rc == TN_OK ? rc : TN_OK, tn_errmsg(c->st));
+        break;
     }
     c->tenant = own;
-    if (rc == TN_OK) return;
-    /* Nothing of this group committed: every write fails with the reason. */
-    for (tn__op *op = batch; op; op = op->next) {
-        if (op->rc == TN_OK) {
-            op->rc = rc;
-            snprintf(op->s->errmsg, sizeof op->s->errmsg, "%s", tn_errmsg(c->st));
-        }
-    }
 }
 
 int tn__group_write(tn_session *s, tn__op_fn fn, void *arg) {
@@ -83,13 +117,14 @@ int tn__group_write(tn_session *s, tn__op_fn fn, void *arg) {
     if (!sqlite3_get_autocommit(s->c->db)) return fn(s, arg);
 
     tn_store *st = s->st;
-    tn__op op = {s, fn, arg, TN_OK, 0, NULL};
+    tn__op op = {s, fn, arg, TN_OK, 0, 0, NULL};
     pthread_mutex_lock(&st->gc_mu);
     if (st->gc_tail)
         st->gc_tail->next = &op;
     else
         st->gc_head = &op;
     st->gc_tail = &op;
+    st->gc_queued++;
     while (!op.done) {
         if (st->gc_leader) {
             pthread_cond_wait(&st->gc_cv, &st->gc_mu);
@@ -99,7 +134,9 @@ int tn__group_write(tn_session *s, tn__op_fn fn, void *arg) {
          * since only done ops leave the queue). */
         st->gc_leader = 1;
         tn__op *batch = st->gc_head, *last = batch;
-        for (int n = 1; n < MAX_BATCH && last->next; n++) last = last->next;
+        int n = 1;
+        for (; n < MAX_BATCH && last->next; n++) last = last->next;
+        st->gc_queued -= n;
         st->gc_head = last->next;
         if (!st->gc_head) st->gc_tail = NULL;
         last->next = NULL;

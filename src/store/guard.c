@@ -6,10 +6,15 @@
  *   - top-level SQL may read and write the tenant views (items, files) and
  *     read json_each/json_tree; nothing else;
  *   - the private tables the views and triggers work on (_items, _files,
- *     _outbox) may be touched only with an authorizer context that names one
- *     of the schema's own views or triggers;
+ *     _outbox, _tenant_usage) may be touched only with an authorizer
+ *     context that names one of the schema's own views or triggers;
+ *   - functions: only those in allowed_functions[] below, an allow-list, so a
+ *     function this SQLite was built with (fts3_tokenizer(), which returns
+ *     and takes pointers into the process), one a later SQLite adds, or one
+ *     a program registers is refused until someone decides it is safe; the
+ *     store's own functions only inside the schema's views and triggers;
  *   - no ATTACH/DETACH (hence no VACUUM), no CREATE/DROP/ALTER, no REINDEX or
- *     ANALYZE, no load_extension, PRAGMAs only from a short read-only list.
+ *     ANALYZE, PRAGMAs only from a short read-only list.
  *
  * Why the text check too: SQLite reports a common table expression with the
  * CTE's name as the context, so `WITH items AS (SELECT * FROM _items) ...`
@@ -32,18 +37,49 @@
  * table.  Keeping the schema table out of the text is what makes the one
  * authorizer exception below safe. */
 static const char *const internal_names[] = {
-    "current_tenant", "tn_version", "tn_now", "tn_new_id", "load_extension",
+    "current_tenant", "tn_version", "tn_now", "tn_new_id", "tn_file_writer",
+    "tn_file_row_valid", "tn_item_id_valid", "tn_json_valid", "load_extension",
     "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema",
 };
 
+/* The store's own functions (src/store/hlc.c): the schema's views and
+ * triggers may call them, tenant SQL may not even name them. */
 static const char *const internal_functions[] = {
-    "current_tenant", "tn_version", "tn_now", "tn_new_id", "load_extension",
+    "current_tenant", "tn_version", "tn_now", "tn_new_id", "tn_file_writer",
+    "tn_file_row_valid", "tn_item_id_valid", "tn_json_valid",
+};
+
+/* The functions tenant SQL may call, sorted (bsearch): SQLite's core scalar,
+ * aggregate, window, math, date and JSON functions, each a pure computation
+ * on its arguments whose output is bounded by the console's limits.  Left
+ * out on purpose: load_extension and fts3_tokenizer (process pointers and
+ * code), changes, total_changes and last_insert_rowid (a pooled connection's
+ * history, and rowids counted across all tenants), the sqlite_* functions
+ * (build details, sqlite_log writes the log), subtype, and the FTS and
+ * R-tree helpers.  A few names of later SQLite versions (concat, unhex, ...)
+ * are here already; anything else a later SQLite adds is refused. */
+static const char *const allowed_functions[] = {
+    "->", "->>", "abs", "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "avg",
+    "ceil", "ceiling", "char", "coalesce", "concat", "concat_ws", "cos", "cosh", "count",
+    "cume_dist", "current_date", "current_time", "current_timestamp", "date", "datetime",
+    "degrees", "dense_rank", "exp", "first_value", "floor", "format", "glob", "group_concat",
+    "hex", "ifnull", "iif", "instr", "json", "json_array", "json_array_length",
+    "json_error_position", "json_extract", "json_group_array", "json_group_object",
+    "json_insert", "json_object", "json_patch", "json_pretty", "json_quote", "json_remove",
+    "json_replace", "json_set", "json_type", "json_valid", "julianday", "lag", "last_value",
+    "lead", "length", "like", "likelihood", "likely", "ln", "log", "log10", "log2", "lower",
+    "ltrim", "max", "min", "mod", "nth_value", "ntile", "nullif", "octet_length",
+    "percent_rank", "pi", "pow", "power", "printf", "quote", "radians", "random", "randomblob",
+    "rank", "replace", "round", "row_number", "rtrim", "sign", "sin", "sinh", "soundex",
+    "sqrt", "strftime", "string_agg", "substr", "substring", "sum", "tan", "tanh", "time",
+    "timediff", "total", "trim", "trunc", "typeof", "unhex", "unicode", "unixepoch",
+    "unlikely", "upper", "zeroblob",
 };
 
 static const char *const readable_tables[] = {"items", "files", "json_each", "json_tree"};
 
 /* The private tables that the schema's views and triggers work on. */
-static const char *const view_tables[] = {"_items", "_files", "_outbox"};
+static const char *const view_tables[] = {"_items", "_files", "_outbox", "_tenant_usage"};
 
 /* Read-only PRAGMAs a console may run, and only without a value. */
 static const char *const safe_pragmas[] = {"data_version", "encoding"};
@@ -55,6 +91,20 @@ static int in_list(const char *name, const char *const *list, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (strcasecmp(name, list[i]) == 0) return 1;
     return 0;
+}
+
+static int cmp_name(const void *key, const void *elem) {
+    return strcasecmp(key, *(const char *const *)elem);
+}
+
+static int function_allowed(const char *name) {
+    return name && bsearch(name, allowed_functions, COUNT(allowed_functions),
+                           sizeof allowed_functions[0], cmp_name) != NULL;
+}
+
+const char *const *tn__guard_allowed_functions(size_t *n) {
+    *n = COUNT(allowed_functions);
+    return allowed_functions;
 }
 
 static int is_schema_context(const tn_store *st, const char *ctx) {
@@ -108,12 +158,12 @@ static int guard(void *arg, int action, const char *a, const char *b, const char
             return SQLITE_OK;
         return SQLITE_DENY;
     case SQLITE_FUNCTION:
+        if (function_allowed(b)) return SQLITE_OK;
         /* Internal functions serve the schema's views and triggers only. */
-        if (in_list(b, internal_functions, COUNT(internal_functions)))
-            return is_schema_context(c->st, ctx) && strcmp(b, "load_extension") != 0
-                       ? SQLITE_OK
-                       : SQLITE_DENY;
-        return SQLITE_OK;
+        if (in_list(b, internal_functions, COUNT(internal_functions)) &&
+            is_schema_context(c->st, ctx))
+            return SQLITE_OK;
+        return SQLITE_DENY;
     case SQLITE_PRAGMA:
         return b == NULL && in_list(a, safe_pragmas, COUNT(safe_pragmas)) ? SQLITE_OK
                                                                           : SQLITE_DENY;

@@ -49,6 +49,12 @@ int tn__hlc_ensure(tn__conn *c) {
 static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     tn__conn *c = sqlite3_user_data(ctx);
     tn_store *st = c->st;
+    /* Every row tenant SQL writes draws a version: the console's row budget. */
+    if (c->console && --c->console->rows_left < 0) {
+        c->console->over = TN__OVER_ROWS;
+        sqlite3_result_error(ctx, "row budget exceeded", -1);
+        return;
+    }
     int64_t floor = argc > 0 ? sqlite3_value_int64(argv[0]) : 0;
     int64_t now = st->clock_ms();
     int64_t last = __atomic_load_n(&st->hlc_last, __ATOMIC_ACQUIRE), v;
@@ -106,6 +112,40 @@ static void fn_item_id_valid(sqlite3_context *ctx, int argc, sqlite3_value **arg
     sqlite3_result_int(ctx, id && tn__item_id_valid((const char *)id));
 }
 
+/* 1 while the store's own file call (tn_file_record, tn_file_delete) runs on
+ * this connection: the files view's triggers refuse every other writer. */
+static void fn_file_writer(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    (void)argv;
+    tn__conn *c = sqlite3_user_data(ctx);
+    sqlite3_result_int(ctx, c->file_write);
+}
+
+static int sha256_hex(const unsigned char *h, int n) {
+    if (!h || n != 64) return 0;
+    for (int i = 0; i < 64; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return 0;
+    return 1;
+}
+
+/* tn_file_row_valid(name, size, sha256, content_type): 1 when a file row is
+ * one tn_file_record() would write. */
+static void fn_file_row_valid(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    const char *name = (const char *)sqlite3_value_text(argv[0]);
+    const unsigned char *sha = sqlite3_value_text(argv[2]);
+    const unsigned char *ct = sqlite3_value_text(argv[3]);
+    int ok = name && (int)strlen(name) == sqlite3_value_bytes(argv[0]) &&
+             tn_file_name_valid(name) && sqlite3_value_type(argv[1]) == SQLITE_INTEGER &&
+             sqlite3_value_int64(argv[1]) >= 0 &&
+             sqlite3_value_int64(argv[1]) <= TN_FILE_SIZE_MAX &&
+             sha256_hex(sha, sqlite3_value_bytes(argv[2])) && ct &&
+             sqlite3_value_bytes(argv[3]) <= 255;
+    for (int i = 0; ok && ct[i]; i++)
+        if (ct[i] < 0x20 || ct[i] == 0x7f) ok = 0;
+    sqlite3_result_int(ctx, ok);
+}
+
 int tn__functions_register(tn__conn *c) {
     /* INNOCUOUS: callable from the schema's views and triggers while
      * trusted_schema is OFF.  current_tenant() is constant within a statement,
@@ -125,5 +165,11 @@ int tn__functions_register(tn__conn *c) {
     if (rc == SQLITE_OK)
         rc = sqlite3_create_function(c->db, "tn_json_valid", 1, inno | SQLITE_DETERMINISTIC, c,
                                      fn_json_valid, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(c->db, "tn_file_writer", 0, inno, c, fn_file_writer, NULL,
+                                     NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(c->db, "tn_file_row_valid", 4, inno | SQLITE_DETERMINISTIC,
+                                     c, fn_file_row_valid, NULL, NULL);
     return rc == SQLITE_OK ? TN_OK : tn__code(rc);
 }

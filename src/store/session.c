@@ -15,6 +15,7 @@
  */
 #include "store_int.h"
 
+#include "clock.h"
 #include "crypto.h"
 
 #include <stdio.h>
@@ -34,8 +35,18 @@ static int sfail(tn_session *s, int rc, const char *fmt, ...) {
     return rc;
 }
 
+/* The schema refuses a row over a tenant's quota, and a change tenant SQL
+ * may not make, with these words (schema/004_quotas.sql). */
+static int over_quota(tn_session *s) {
+    return strncmp(sqlite3_errmsg(s->c->db), "quota exceeded", 14) == 0;
+}
+
 static int sfail_db(tn_session *s, int src) {
-    return sfail(s, tn__code(src), "%s", sqlite3_errmsg(s->c->db));
+    const char *msg = sqlite3_errmsg(s->c->db);
+    int rc = over_quota(s) ? TN_QUOTA
+             : strncmp(msg, "not authorized", 14) == 0 ? TN_DENIED
+                                                       : tn__code(src);
+    return sfail(s, rc, "%s", msg);
 }
 
 const char *tn_session_errmsg(tn_session *s) {
@@ -254,7 +265,10 @@ static int run_write(tn_session *s, sqlite3_stmt *q, int *touched) {
     sqlite3_reset(q);
     if (touched) *touched = s->c->nversions > 0;
     if (src == SQLITE_DONE) return TN_OK;
-    if ((src & 0xff) == SQLITE_CONSTRAINT) return sfail(s, TN_INVALID, "data is not valid JSON");
+    /* A CHECK constraint: the only one a valid id can fail is the JSON's.
+     * The schema's triggers say what they refuse (quota, rules). */
+    if ((src & 0xff) == SQLITE_CONSTRAINT && src != SQLITE_CONSTRAINT_TRIGGER)
+        return sfail(s, TN_INVALID, "data is not valid JSON");
     return sfail_db(s, src);
 }
 
@@ -270,17 +284,28 @@ typedef struct write_args {
     int64_t expected, size;
     tn_item *item;
     tn_file *file;
+    int filled; /* item or file holds a result */
 } write_args;
+
+/* The leader may run a write again when its group's transaction was lost
+ * (src/group.c): the result of the earlier run goes first. */
+static void write_again(write_args *a) {
+    if (!a->filled) return;
+    if (a->item) tn_item_clear(a->item);
+    if (a->file) tn_file_clear(a->file);
+    a->filled = 0;
+}
 
 static int put_body(tn_session *s, void *arg) {
     write_args *a = arg;
+    write_again(a);
     sqlite3_stmt *q;
     int rc = item_prepare(s, SQL_ITEM_PUT, &q);
     if (rc != TN_OK) return rc;
     sqlite3_bind_text(q, 1, a->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, a->json, -1, SQLITE_STATIC);
     rc = run_write(s, q, NULL);
-    if (rc == TN_OK && a->item) rc = tn_item_get(s, a->id, a->item);
+    if (rc == TN_OK && a->item) a->filled = (rc = tn_item_get(s, a->id, a->item)) == TN_OK;
     return rc;
 }
 
@@ -346,8 +371,9 @@ static int item_conditional(tn_session *s, const char *sql, const char *id, cons
 
 static int update_body(tn_session *s, void *arg) {
     write_args *a = arg;
+    write_again(a);
     int rc = item_conditional(s, SQL_ITEM_UPDATE, a->id, a->json, a->expected);
-    if (rc == TN_OK && a->item) rc = tn_item_get(s, a->id, a->item);
+    if (rc == TN_OK && a->item) a->filled = (rc = tn_item_get(s, a->id, a->item)) == TN_OK;
     return rc;
 }
 
@@ -450,7 +476,8 @@ static const char SQL_FILE_DELETE[] = "DELETE FROM files WHERE name = ?1";
 static const char SQL_FILE_LIST[] =
     "SELECT name, size, sha256, content_type, version, created_at, updated_at "
     "  FROM files WHERE name > ?1 ORDER BY name LIMIT ?2";
-static const char SQL_FILE_BYTES[] = "SELECT coalesce(sum(size), 0) FROM files";
+/* total() is a float and cannot overflow, whatever rows an older store holds. */
+static const char SQL_FILE_BYTES[] = "SELECT min(total(size), 9.2e18) FROM files";
 
 void tn_file_clear(tn_file *f) {
     if (!f) return;
@@ -503,8 +530,18 @@ static int sha_valid(const char *h) {
     return 1;
 }
 
+/* At most 255 bytes, no control characters. */
+static int content_type_valid(const char *ct) {
+    size_t n = strlen(ct);
+    if (n > 255) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)ct[i] < 0x20 || ct[i] == 0x7f) return 0;
+    return 1;
+}
+
 static int file_record_body(tn_session *s, void *arg) {
     write_args *a = arg;
+    write_again(a);
     sqlite3_stmt *q;
     int rc = item_prepare(s, SQL_FILE_PUT, &q);
     if (rc != TN_OK) return rc;
@@ -512,16 +549,19 @@ static int file_record_body(tn_session *s, void *arg) {
     sqlite3_bind_int64(q, 2, a->size);
     sqlite3_bind_text(q, 3, a->sha256, -1, SQLITE_STATIC);
     if (a->content_type) sqlite3_bind_text(q, 4, a->content_type, -1, SQLITE_STATIC);
+    s->c->file_write = 1;
     rc = run_write(s, q, NULL);
-    if (rc == TN_OK && a->file) rc = tn_file_get(s, a->id, a->file);
+    s->c->file_write = 0;
+    if (rc == TN_OK && a->file) a->filled = (rc = tn_file_get(s, a->id, a->file)) == TN_OK;
     return rc;
 }
 
 int tn_file_record(tn_session *s, const char *name, int64_t size, const char *sha256_hex,
                    const char *content_type, tn_file *out) {
     if (!tn_file_name_valid(name)) return sfail(s, TN_INVALID, "bad file name");
-    if (size < 0 || !sha_valid(sha256_hex)) return sfail(s, TN_INVALID, "bad size or checksum");
-    if (content_type && (strlen(content_type) > 255 || strpbrk(content_type, "\r\n")))
+    if (size < 0 || size > TN_FILE_SIZE_MAX || !sha_valid(sha256_hex))
+        return sfail(s, TN_INVALID, "bad size or checksum");
+    if (content_type && !content_type_valid(content_type))
         return sfail(s, TN_INVALID, "bad content type");
     write_args a = {.id = name, .size = size, .sha256 = sha256_hex,
                     .content_type = content_type, .file = out};
@@ -535,7 +575,9 @@ static int file_delete_body(tn_session *s, void *arg) {
     if (rc != TN_OK) return rc;
     sqlite3_bind_text(q, 1, a->id, -1, SQLITE_STATIC);
     int touched = 0;
+    s->c->file_write = 1;
     rc = run_write(s, q, &touched);
+    s->c->file_write = 0;
     if (rc == TN_OK && !touched) rc = sfail(s, TN_NOTFOUND, "no such file");
     return rc;
 }
@@ -563,7 +605,7 @@ int tn_file_bytes(tn_session *s, int64_t *bytes) {
     int rc = tn__stmt(s->c, SQL_FILE_BYTES, &q);
     if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
     int src = sqlite3_step(q);
-    if (src == SQLITE_ROW) *bytes = sqlite3_column_int64(q, 0);
+    if (src == SQLITE_ROW) *bytes = (int64_t)sqlite3_column_double(q, 0);
     sqlite3_reset(q);
     return src == SQLITE_ROW ? TN_OK : sfail_db(s, src);
 }
@@ -600,13 +642,57 @@ int tn__session_exec_n(tn_session *s, const char *text, size_t len, tn_row_fn fn
     return rc;
 }
 
-static int exec_text(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
-    if (tn__guard_text(s->st, sql) != TN_OK)
-        return sfail(s, TN_DENIED, "not authorized: the statement names a private table "
-                                   "or an internal function");
+/* Limits of SQLite's own that a console statement runs under; the store's
+ * values come back when the call ends.  LENGTH bounds every string or blob a
+ * statement builds or reads, COLUMN how many such values one row can hold. */
+static const struct {
+    int id, value;
+} console_limits[] = {
+    {SQLITE_LIMIT_LENGTH, TN_CONSOLE_VALUE_MAX},
+    {SQLITE_LIMIT_SQL_LENGTH, TN_CONSOLE_SQL_MAX},
+    {SQLITE_LIMIT_COLUMN, 100},
+    {SQLITE_LIMIT_EXPR_DEPTH, 100},
+    {SQLITE_LIMIT_TRIGGER_DEPTH, 16},
+};
+#define NLIMITS (sizeof console_limits / sizeof console_limits[0])
+
+/* Every 1000 virtual-machine steps: is the call over its time or heap budget?
+ * Returning non-zero interrupts the statement, which SQLite then undoes (for
+ * a write, the whole transaction). */
+static int console_progress(void *arg) {
+    tn__console *b = arg;
+    if (tn__mono_ms() > b->deadline_ms)
+        b->over = TN__OVER_TIME;
+    else if (sqlite3_memory_used() > b->heap_limit)
+        b->over = TN__OVER_HEAP;
+    return b->over != TN__OVER_NONE;
+}
+
+static int over_budget(tn_session *s, const tn__console *b) {
+    const tn_options *o = &s->st->opt;
+    switch (b->over) {
+    case TN__OVER_TIME:
+        return sfail(s, TN_TIMEOUT, "stopped: over the console's time budget of %d ms",
+                     o->console_ms);
+    case TN__OVER_HEAP:
+        return sfail(s, TN_TOOBIG, "stopped: over the console's memory budget of %lld MiB",
+                     (long long)(o->console_heap >> 20));
+    case TN__OVER_ROWS:
+        return sfail(s, TN_TOOBIG, "stopped: over the console's budget of %lld rows",
+                     (long long)o->console_rows);
+    default: return TN_OK;
+    }
+}
+
+/* Runs the statements of sql one after the other until one fails. */
+static int console_run(tn_session *s, const char *sql, tn_row_fn fn, void *arg, tn__console *b) {
     const char *tail = sql;
     int index = 0, rc = TN_OK;
     while (rc == TN_OK && tail && *tail) {
+        if (tn__mono_ms() > b->deadline_ms) {
+            b->over = TN__OVER_TIME;
+            return over_budget(s, b);
+        }
         rc = tn__hlc_ensure(s->c);
         if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
         sqlite3_stmt *q = NULL;
@@ -621,10 +707,17 @@ static int exec_text(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
         } else {
             for (int i = 0; i < ncol; i++) names[i] = sqlite3_column_name(q, i);
             while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+                if (--b->rows_left < 0) {
+                    b->over = TN__OVER_ROWS;
+                    break;
+                }
                 for (int i = 0; i < ncol; i++) vals[i] = (const char *)sqlite3_column_text(q, i);
                 if (fn && fn(arg, index, ncol, names, vals)) break;
             }
-            if (src != SQLITE_ROW && src != SQLITE_DONE) rc = sfail_db(s, src);
+            if (b->over != TN__OVER_NONE)
+                rc = over_budget(s, b);
+            else if (src != SQLITE_ROW && src != SQLITE_DONE)
+                rc = sfail_db(s, src);
         }
         free(names);
         free(vals);
@@ -632,4 +725,54 @@ static int exec_text(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
         index++;
     }
     return rc;
+}
+
+static int exec_text(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
+    if (tn__guard_text(s->st, sql) != TN_OK)
+        return sfail(s, TN_DENIED, "not authorized: the statement names a private table "
+                                   "or an internal function");
+    tn__conn *c = s->c;
+    const tn_options *o = &s->st->opt;
+    /* Outside a transaction of the caller's, any transaction the SQL begins
+     * is this call's to end. */
+    int own_tx = sqlite3_get_autocommit(c->db);
+    tn__console b = {.deadline_ms = tn__mono_ms() + o->console_ms,
+                     .heap_limit = sqlite3_memory_used() + o->console_heap,
+                     .rows_left = o->console_rows};
+    int saved[NLIMITS];
+    for (size_t i = 0; i < NLIMITS; i++)
+        saved[i] = sqlite3_limit(c->db, console_limits[i].id, console_limits[i].value);
+    sqlite3_busy_timeout(c->db, o->console_ms);
+    sqlite3_progress_handler(c->db, 1000, console_progress, &b);
+    c->console = &b;
+
+    int rc = console_run(s, sql, fn, arg, &b);
+
+    c->console = NULL;
+    sqlite3_progress_handler(c->db, 0, NULL, NULL);
+    sqlite3_busy_timeout(c->db, o->busy_timeout_ms);
+    for (size_t i = 0; i < NLIMITS; i++) sqlite3_limit(c->db, console_limits[i].id, saved[i]);
+    if (own_tx && !sqlite3_get_autocommit(c->db)) {
+        tn__rollback(c);
+        if (rc == TN_OK)
+            rc = sfail(s, TN_INVALID, "a transaction must end in the call that began it: "
+                                      "rolled back");
+    }
+    return rc;
+}
+
+int tn_session_begin(tn_session *s) {
+    int rc = tn__begin(s->c);
+    return rc == TN_OK ? TN_OK : sfail(s, rc, "%s", tn_errmsg(s->st));
+}
+
+int tn_session_commit(tn_session *s) {
+    int rc = tn__commit(s->c);
+    return rc == TN_OK ? TN_OK : sfail(s, rc, "%s", tn_errmsg(s->st));
+}
+
+int tn_session_rollback(tn_session *s) {
+    if (sqlite3_get_autocommit(s->c->db)) return sfail(s, TN_INVALID, "no transaction");
+    tn__rollback(s->c);
+    return sqlite3_get_autocommit(s->c->db) ? TN_OK : sfail(s, TN_ERROR, "%s", tn_errmsg(s->st));
 }

@@ -142,6 +142,25 @@ static const char *sync_pragma(int mode) {
     }
 }
 
+/* What every connection disables or pins (sqlite3_db_config): */
+static const struct {
+    int op, value;
+} conn_config[] = {
+    {SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0},   /* the schema calls only innocuous functions */
+    {SQLITE_DBCONFIG_DEFENSIVE, 1},        /* no writes to sqlite_schema, no raw pages */
+    {SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0}, /* no code loaded from SQL or C */
+    {SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0}, /* no pointers from fts3_tokenizer() */
+    {SQLITE_DBCONFIG_WRITABLE_SCHEMA, 0},
+    {SQLITE_DBCONFIG_LEGACY_ALTER_TABLE, 0},
+    {SQLITE_DBCONFIG_TRIGGER_EQP, 0},
+    {SQLITE_DBCONFIG_RESET_DATABASE, 0},
+    {SQLITE_DBCONFIG_DQS_DML, 0},          /* "x" is never a string */
+    {SQLITE_DBCONFIG_DQS_DDL, 0},
+    {SQLITE_DBCONFIG_ENABLE_TRIGGER, 1},   /* the schema is made of them */
+    {SQLITE_DBCONFIG_ENABLE_VIEW, 1},
+    {SQLITE_DBCONFIG_ENABLE_FKEY, 1},
+};
+
 static int conn_new(tn_store *st, int create, tn__conn **out) {
     tn__conn *c = calloc(1, sizeof *c);
     if (!c) return tn__fail(st, TN_NOMEM, "out of memory");
@@ -157,22 +176,28 @@ static int conn_new(tn_store *st, int create, tn__conn **out) {
         conn_free(c);
         return code;
     }
-    /* Hardening that holds for trusted code too: the schema cannot call
-     * non-innocuous functions, sqlite_schema cannot be written, extensions
-     * cannot load, and "x" is never a string. */
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
+    /* Hardening that holds for trusted code too; each setting is read back,
+     * and a connection that does not take one is not used. */
+    for (size_t i = 0; i < sizeof conn_config / sizeof conn_config[0]; i++) {
+        int v = -1;
+        sqlite3_db_config(c->db, conn_config[i].op, conn_config[i].value, &v);
+        if (v != conn_config[i].value) {
+            int code = tn__fail(st, TN_ERROR, "cannot configure %s: SQLite refused setting %d",
+                                st->dbpath, conn_config[i].op);
+            conn_free(c);
+            return code;
+        }
+    }
     sqlite3_limit(c->db, SQLITE_LIMIT_SQL_LENGTH, 1 << 20);
     sqlite3_limit(c->db, SQLITE_LIMIT_LENGTH, 64 << 20);
     sqlite3_limit(c->db, SQLITE_LIMIT_ATTACHED, 0);
     sqlite3_busy_timeout(c->db, st->opt.busy_timeout_ms);
 
     char *err = NULL;
-    rc = sqlite3_exec(c->db, "PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF", NULL,
-                      NULL, &err);
+    /* Debian's SQLite turns recursive triggers on by default; the schema's
+     * triggers are written for them off. */
+    rc = sqlite3_exec(c->db, "PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF; "
+                             "PRAGMA recursive_triggers = OFF", NULL, NULL, &err);
     if (rc == SQLITE_OK && !st->opt.readonly)
         rc = sqlite3_exec(c->db, sync_pragma(st->opt.synchronous), NULL, NULL, &err);
     if (rc == SQLITE_OK) rc = tn__functions_register(c) == TN_OK ? SQLITE_OK : SQLITE_ERROR;
@@ -300,6 +325,9 @@ void tn_options_init(tn_options *opt) {
     opt->synchronous = TN_SYNC_FULL;
     opt->busy_timeout_ms = 5000;
     opt->max_connections = 64;
+    opt->console_ms = 2000;
+    opt->console_rows = 1000000;
+    opt->console_heap = 64 << 20;
 }
 
 static int load_secret(tn_store *st, tn__conn *c) {
@@ -339,6 +367,13 @@ int tn_open(const char *dir, const tn_options *opt, tn_store **out) {
         tn_options_init(&st->opt);
     if (st->opt.busy_timeout_ms <= 0) st->opt.busy_timeout_ms = 5000;
     if (st->opt.max_connections <= 0) st->opt.max_connections = 64;
+    /* A console call must end well inside the busy timeout: a writer waiting
+     * behind it then still gets the lock in time. */
+    if (st->opt.console_ms <= 0) st->opt.console_ms = 2000;
+    if (st->opt.console_ms > st->opt.busy_timeout_ms / 2)
+        st->opt.console_ms = st->opt.busy_timeout_ms / 2 > 0 ? st->opt.busy_timeout_ms / 2 : 1;
+    if (st->opt.console_rows <= 0) st->opt.console_rows = 1000000;
+    if (st->opt.console_heap <= 0) st->opt.console_heap = 64 << 20;
     st->clock_ms = tn__wall_ms;
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->gc_mu, NULL);
@@ -825,6 +860,9 @@ static const struct {
      "items hold invalid JSON"},
     {"SELECT count(*) FROM _meta WHERE key = 'restore_incomplete'",
      "a restore has not finished (run tenantry restore again)"},
+    {"SELECT count(*) FROM _files WHERE deleted = 0 "
+     "   AND NOT tn_file_row_valid(name, size, sha256, content_type)",
+     "files have a name, size, checksum or content type the file calls refuse"},
 };
 
 int tn_check_quick(tn_store *st) {

@@ -29,6 +29,7 @@ struct tn_store {
     pthread_cond_t gc_cv;
     struct tn__op *gc_head, *gc_tail;
     int gc_leader;
+    int gc_queued;                /* writes waiting in the queue */
     int64_t gc_groups, gc_writes; /* transactions led, writes they carried */
 
     unsigned char secret[32]; /* keys list cursors; from _meta */
@@ -46,6 +47,16 @@ struct tn_session {
     char errmsg[TN__ERRMSG];
 };
 
+/* The budget of one tn_session_exec() call (session.c), checked by its
+ * progress handler and by tn_version() (hlc.c) for every row it writes. */
+typedef enum { TN__OVER_NONE, TN__OVER_TIME, TN__OVER_HEAP, TN__OVER_ROWS } tn__over;
+typedef struct tn__console {
+    int64_t deadline_ms; /* tn__mono_ms() */
+    int64_t heap_limit;  /* sqlite3_memory_used() ceiling */
+    int64_t rows_left;   /* rows it may still return or write */
+    tn__over over;       /* which budget stopped it */
+} tn__console;
+
 /* ---- group.c ---- */
 typedef int (*tn__op_fn)(tn_session *s, void *arg);
 /* Runs fn(s, arg) as one atomic write: part of s's transaction when s is in
@@ -62,6 +73,8 @@ int tn__session_exec_n(tn_session *s, const char *text, size_t len, tn_row_fn fn
 void tn__guard_install(tn__conn *c);
 /* TN_OK when sql names no private table or internal function; else TN_DENIED. */
 int tn__guard_text(const tn_store *st, const char *sql);
+/* The functions tenant SQL may call (sorted), for the test that pins them. */
+const char *const *tn__guard_allowed_functions(size_t *n);
 /* Loads the names of the schema's views, triggers and private tables. */
 int tn__guard_load(tn_store *st, sqlite3 *db);
 void tn__guard_free(tn_store *st);

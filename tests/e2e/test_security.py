@@ -825,8 +825,154 @@ def test_cross_tenant_reads_never_leak():
          "b's file intact")
 
 
+def console(sql, timeout=60):
+    """`tenantry sql --tenant acme -c sql` beside the running daemon."""
+    return tnlib.tn(["sql", "--data", E.data, "--tenant", "acme", "--json", "-c", sql],
+                    timeout=timeout)
+
+
+def write_locked():
+    """True while some connection holds the store's write lock."""
+    db = sqlite3.connect(os.path.join(E.data, "tenantry.db"), timeout=0,
+                         isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        db.close()
+
+
+def test_console_runaway_does_not_lock_others_out():
+    """A console that takes the write lock and runs a statement with no end
+    (a recursive CTE, a six-way self-join) is stopped by its time budget; a
+    write of tenant b through the daemon, made while the lock is held,
+    succeeds in time; nothing of the console's transaction is kept."""
+    import subprocess
+    a = tenant(E.tok_a)
+    for i in range(200):
+        a.request("PUT", "/v1/items/join-%d" % i, json_body={"data": i})
+    for n, endless in enumerate((
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) "
+            "SELECT count(n) FROM r",
+            "SELECT count(*) FROM items a, items b, items c, items d, items e, items f")):
+        sql = ("BEGIN IMMEDIATE; INSERT INTO items (id, data) VALUES ('console-%d', '{}'); "
+               "%s; COMMIT" % (n, endless))
+        t0 = time.monotonic()
+        p = subprocess.Popen([tnlib.TENANTRY, "sql", "--data", E.data, "--tenant", "acme",
+                              "-c", sql], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            deadline = time.monotonic() + 5
+            while not write_locked() and time.monotonic() < deadline and p.poll() is None:
+                time.sleep(0.01)
+            S.check(write_locked(), "the console holds the write lock")
+            t1 = time.monotonic()
+            r = tenant(E.tok_b).request("PUT", "/v1/items/during-console-%d" % n,
+                                        json_body={"data": {"s": B_SECRET}})
+            waited = time.monotonic() - t1
+            S.eq(r.status, 201, "b's write while a console holds the lock")
+            S.check(waited < 5.0, "b's write waited %.2f s, less than the busy timeout" % waited)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        took = time.monotonic() - t0
+        S.check(p.returncode != 0, "the runaway console fails")
+        S.check("time budget" in err, "a clear error: %r" % err[-200:])
+        S.check(took < 10, "stopped after %.1f s" % took)
+        S.eq(a.request("GET", "/v1/items/console-%d" % n).status, 404,
+             "the console's transaction was undone")
+    alive("a runaway console")
+
+
+def test_console_quota_and_files():
+    """The item quota holds for tenant SQL (an INSERT ... SELECT over a
+    generator) and for the API at once; the console cannot rewrite files."""
+    adm = tnlib.Client(E.d.port, {"X-Admin-Key": E.admin_key})
+    a = tenant(E.tok_a)
+    have = len(a.request("GET", "/v1/items?limit=1000").json()["items"])
+    r = adm.request("PATCH", "/v1/admin/tenants/" + E.ta["id"],
+                    json_body={"settings": {"max_items": have + 5}})
+    S.eq(r.status, 200, "set acme's item quota")
+    code, out, err = console("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r "
+                             "WHERE n < 100000) INSERT INTO items (id, data) "
+                             "SELECT 'gen-' || n, '{}' FROM r")
+    S.check(code != 0 and "quota exceeded" in err, "generator insert refused: %r" % err[-200:])
+    S.eq(len(a.request("GET", "/v1/items?limit=1000").json()["items"]), have,
+         "nothing of it was stored")
+    code, out, err = console("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r "
+                             "WHERE n < 5) INSERT INTO items (id, data) "
+                             "SELECT 'gen-' || n, '{}' FROM r")
+    S.eq(code, 0, "up to the quota: %r" % err[-200:])
+    r = a.request("POST", "/v1/items", json_body={"data": 1})
+    S.eq((r.status, r.json()), (507, {"error": "quota exceeded"}), "API at the quota")
+    r = a.request("PUT", "/v1/items/gen-1", json_body={"data": 2})
+    S.eq(r.status, 200, "replacing at the quota")
+    r = adm.request("PATCH", "/v1/admin/tenants/" + E.ta["id"],
+                    json_body={"settings": {"max_items": None}})
+    S.eq(r.status, 200, "quota removed")
+
+    # Files: the console may read them and change nothing.
+    sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    before = a.request("GET", "/v1/files?limit=1000").json()["files"]
+    for sql in ("UPDATE files SET size = 0",
+                "UPDATE files SET size = 9223372036854775807",
+                "DELETE FROM files WHERE name = 'a-file.txt'",
+                "INSERT INTO files (name, size, sha256) VALUES ('a-file.txt', 0, '%s')" % sha,
+                "INSERT INTO files (name, size, sha256) VALUES ('x', 9223372036854775807, '%s')"
+                % sha,
+                "INSERT INTO files (name, size, sha256) VALUES ('../x', 1, '%s')" % sha,
+                "INSERT INTO files (name, size, sha256) VALUES ('ok', 1, 'not-a-sha')"):
+        code, out, err = console(sql)
+        S.check(code != 0, "console file rewrite refused: " + sql)
+    after = a.request("GET", "/v1/files?limit=1000").json()["files"]
+    S.check(after == before, "files rows unchanged: %r" % [
+        (f["name"], f["size"]) for f in after if f not in before])
+    S.eq(a.request("GET", "/v1/files/a-file.txt").body, b"0123456789", "a's file intact")
+    code, out, err = console("SELECT name, size FROM files ORDER BY name")
+    S.check(code == 0 and "a-file.txt" in out, "the console reads files")
+
+    # The byte quota: checked with the record, so a second upload that passed
+    # the check at its start still cannot pass the quota; never a 500.
+    used = sum(f["size"] for f in before)
+    r = adm.request("PATCH", "/v1/admin/tenants/" + E.ta["id"],
+                    json_body={"settings": {"max_file_bytes": used + 100}})
+    S.eq(r.status, 200, "set acme's byte quota")
+    import http.client
+    slow = http.client.HTTPConnection("127.0.0.1", E.d.port, timeout=30)
+    slow.putrequest("PUT", "/v1/files/race-1")
+    slow.putheader("Authorization", "Bearer " + E.tok_a)
+    slow.putheader("Content-Length", "60")
+    slow.endheaders()
+    slow.send(b"x" * 30)
+    time.sleep(0.3)
+    r = a.request("PUT", "/v1/files/race-2", body=b"y" * 60)
+    S.eq(r.status, 201, "the second upload, finished first")
+    slow.send(b"x" * 30)
+    resp = slow.getresponse()
+    body = resp.read()
+    slow.close()
+    S.eq((resp.status, json.loads(body)), (507, {"error": "quota exceeded"}),
+         "the first upload, over the quota when it is recorded")
+    S.eq(a.request("GET", "/v1/files/race-1").status, 404, "its bytes were not kept")
+    r = a.request("PUT", "/v1/files/race-2", body=b"z" * 100)
+    S.eq(r.status, 201, "a replacement counts the old size out")
+    r = a.request("PUT", "/v1/files/race-3", body=b"z")
+    S.eq(r.status, 507, "over the quota by one byte")
+    S.eq(a.request("DELETE", "/v1/files/race-2").status, 204, "delete")
+    r = adm.request("PATCH", "/v1/admin/tenants/" + E.ta["id"],
+                    json_body={"settings": {"max_file_bytes": None}})
+    S.eq(r.status, 200, "byte quota removed")
+    alive("console quota")
+
+
 def main():
     data = tnlib.tmpdir()
+    E.data = data
     E.d = None
     try:
         E.admin_key = tnlib.init_store(data)
@@ -855,6 +1001,7 @@ def main():
         for t in (test_crlf_in_headers, test_oversized_headers, test_oversized_bodies,
                   test_refused_body_answer,
                   test_deep_json, test_sql_looking_input, test_cross_tenant_reads_never_leak,
+                  test_console_runaway_does_not_lock_others_out, test_console_quota_and_files,
                   test_slow_client, test_admin_key_guessing, test_auth_flood, test_list_memory,
                   test_half_open_flood):
             S.run(t)
