@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,11 +166,12 @@ static void push(conn *c, int di, const char *data, size_t len, int eof) {
         exit(1);
     }
     double t = now_s(), depart = t;
+    /* Before the handshake is over the client could not have sent a byte. */
+    if (di == 0 && depart < c->not_before) depart = c->not_before;
     if (!eof && rate[di] > 0) {
-        depart = (t > free_at[di] ? t : free_at[di]) + (double)len / rate[di];
+        depart = (depart > free_at[di] ? depart : free_at[di]) + (double)len / rate[di];
         free_at[di] = depart;
     }
-    if (di == 0 && depart < c->not_before) depart = c->not_before;
     k->release = depart + delay_s;
     if (d->tail && k->release < d->tail->release) k->release = d->tail->release;
     k->len = len;
@@ -298,9 +300,13 @@ static void accept_one(int target_port) {
 static void write_stats(const char *path) {
     FILE *f = path ? fopen(path, "w") : stderr;
     if (!f) f = stderr;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     fprintf(f, "{\"connections\":%llu,\"max_open\":%llu,\"up_bytes\":%llu,\"down_bytes\":%llu,"
-               "\"requests\":%llu,\"ops\":{",
-            n_conns, max_open, bytes[0], bytes[1], requests);
+               "\"requests\":%llu,\"cpu_s\":%.3f,\"ops\":{",
+            n_conns, max_open, bytes[0], bytes[1], requests, cpu);
     for (int i = 0; i < n_ops; i++)
         fprintf(f, "%s\"%s\":%llu", i ? "," : "", op_name[i], op_count[i]);
     fprintf(f, "}}\n");

@@ -23,8 +23,8 @@ On `direct` also the project's earlier file rows: TN_BENCH_SYNC_SMALL files of
 
 Drain time is wall time until the client exits with everything written (the
 count is read back from the server).  A client still running after
-TN_BENCH_SYNC_BUDGET seconds on an emulated link (default 45; on direct and
-pass TN_BENCH_SYNC_BUDGET_LOCAL, default 90; 0: no limit) is stopped, what
+TN_BENCH_SYNC_BUDGET seconds on an emulated link (default 40; on direct and
+pass TN_BENCH_SYNC_BUDGET_LOCAL, default 60; 0: no limit) is stopped, what
 reached the server is counted, and time and CPU are extrapolated from that
 fraction: those figures are marked "est.".  A client that fails is a loud
 "!! FAILED" row.
@@ -74,8 +74,8 @@ N_ITEMS = env_int("TN_BENCH_SYNC_ITEMS", 20000, 2000)
 N_FILES = env_int("TN_BENCH_SYNC_FILES", 500, 60)
 N_SMALL = env_int("TN_BENCH_SYNC_SMALL", 1000, 200)
 BIG_MB = env_int("TN_BENCH_SYNC_BIG_MB", 256, 32)
-BUDGET = env_int("TN_BENCH_SYNC_BUDGET", 45, 30) or 86400
-BUDGET_LOCAL = env_int("TN_BENCH_SYNC_BUDGET_LOCAL", 90, 60) or 86400
+BUDGET = env_int("TN_BENCH_SYNC_BUDGET", 40, 30) or 86400
+BUDGET_LOCAL = env_int("TN_BENCH_SYNC_BUDGET_LOCAL", 60, 60) or 86400
 PROFILES = os.environ.get("TN_BENCH_SYNC_PROFILES", "direct,pass,lte,sat").split(",")
 PERF = os.environ.get("TN_BENCH_PERF", "")
 OUT = os.environ.get("TN_BENCH_OUT", "")
@@ -329,8 +329,10 @@ def run_budget(args, env, budget):
         finished = False
     wall, cpu = time.perf_counter() - t0, child_cpu() - c0
     if finished and p.returncode != 0:
-        raise Failed("%s exited %d: %s" % (" ".join(os.path.basename(a) for a in args[:3]),
-                                          p.returncode, (err.strip() or out.strip())[-300:]))
+        # Counted by the caller (what reached the server), then raised.
+        return wall, cpu, False, Failed("%s exited %d after %.1f s: %s" % (
+            " ".join(os.path.basename(a) for a in args[:3]), p.returncode, wall,
+            (err.strip() or out.strip())[-200:]))
     return wall, cpu, finished, out
 
 
@@ -362,6 +364,7 @@ def measure(profile, server_kind, client, backlog, what, mode="default"):
     server = start_server(server_kind)
     work = tempfile.mkdtemp(prefix="tn-bench-sync-")
     link = None
+    own_done = None
     try:
         ddb, s3 = clients(server.url)
         table, bucket = "bench", "bench-%d" % os.getpid()
@@ -395,6 +398,8 @@ def measure(profile, server_kind, client, backlog, what, mode="default"):
             except (OSError, ValueError):
                 state, wall, cpu = "0", wall0, cpu0
             finished = finished and state == "done"
+            # Stopped early: its own count goes with its own clock.
+            own_done = None if finished or not state.isdigit() else int(state)
         else:  # the aws CLI
             verb = "cp" if what == "big" else "sync"
             source = os.path.join(files_src, "big.bin") if what == "big" else files_src
@@ -409,6 +414,11 @@ def measure(profile, server_kind, client, backlog, what, mode="default"):
             done = count_items(ddb, table)
         else:
             done = object_bytes(s3, bucket)
+        if isinstance(out, Failed):
+            raise Failed("%s; %d of %d %s had reached the server" % (
+                out, done, total, "items" if what == "items" else "bytes"))
+        if client == "boto3" and own_done is not None:
+            done = min(done, own_done)
         if finished and done != total:
             raise Failed("%s %s on %s: %d of %d reached the server"
                                % (client, what, profile, done, total))
@@ -470,6 +480,75 @@ def write_units(server_kind):
 
 # ---- the report --------------------------------------------------------------------------
 
+RESULTS = {}
+
+
+def remember(profile, key, r):
+    RESULTS[(profile, key)] = r
+
+
+def calibrate(profile):
+    """Measures the emulated link itself against a trivial sink: the time of
+    a 1-byte request on a new connection (expected: two round trips, the
+    handshake and the request) and the rate of a bulk upload."""
+    import socket
+    import threading
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+    port = ls.getsockname()[1]
+
+    def serve():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            with c:
+                hdr = c.recv(16)
+                if not hdr:
+                    continue
+                want, got = int(hdr.split(b" ")[0]), len(hdr)
+                while got < want:
+                    b = c.recv(1 << 20)
+                    if not b:
+                        break
+                    got += len(b)
+                c.sendall(b"k")
+    threading.Thread(target=serve, daemon=True).start()
+
+    class Sink:
+        pass
+    sink = Sink()
+    sink.port, sink.url = port, None
+    link = Link(profile, sink, 300)
+    lport = int(link.url.rsplit(":", 1)[1])
+
+    def one(nbytes):
+        t0 = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", lport)) as c:
+            c.sendall(("%015d " % nbytes).encode()[:16] + b"x" * max(0, nbytes - 16))
+            c.recv(1)
+        return time.perf_counter() - t0
+
+    try:
+        small = min(one(16) for _ in range(3))
+        d, up, _ = LINKS[profile]
+        size = int(up * 1000 / 8 * 4) if up else 64 << 20  # about 4 s of the link
+        bulk = one(size)
+        rtt = 4 * d / 1000.0
+        rate = size * 8 / max(bulk - small, 1e-6) / 1e6
+        print("  link check: 1-byte request on a new connection %.1f ms (expected %.0f); "
+              "%.1f MB upload %.2f s = %.1f Mbit/s%s" % (
+                  small * 1000, rtt * 1000, size / 1e6, bulk, rate,
+                  " (expected %.1f)" % (up / 1000.0) if up else " (loopback, no cap)"))
+        metric("%s.link.request_ms" % profile, small * 1000, "ms")
+        metric("%s.link.mbit_s" % profile, rate, "Mbit/s")
+    finally:
+        link.stop()
+        ls.close()
+
+
 def physical_limit(profile, nbytes):
     d, up, _ = LINKS[profile]
     return nbytes * 8 / (up * 1000) + 4 * d / 1000.0
@@ -480,9 +559,9 @@ def wire(r):
     if not s:
         return ""
     ops = ",".join("%s %d" % kv for kv in sorted(s.get("ops", {}).items()))
-    return "%d conns, %d req%s, up %.1f MB, down %.1f MB" % (
+    return "%d conns, %d req%s, up %.1f MB, down %.1f MB; linkem CPU %.2f s" % (
         s.get("connections", 0), s.get("requests", 0), " (" + ops + ")" if ops else "",
-        s.get("up_bytes", 0) / 1e6, s.get("down_bytes", 0) / 1e6)
+        s.get("up_bytes", 0) / 1e6, s.get("down_bytes", 0) / 1e6, s.get("cpu_s", 0))
 
 
 def main():
@@ -524,6 +603,17 @@ def main():
                 metric("direct.moto.big.speed", a.wall / t.wall, "x", ">= 1.0")
                 metric("direct.moto.big.mibs", BIG_MB / t.wall, "MiB/s", "")
                 metric("direct.moto.big.cpu", t.cpu / a.cpu, "x", "")
+        if "pass" in PROFILES and "direct" in PROFILES:
+            print("\n== linkem pass-through (no delay, no cap) against direct, same clients: "
+                  "time through linkem / time direct (1.00 = no cost)")
+            for (profile, key), r in sorted(RESULTS.items()):
+                d = RESULTS.get(("direct", key))
+                if profile != "pass" or d is None:
+                    continue
+                print("  %-34s direct %-12s pass %-12s %.2fx   (client CPU %.2f / %.2f s; "
+                      "linkem CPU %.2f s)" % (key, d.fmt(), r.fmt(), r.wall / d.wall, d.cpu, r.cpu,
+                                              r.stats.get("cpu_s", 0)))
+                metric("linkem.pass_vs_direct.%s" % key.replace(" ", "_"), r.wall / d.wall, "x")
         if N_ITEMS:
             print("\n== write units per item, as each server reports them (ReturnConsumedCapacity)")
             for kind in ["moto"] + (["dynalite"] if have_dynalite else []):
@@ -548,12 +638,15 @@ def row(what, name, t, ref_name, ref):
 
 def run_profile(profile, bl, have_dynalite):
     link = LINKS[profile]
+    if link is not None:
+        calibrate(profile)
     emulated = link is not None and any(link)
     goal_speed = ">= 1.5" if emulated else ""
     if N_ITEMS:
         servers = ["moto"] + (["dynalite"] if have_dynalite and profile != "pass" else [])
         for kind in servers:
             ref = measure(profile, kind, "boto3", bl, "items")
+            remember(profile, "%s items boto3" % kind, ref)
             log("  %s %s boto3 %s" % (profile, kind, ref.fmt()))
             metric("%s.%s.items.boto3.s" % (profile, kind), ref.wall, "s")
             metric("%s.%s.items.boto3.cpu" % (profile, kind), ref.cpu, "s")
@@ -568,6 +661,7 @@ def run_profile(profile, bl, have_dynalite):
                 except Failed as e:
                     print("  !! FAILED: %d items %s, %s: %s" % (N_ITEMS, label, kind, e))
                     continue
+                remember(profile, "%s items tenantry %s" % (kind, mode), t)
                 row("%d items %s, %s" % (N_ITEMS, label, kind), "tenantry", t,
                     "boto3 batch_writer", ref)
                 key = "%s.%s.items.%s" % (profile, kind, mode)
@@ -587,6 +681,8 @@ def run_profile(profile, bl, have_dynalite):
     if N_FILES:
         t = measure(profile, "moto", "tenantry", bl, "files")
         a = measure(profile, "moto", "awscli", bl, "files")
+        remember(profile, "moto files tenantry", t)
+        remember(profile, "moto files aws s3 sync", a)
         row("%d files, 4 KiB-4 MiB, moto" % N_FILES, "tenantry", t, "aws s3 sync", a)
         key = "%s.moto.files" % profile
         metric(key + ".s", t.wall, "s")
