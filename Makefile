@@ -7,7 +7,7 @@
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (default 30)
 #   make crash      the crash-cycle driver: SIGKILL during writes and sync, CRASH_CYCLES (50)
 #   make run        builds, creates ./data on first run, starts the main job
-#   make bench      the benchmarks in bench/ (not tests)
+#   make bench      the benchmarks in bench/ (not tests); BENCH_RUNS=N, BENCH_QUICK=1
 #   make install PREFIX=/usr/local   (DESTDIR, BINDIR, LIBDIR, MANDIR, UNITDIR too)
 #   make deb        a Debian package (build/tenantry_VERSION_ARCH.deb)
 #

@@ -2,17 +2,24 @@
  * store.c - benchmark (not a test): tenantry's tenant session against a plain
  * SQLite table, in the same run, with the same pragmas.
  *
- *   bench_store [N] [ROUNDS]     defaults: 100000 items, 5 rounds
+ *   bench_store [N] [ROUNDS] [N1]  defaults: 100000 items, 5 rounds, N1 = N/10
  *
  * Baseline: one table with the same columns and primary key as _items, no
  * views, triggers or outbox; WAL, synchronous FULL, foreign keys on, the same
  * busy timeout.  Each round uses fresh databases in a temporary directory:
- *   single  N inserts, one transaction each (fsync per commit)
+ *   single  N1 inserts, one transaction each (fsync per commit; a rate, so
+ *           fewer rows: N of them take minutes on a slow disk)
  *   bulk    N inserts in one transaction
  *   read    N point reads by random id
  * Prints the median rate of each side per workload and the ratio
  * tenantry / raw (higher is better for tenantry; 1.0 is parity).
+ *
+ *   bench_store --threads T N    raw SQLite only: T threads, each with its own
+ *                                connection, insert N rows in all, one row per
+ *                                transaction (the baseline for POST /v1/items
+ *                                at T concurrent clients; bench/http.sh)
  */
+#include <pthread.h>
 #include "tenantry.h"
 
 #include <sqlite3.h>
@@ -108,6 +115,71 @@ static void raw_read(sqlite3 *db, int n, const int *order) {
     if (bytes == 0) die("raw read", "nothing read");
 }
 
+static void rm_rf(const char *dir);
+
+/* T writers at once, each its own connection and its own rows, one
+ * transaction (one fsync) per row; SQLite's busy handler serializes them. */
+typedef struct {
+    sqlite3 *db;
+    int from, n;
+} writer;
+
+static void *writer_run(void *arg) {
+    writer *w = arg;
+    sqlite3_stmt *s;
+    if (sqlite3_prepare_v2(w->db,
+                           "INSERT INTO items (tenant_id, id, data, version, created_at, updated_at) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                           -1, &s, NULL) != SQLITE_OK)
+        die("prepare", sqlite3_errmsg(w->db));
+    char id[32];
+    for (int i = w->from; i < w->from + w->n; i++) {
+        item_id(id, sizeof id, i);
+        sqlite3_bind_text(s, 1, TENANT, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 3, DOC, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, (int64_t)i + 1);
+        sqlite3_bind_int64(s, 5, (int64_t)time(NULL) * 1000);
+        if (sqlite3_step(s) != SQLITE_DONE) die("threaded insert", sqlite3_errmsg(w->db));
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    return NULL;
+}
+
+static int threads_main(int t, int n) {
+    if (t < 1 || t > 256 || n < t) die("usage", "bench_store --threads T(1-256) N(>=T)");
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tn-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) die("mkdtemp", "failed");
+    sqlite3 *first = raw_open(dir); /* creates the table */
+    writer *w = calloc((size_t)t, sizeof *w);
+    pthread_t *th = calloc((size_t)t, sizeof *th);
+    if (!w || !th) die("calloc", "out of memory");
+    char path[4400];
+    snprintf(path, sizeof path, "%s/raw.db", dir);
+    for (int i = 0; i < t; i++) {
+        if (sqlite3_open(path, &w[i].db) != SQLITE_OK) die("open", sqlite3_errmsg(w[i].db));
+        sqlite3_exec(w[i].db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", NULL, NULL, NULL);
+        sqlite3_busy_timeout(w[i].db, 60000);
+        w[i].from = i * (n / t);
+        w[i].n = i == t - 1 ? n - i * (n / t) : n / t;
+    }
+    double t0 = now_s();
+    for (int i = 0; i < t; i++) pthread_create(&th[i], NULL, writer_run, &w[i]);
+    for (int i = 0; i < t; i++) pthread_join(th[i], NULL);
+    double dt = now_s() - t0;
+    for (int i = 0; i < t; i++) sqlite3_close(w[i].db);
+    sqlite3_close(first);
+    free(w);
+    free(th);
+    rm_rf(dir);
+    printf("raw one-row transactions, %d threads: %.0f rows/s (%d rows, synchronous=FULL, WAL)\n", t,
+           n / dt, n);
+    return 0;
+}
+
 /* ---- tenantry ---------------------------------------------------------------- */
 
 static tn_store *tn_setup(const char *dir, tn_session **s) {
@@ -168,8 +240,12 @@ static void rm_rf(const char *dir) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--threads") == 0)
+        return threads_main((int)strtol(argv[2], NULL, 10), (int)strtol(argv[3], NULL, 10));
     int n = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 100000;
     int rounds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 5;
+    int n1 = argc > 3 ? (int)strtol(argv[3], NULL, 10) : n / 10;
+    if (n1 < 100 || n1 > n) die("usage", "bench_store [N] [ROUNDS] [N1: 100..N]");
     if (n < 100 || rounds < 1 || rounds > MAXROUNDS) die("usage", "bench_store [N>=100] [ROUNDS 1-15]");
     int *order = malloc((size_t)n * sizeof *order);
     if (!order) die("malloc", "out of memory");
@@ -200,9 +276,9 @@ int main(int argc, char **argv) {
                     tn_session *s;
                     tn_store *st = tn_setup(sub, &s);
                     t0 = now_s();
-                    tn_insert(s, n, w == 1);
+                    tn_insert(s, w == 1 ? n : n1, w == 1);
                     dt = now_s() - t0;
-                    tn[w][r] = n / dt;
+                    tn[w][r] = (w == 1 ? n : n1) / dt;
                     if (w == 1) { /* reads on the bulk-loaded store */
                         t0 = now_s();
                         tn_read(s, n, order);
@@ -213,9 +289,9 @@ int main(int argc, char **argv) {
                 } else {
                     sqlite3 *db = raw_open(sub);
                     t0 = now_s();
-                    raw_insert(db, n, w == 1);
+                    raw_insert(db, w == 1 ? n : n1, w == 1);
                     dt = now_s() - t0;
-                    raw[w][r] = n / dt;
+                    raw[w][r] = (w == 1 ? n : n1) / dt;
                     if (w == 1) {
                         t0 = now_s();
                         raw_read(db, n, order);
@@ -233,7 +309,8 @@ int main(int argc, char **argv) {
     const char *label[3] = {"one-row transactions (insert)", "one bulk transaction (insert)",
                             "point reads"};
     const double target[3] = {0.90, 0.70, 0.90};
-    printf("\n%d items, %d rounds, medians (rows/s); synchronous=FULL, WAL\n\n", n, rounds);
+    printf("\n%d items (one-row transactions: %d), %d rounds, medians (rows/s); synchronous=FULL, WAL\n\n",
+           n, n1, rounds);
     printf("| workload | raw SQLite | tenantry | ratio | target |\n|---|---:|---:|---:|---:|\n");
     for (int w = 0; w < 3; w++) {
         double mr = median(raw[w], rounds), mt = median(tn[w], rounds);

@@ -1,10 +1,22 @@
 #!/bin/sh
 # sync.sh BUILD - the sync benchmark (not a test): tenantry's sync engine
-# against boto3 and the aws CLI, the same moto_server in the same run.
-#   TN_BENCH_SYNC_ITEMS  items (default 20000)
-#   TN_BENCH_SYNC_FILES  small files (default 1000 of 4 KiB)
-#   TN_BENCH_SYNC_BIG_MB the big file in MiB (default 256; 0 skips it)
-#   TN_BENCH_ROUNDS      rounds (default 3); medians are printed
+# against boto3 and the aws CLI, each through the same emulated link
+# (bench/linkem.c) to the same kind of server; see bench/sync.py for the
+# profiles, the backlog and every setting (TN_BENCH_SYNC_*, BENCH_QUICK=1).
+# dynalite, a faster DynamoDB peer, is installed from npm into BUILD/npm on
+# first use; when that fails its rows are skipped with a loud line.
 set -eu
 build=${1:-build}
-exec python3 "$(dirname "$0")/sync.py" "$build"
+here=$(dirname "$0")
+cc -std=c11 -O2 -Wall -Wextra -Werror -o "$build/linkem" "$here/linkem.c"
+if [ ! -f "$build/npm/node_modules/dynalite/cli.js" ]; then
+    if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+        mkdir -p "$build/npm"
+        echo "sync.sh: installing dynalite with npm into $build/npm" >&2
+        npm install --silent --no-audit --no-fund --prefix "$build/npm" dynalite >&2 ||
+            echo "sync.sh: !! npm install dynalite failed: the dynalite rows will be skipped" >&2
+    else
+        echo "sync.sh: !! npm or node is missing: the dynalite rows will be skipped" >&2
+    fi
+fi
+exec python3 "$here/sync.py" "$build"

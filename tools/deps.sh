@@ -47,6 +47,11 @@ fi
 if [ "${1:-}" = "--bench" ]; then
     command -v wrk >/dev/null 2>&1 || need wrk
     command -v nginx >/dev/null 2>&1 || need nginx-light
+    # The console benchmark's baseline; node and npm install dynalite (a
+    # DynamoDB peer for the sync benchmark) into the build folder.
+    command -v sqlite3 >/dev/null 2>&1 || need sqlite3
+    command -v node >/dev/null 2>&1 || need nodejs
+    command -v npm >/dev/null 2>&1 || need npm
 fi
 
 [ -z "$pkgs" ] && exit 0
