@@ -1,24 +1,30 @@
 #!/bin/sh
-# idle_mem.sh BUILD - the idle memory of `tenantry serve` (a measurement, not a test).
+# idle_mem.sh BUILD [OTHER_BUILD] - the idle memory of `tenantry serve` (a
+# measurement, not a test).
 #
 # Starts the daemon on a fresh store, once with sync off and once with sync
 # configured (a bucket and an endpoint nobody answers: the engine runs, fails,
 # backs off), lets each sit TN_IDLE_WAIT seconds without a request (default 15:
-# past the daemon's own trim after 10 idle seconds), and prints its resident set
-# size (RSS) and proportional set size (PSS, shared pages divided among the
-# processes mapping them) from /proc/PID/smaps_rollup, split into shared-library
-# pages and the process's own (heap, stacks, anonymous maps), with the largest
-# mappings.  The baseline row is a process that maps only libc (sleep), measured
-# in the same run: RSS and PSS depend on the machine, the ratio less so.
+# past the daemon's own trim after 10 idle seconds), and prints from
+# /proc/PID/smaps_rollup its resident set size (RSS), proportional set size
+# (PSS: shared pages divided among the processes mapping them) and unique set
+# size (USS: the pages no other process maps, what its exit would free), RSS
+# split into shared-library pages and the process's own (the program, heap,
+# stacks, anonymous maps), and the largest mappings.
+#
+# The baseline row is a process that maps only libc (sleep), measured in the
+# same run: RSS depends on the machine, the ratio less so.  PSS and USS also
+# depend on what else runs: every other process mapping the same libraries
+# lowers them.  With OTHER_BUILD (another build directory, say of an older
+# commit), its daemon is measured in the same run too, for comparison.
 #   TN_IDLE_WAIT    seconds of idleness before measuring (default 15)
 #   TN_IDLE_TOP     mappings listed per configuration (default 8; 0: none)
 set -eu
 build=${1:-build}
-exec python3 - "$build" <<'EOF'
+exec python3 - "$build" "${2:-}" <<'EOF'
 import os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
-build = sys.argv[1]
-tn = os.path.join(build, "tenantry")
+build, other = sys.argv[1], sys.argv[2]
 wait = float(os.environ.get("TN_IDLE_WAIT", "15"))
 top = int(os.environ.get("TN_IDLE_TOP", "8"))
 
@@ -46,7 +52,7 @@ def smaps(pid):
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("Rss", "Pss"):
+            if k in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
                 roll[k] = int(v.split()[0])
     with open("/proc/%d/status" % pid) as f:
         threads = int(re.search(r"^Threads:\s*(\d+)", f.read(), re.M).group(1))
@@ -61,11 +67,12 @@ def report(label, pid, rows, tops):
     per, roll, threads = smaps(pid)
     lib = sum(v[0] for k, v in per.items() if is_lib(k))
     own = roll["Rss"] - lib
-    rows.append((label, roll["Rss"], roll["Pss"], lib, own, threads))
+    uss = roll["Private_Clean"] + roll["Private_Dirty"]
+    rows.append((label, roll["Rss"], roll["Pss"], uss, lib, own, threads))
     tops.append((label, sorted(per.items(), key=lambda kv: -kv[1][0])[:top]))
 
 
-def serve(label, env_extra, rows, tops):
+def serve(tn, label, env_extra, rows, tops):
     tmp = tempfile.mkdtemp(prefix="tn-idle-")
     proc = None
     try:
@@ -111,21 +118,24 @@ try:
 finally:
     base.kill()
     base.wait()
-serve("serve, sync off", {}, rows, tops)
 dead = free_port()  # nothing listens there: the engine fails and backs off
-serve("serve, sync on (no remote)",
-      {"TENANTRY_S3_BUCKET": "idle-bench", "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % dead,
-       "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-       "TENANTRY_SYNC_INTERVAL": "3600"}, rows, tops)
+sync_env = {"TENANTRY_S3_BUCKET": "idle-bench", "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % dead,
+            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1", "TENANTRY_SYNC_INTERVAL": "3600"}
+for b, tag in ((build, ""), (other, " [%s]" % other)) if other else ((build, ""),):
+    tn = os.path.join(b, "tenantry")
+    serve(tn, "serve, sync off" + tag, {}, rows, tops)
+    serve(tn, "serve, sync on (no remote)" + tag, sync_env, rows, tops)
 
 print("== idle memory of tenantry serve after %g s without a request (KiB)" % wait)
-print("%-30s %8s %8s %10s %8s %8s %8s" % ("", "RSS", "PSS", "libraries", "own", "threads",
-                                          "RSS/base"))
-for label, rss, pss, lib, own, threads in rows:
-    print("%-30s %8d %8d %10d %8d %8d %8.1f" % (label, rss, pss, lib, own, threads,
-                                                rss / rows[0][1]))
+w = max(len(r[0]) for r in rows)
+print("%-*s %8s %8s %8s %10s %8s %8s %8s" % (w, "", "RSS", "PSS", "USS", "libraries", "own",
+                                             "threads", "RSS/base"))
+for label, rss, pss, uss, lib, own, threads in rows:
+    print("%-*s %8d %8d %8d %10d %8d %8d %8.1f" % (w, label, rss, pss, uss, lib, own, threads,
+                                                   rss / rows[0][1]))
 for label, maps in tops[1:] if top > 0 else []:
     print("\nlargest mappings, %s (RSS, PSS KiB):" % label)
     for name, (rss, pss) in maps:
-        print("  %6d %6d  %s" % (rss, pss, os.path.basename(name) if is_lib(name) else name))
+        print("  %6d %6d  %s" % (rss, pss, os.path.basename(name)))
 EOF

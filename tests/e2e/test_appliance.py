@@ -20,6 +20,12 @@ daemon's idle footprint.
   installation, user or /var/lib/tenantry it did not create.
 - Idle footprint: the binary does not load libcurl or libcrypto until it
   syncs, and an idle daemon stays within its resident-size budget.
+- Under a real systemd: the package installed in a container (systemd as PID
+  1 of its own namespaces on a throw-away overlay of this machine's root, with
+  its own loopback network and a moto in it): the install starts nothing,
+  the sandboxed service becomes active through READY=1, serves, syncs, stops
+  cleanly, takes a unix socket in /run/tenantry; the timer's oneshot syncs;
+  removal stops the daemon and keeps the data.  Needs root.
 
 Standard library only.  Prints "N passed, N failed" last.
 """
@@ -320,7 +326,8 @@ def test_sync_libraries_load_late():
     d = None
     try:
         key = tnlib.init_store(data)
-        d = tnlib.start_daemon(data, ["--no-sync", "--quiet"])
+        # Eight workers, as on a 2-CPU appliance: the budget is for the libraries.
+        d = tnlib.start_daemon(data, ["--no-sync", "--quiet", "--threads", "8"])
         admin = tnlib.Client(d.port, {"X-Admin-Key": key})
         t = admin.request("POST", "/v1/admin/tenants", json_body={"name": "idle"}).json()
         k = admin.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
@@ -571,6 +578,209 @@ def package_checks():
     S.check(user_exists(), "purge leaves the user that owns the data")
 
 
+# ---- the units under a real systemd ------------------------------------------
+
+BOOT = r"""#!/bin/sh
+# Boots systemd as PID 1 of new namespaces (mount, PID, UTS, IPC, network and
+# cgroup: only loopback, nothing shared with the machine's processes), on an
+# overlay of the machine's root whose writes land in a tmpfs: installing the
+# package in there leaves the machine untouched.  Killing PID 1 ends it all.
+set -e
+echo $$ > "$1/cgroup.procs"     # the cgroup namespace's root: removed afterwards
+exec unshare --mount --pid --fork --uts --ipc --net --cgroup --propagation private \
+     /bin/sh -c '
+set -e
+R=$0
+mount -t tmpfs tmpfs "$R.rw"
+mkdir "$R.rw/upper" "$R.rw/work"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$R.rw/upper,workdir=$R.rw/work" "$R"
+mount -t proc proc "$R/proc"
+mount -t sysfs -o ro sysfs "$R/sys"
+mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
+mount --rbind /dev "$R/dev"
+mount -t tmpfs tmpfs "$R/run"
+mount -t tmpfs tmpfs "$R/tmp"
+exec chroot "$R" /lib/systemd/systemd --system --unit=basic.target
+' "$2"
+"""
+
+
+class Container:
+    """systemd in namespaces of its own (see BOOT); run() executes a command
+    inside, as root, and returns (code, stdout, stderr)."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="tn-systemd-")
+        unified = "/sys/fs/cgroup/unified"
+        base = unified if os.path.isdir(unified) else "/sys/fs/cgroup"
+        self.cgroup = os.path.join(base, "tn-appliance-%d" % os.getpid())
+        os.mkdir(self.cgroup)
+        root = os.path.join(self.tmp, "root")
+        os.mkdir(root)
+        os.mkdir(root + ".rw")
+        boot = os.path.join(self.tmp, "boot.sh")
+        with open(boot, "w") as f:
+            f.write(BOOT)
+        self.log = open(os.path.join(self.tmp, "boot.log"), "wb")
+        self.proc = subprocess.Popen(["/bin/sh", boot, self.cgroup, root], stdout=self.log,
+                                     stderr=self.log, stdin=subprocess.DEVNULL)
+        self.pid1 = None
+        deadline = time.time() + 20
+        while self.pid1 is None and time.time() < deadline and self.proc.poll() is None:
+            try:
+                with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+                    kids = f.read().split()
+                if kids:
+                    with open("/proc/%s/comm" % kids[0]) as f:
+                        if f.read().strip() == "systemd":
+                            self.pid1 = int(kids[0])
+            except OSError:
+                pass
+            time.sleep(0.1)
+
+    def run(self, cmd, timeout=120):
+        return sh(["nsenter", "-t", str(self.pid1), "-a", "-r", "-w", "--",
+                   "/bin/sh", "-c", cmd], timeout=timeout)
+
+    def wait_running(self, timeout=60):
+        deadline = time.time() + timeout
+        state = ""
+        while time.time() < deadline:
+            state = self.run("systemctl is-system-running || true")[1].strip()
+            if state in ("running", "degraded"):
+                break
+            time.sleep(0.5)
+        return state
+
+    def stop(self):
+        if self.pid1:
+            try:
+                os.kill(self.pid1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+        # The cgroups the container's systemd made, deepest first.
+        for d, _, _ in sorted(os.walk(self.cgroup), key=lambda w: -w[0].count("/")):
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)  # processes still leaving
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+AWS_ENV = ("TENANTRY_S3_BUCKET=tn-systemd AWS_ENDPOINT_URL=http://127.0.0.1:5000 "
+           "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 "
+           "AWS_DEFAULT_REGION=us-east-1")
+
+
+def test_units_under_systemd():
+    """The package's units run under a real systemd, sandbox and all: the
+    install starts nothing; tenantry.service becomes active only through
+    READY=1, serves, syncs an item to a moto in the container, stops cleanly;
+    tenantry-sync.service syncs the next one; removal stops the service and
+    keeps the data."""
+    if not S.check(os.geteuid() == 0, "a container needs root"):
+        return
+    rc, out, err = sh(["make", "-s", "--no-print-directory", "deb", "BUILD=" + BUILD],
+                      timeout=900)
+    if not S.eq(rc, 0, "make deb: " + err[-1500:]):
+        return
+    deb = os.path.abspath(out.strip().splitlines()[-1])
+    c = Container()
+    try:
+        if not S.check(c.pid1, "systemd started in a container: " + open(
+                c.log.name, errors="replace").read()[-1500:]):
+            return
+        state = c.wait_running()
+        S.check(state in ("running", "degraded"), "container system state %r" % state)
+        rc, out, err = c.run("dpkg -i %s" % deb, timeout=300)
+        if not S.eq(rc, 0, "dpkg -i in the container: " + (out + err)[-1500:]):
+            return
+        S.eq(c.run("systemctl is-active tenantry.service")[1].strip(), "inactive",
+             "the install started nothing")
+        S.eq(c.run("systemctl is-enabled tenantry.service")[1].strip(), "disabled",
+             "the install enabled nothing")
+        # moto inside the container's own network, a table and a bucket.
+        c.run("cd /tmp && nohup python3 -m moto.server -H 127.0.0.1 -p 5000 "
+              ">/tmp/moto.log 2>&1 &")
+        rc, out, err = c.run(
+            "for i in $(seq 100); do curl -s -o /dev/null 127.0.0.1:5000 && break; sleep 0.2; done;"
+            " env %s aws --endpoint-url http://127.0.0.1:5000 s3 mb s3://tn-systemd" % AWS_ENV)
+        S.eq(rc, 0, "moto and the bucket: " + err[-500:])
+        rc, out, err = c.run(
+            "runuser -u tenantry -- tenantry init --data /var/lib/tenantry >/dev/null &&"
+            " runuser -u tenantry -- env %s tenantry remote init --data /var/lib/tenantry &&"
+            " runuser -u tenantry -- tenantry tenant create acme --data /var/lib/tenantry &&"
+            " runuser -u tenantry -- tenantry item put --tenant acme --id s1 '{\"n\":1}'"
+            " --data /var/lib/tenantry" % AWS_ENV)
+        S.eq(rc, 0, "store set up as tenantry: " + err[-500:])
+        c.run("printf '%%s\\n' %s TENANTRY_SYNC_INTERVAL=1 > /etc/default/tenantry"
+              % AWS_ENV)
+
+        rc, out, err = c.run("systemctl start tenantry.service", timeout=120)
+        S.eq(rc, 0, "systemctl start tenantry (returns once READY=1 came): " + err)
+        rc, out, _ = c.run("systemctl show tenantry.service -p ActiveState -p StatusText "
+                           "-p NRestarts")
+        S.check("ActiveState=active" in out and
+                "StatusText=listening on 127.0.0.1:8787" in out, "service state: %r" % out)
+        rc, out, _ = c.run("curl -s 127.0.0.1:8787/healthz")
+        S.eq(out.strip(), '{"status":"ok"}', "the sandboxed daemon serves")
+        scan = ("env %s aws --endpoint-url http://127.0.0.1:5000 dynamodb scan "
+                "--table-name tenantry --query 'Items[].sk.S' --output text" % AWS_ENV)
+        # Bounded in time and count (each scan starts the aws CLI).
+        rc, out, _ = c.run("end=$(($(date +%%s) + 60)); for i in $(seq 100); do"
+                           " %s | grep -q 'ITEM#s1' && exit 0; [ $(date +%%s) -lt $end ] ||"
+                           " exit 1; sleep 0.5; done; exit 1" % scan, timeout=120)
+        S.eq(rc, 0, "the sandboxed daemon synced s1 to DynamoDB")
+        rc, out, err = c.run("systemctl stop tenantry.service; systemctl show tenantry.service"
+                             " -p Result -p ExecMainStatus; journalctl -u tenantry.service"
+                             " --no-pager -o cat")
+        S.check("Result=success" in out and "ExecMainStatus=0" in out,
+                "clean stop: %r" % out[-800:])
+        S.check("received SIGTERM, shutting down" in out and '"stopped"' in out,
+                "the journal has the shutdown")
+
+        rc, out, err = c.run(
+            "runuser -u tenantry -- tenantry item put --tenant acme --id s2 '{\"n\":2}'"
+            " --data /var/lib/tenantry >/dev/null && systemctl start tenantry-sync.service;"
+            " systemctl show tenantry-sync.service -p Result -p ExecMainStatus; " + scan,
+            timeout=180)
+        S.check("Result=success" in out and "ExecMainStatus=0" in out and "ITEM#s2" in out,
+                "tenantry-sync.service synced s2: %r %r" % (out[-800:], err[-300:]))
+        rc, out, _ = c.run("systemctl start tenantry-sync.timer &&"
+                           " systemctl show tenantry-sync.timer -p ActiveState")
+        S.check("ActiveState=active" in out, "the timer runs: %r" % out)
+
+        # TENANTRY_SERVE_OPTS reaches serve; /run/tenantry takes a unix socket.
+        rc, out, err = c.run(
+            "echo 'TENANTRY_SERVE_OPTS=--listen unix:/run/tenantry/api.sock --no-sync'"
+            " >> /etc/default/tenantry && systemctl start tenantry.service &&"
+            " curl -s --unix-socket /run/tenantry/api.sock http://x/healthz && echo &&"
+            " stat -c '%a %U %G' /run/tenantry/api.sock")
+        S.eq((rc, out.split()), (0, ['{"status":"ok"}', "660", "tenantry", "tenantry"]),
+             "serve on /run/tenantry/api.sock: " + err[-300:])
+
+        # Removal with the daemon running: prerm stops it, the data stays.
+        rc, out, err = c.run("dpkg -r tenantry", timeout=300)
+        S.eq(rc, 0, "dpkg -r in the container: " + (out + err)[-800:])
+        rc, out, _ = c.run("systemctl is-active tenantry.service; pgrep -u tenantry -c;"
+                           " ls /var/lib/tenantry")
+        S.check(out.split()[:2] == ["inactive", "0"] and "tenantry.db" in out,
+                "removed: stopped, no process left, data kept: %r" % out)
+    finally:
+        c.stop()
+    S.check(not os.path.exists(c.cgroup), "the container's cgroups are gone")
+
+
 def store_intact(when):
     """The store is still there and whole (read with the build's binary,
     read-only)."""
@@ -588,7 +798,8 @@ def store_intact(when):
 def main():
     for fn in (test_unit_settings, test_units_install_and_verify, test_notify_path_socket,
                test_notify_abstract_socket, test_notify_bad_socket_still_serves,
-               test_man_pages_match_help, test_sync_libraries_load_late, test_debian_package):
+               test_man_pages_match_help, test_sync_libraries_load_late, test_debian_package,
+               test_units_under_systemd):
         S.run(fn)
     S.finish()
 
