@@ -4,21 +4,27 @@
  * link that creates a stack from a template the operator stored in S3.
  *
  * The template holds the DynamoDB table (pk/sk strings, on-demand, TTL on
- * expires_at, point-in-time recovery), the bucket (public access blocked,
- * default encryption, incomplete multipart uploads aborted after 7 days, TLS
- * only) and the appliance's role: assumable only by one principal with the
+ * expires_at, point-in-time recovery, the change feed's index "feed": hash pk,
+ * range feed, all attributes), the bucket (public access blocked, default
+ * encryption, incomplete multipart uploads aborted after 7 days, TLS only)
+ * and the appliance's role: assumable only by one principal with the
  * appliance's external id (what sync/aws.c sends to STS), allowed exactly the
  * calls the sync engine makes at run time -
  *   DynamoDB GetItem, BatchGetItem (the remote versions of files before
- *      their upload), PutItem, BatchWriteItem (engine.c; IAM has no
- *      TransactWriteItems action: each Put inside one is authorized as
- *      dynamodb:PutItem, and the engine's transactions hold only Puts)
+ *      their upload), PutItem, BatchWriteItem (IAM has no TransactWriteItems
+ *      action: each Put inside one is authorized as dynamodb:PutItem, and the
+ *      engine's transactions hold only Puts), Query on the table (a tenant's
+ *      full listing) and on its index feed (the change feed), DeleteItem (a
+ *      purged tenant's rows)
  *   S3 PutObject (presigned PUT, multipart create / UploadPart / complete),
- *      DeleteObject, AbortMultipartUpload (s3.c, engine.c)
- * - on that table with dynamodb:LeadingKeys limited to the partitions of the
- * tenants this appliance holds, and on those tenants' object prefixes only.
- * `remote init`'s CreateTable, DescribeTable, UpdateTimeToLive and HeadBucket
- * are set-up calls and stay out of the role.
+ *      GetObject (presigned GET: pulled and restored files), DeleteObject,
+ *      AbortMultipartUpload
+ * - on that table and index with dynamodb:LeadingKeys limited to the
+ * partitions of the tenants this appliance holds (the index's partition key
+ * is pk too), and on those tenants' object prefixes only.  `remote init`'s
+ * CreateTable, DescribeTable, UpdateTable, UpdateTimeToLive and HeadBucket
+ * are set-up calls and stay out of the role; so does Scan (the tenant list
+ * of a full restore): no condition can limit a Scan to some partitions.
  *
  * Every partition key and object prefix comes from sync/remote_key.c.  The
  * store is opened read-only.  Tenant ids appear in this output by design: it
@@ -265,8 +271,10 @@ static int build_template(const char *table, const char *bucket, const char *kms
     for (size_t i = 0; rc == TN_OK && i < ts->n; i++) rc = tenant_names(ts->ids[i], &pks[i], &prefixes[i]);
     tn__sbuf b = {0};
     /* Characters of the role policy as IAM counts them (JSON without
-     * whitespace): fixed part measured once, plus each tenant's strings. */
-    size_t pol = 470 + (kms_key ? 120 + strlen(kms_key) : 0);
+     * whitespace): the fixed part measured once (465), the table's ARN twice
+     * (table and index, in the longest region name: 51 characters before the
+     * table's name) and "/index/feed", plus each tenant's strings. */
+    size_t pol = 465 + 2 * (51 + strlen(table)) + 11 + (kms_key ? 120 + strlen(kms_key) : 0);
     if (rc == TN_OK) {
         tn__sb_fmt(&b,
             "AWSTemplateFormatVersion: \"2010-09-09\"\n"
@@ -298,11 +306,22 @@ static int build_template(const char *table, const char *bucket, const char *kms
             "          AttributeType: S\n"
             "        - AttributeName: sk\n"
             "          AttributeType: S\n"
+            "        - AttributeName: feed\n"
+            "          AttributeType: N\n"
             "      KeySchema:\n"
             "        - AttributeName: pk\n"
             "          KeyType: HASH\n"
             "        - AttributeName: sk\n"
             "          KeyType: RANGE\n"
+            "      GlobalSecondaryIndexes:\n"
+            "        - IndexName: feed\n"
+            "          KeySchema:\n"
+            "            - AttributeName: pk\n"
+            "              KeyType: HASH\n"
+            "            - AttributeName: feed\n"
+            "              KeyType: RANGE\n"
+            "          Projection:\n"
+            "            ProjectionType: ALL\n"
             "      TimeToLiveSpecification:\n"
             "        AttributeName: expires_at\n"
             "        Enabled: true\n"
@@ -385,10 +404,13 @@ static int build_template(const char *table, const char *bucket, const char *kms
             "                Action:\n"
             "                  - dynamodb:BatchGetItem\n"
             "                  - dynamodb:BatchWriteItem\n"
+            "                  - dynamodb:DeleteItem\n"
             "                  - dynamodb:GetItem\n"
             "                  - dynamodb:PutItem\n"
+            "                  - dynamodb:Query\n"
             "                Resource:\n"
-            "                  Fn::GetAtt: [Table, Arn]\n"
+            "                  - Fn::GetAtt: [Table, Arn]\n"
+            "                  - Fn::Sub: \"${Table.Arn}/index/feed\"\n"
             "                Condition:\n"
             "                  ForAllValues:StringEquals:\n"
             "                    dynamodb:LeadingKeys:\n");
@@ -402,6 +424,7 @@ static int build_template(const char *table, const char *bucket, const char *kms
             "                Action:\n"
             "                  - s3:AbortMultipartUpload\n"
             "                  - s3:DeleteObject\n"
+            "                  - s3:GetObject\n"
             "                  - s3:PutObject\n"
             "                Resource:\n");
         for (size_t i = 0; i < ts->n; i++) {

@@ -8,6 +8,10 @@
  * their exact digits ({"N":"12345678901234567890"}), never passing through a
  * double: object -> M, array -> L, string -> S, number -> N, true/false ->
  * BOOL, null -> NULL.  The input must be valid JSON (the store guarantees it).
+ *
+ * Reading back (tn__ddb_av_to_json, tn__ddb_row_parse, tn__ddb_page_parse)
+ * treats every answer as untrusted: a row that fails a check is counted and
+ * left out, never half-returned.
  */
 #ifndef TN_DYNAMO_H
 #define TN_DYNAMO_H
@@ -86,5 +90,88 @@ enum {
 /* 0, or -1 when the body does not list exactly n reasons (a transaction
  * refused as a whole).  Pure; fuzzed. */
 int tn__ddb_cancel_reasons(const char *body, int n, int *why, int64_t *ver);
+
+/* ---- reading rows back (untrusted text) ----------------------------------- */
+
+#define TN__DDB_MAX_DEPTH 64               /* JSON containers, as the store allows */
+#define TN__DDB_MAX_JSON ((size_t)4 << 20) /* an item is 400 KB; its JSON is less */
+
+/* Appends the JSON text of the AttributeValue av[0..len) to out, the inverse
+ * of tn__ddb_json_to_av: M -> object, L -> array, S -> string (the token as
+ * DynamoDB sent it, once checked), N -> number (its exact digits; it must be
+ * a JSON number), BOOL, NULL.  Refused (TN_INVALID): B, SS, NS, BS or any
+ * other type, an AttributeValue with more or less than one member, invalid
+ * JSON or UTF-8, a map with the same key twice, more than TN__DDB_MAX_DEPTH
+ * nested containers; TN_TOOBIG past TN__DDB_MAX_JSON of output; TN_NOMEM.
+ * On failure out may hold part of a text. */
+int tn__ddb_av_to_json(const char *av, size_t len, tn__sbuf *out);
+
+/* s[0..n) as plain decimal digits that fit in 63 bits; -1 otherwise. */
+int64_t tn__ddb_plain_int(const char *s, size_t n);
+/* An RFC 3339 date-time (2026-11-24T13:05:35.123Z, any fraction of 1 to 9
+ * digits, Z or a +hh:mm offset) as ms since the epoch; -1 if not one or
+ * before 1970. */
+int64_t tn__ddb_time_parse(const char *s, size_t n);
+
+/* One item (its attribute map, item[0..len)) as a row appended to page.
+ * tenant: the uuid whose partition was read; NULL: any tenant (the tenant
+ * list), and then only tenant rows (sort key "TENANT") are taken.  Checked:
+ * pk "TENANT#<uuid>", a sort key remote_key.c builds (ITEM#, FILE#, TENANT),
+ * version N of plain digits >= 1, deleted BOOL, updated_at RFC 3339,
+ * expires_at and feed N plain digits when present; live items and tenant
+ * rows a data attribute tn__ddb_av_to_json accepts (a tenant row's an
+ * object); live files size N, sha256 of 64 lowercase hex digits,
+ * content_type of 1..255 printable ASCII characters and s3_key equal to the
+ * object name remote_key.c builds.  Other attributes are ignored.  A row
+ * failing a check is left out and counted in page->refused: TN_INVALID.
+ * *feed (may be NULL): the item's feed when it is plain digits, else -1
+ * (refused items too).  TN_OK, TN_INVALID or TN_NOMEM. */
+int tn__ddb_row_parse(const char *item, size_t len, const char *tenant, tn_remote_page *page,
+                      int64_t *feed);
+
+/* A Query or Scan answer body[0..len): each of its Items through
+ * tn__ddb_row_parse; *lek the text of its LastEvaluatedKey (NULL when
+ * none), pointing into body; *max_feed the highest feed of any item (-1
+ * none).  TN_OK, TN_NETWORK (not such an answer: nothing says what the
+ * remote holds) or TN_NOMEM. */
+int tn__ddb_page_parse(const char *body, size_t len, const char *tenant, tn_remote_page *page,
+                       const char **lek, size_t *lek_len, int64_t *max_feed);
+
+/* A LastEvaluatedKey: pk and sk (S, decoded bytes), feed (N as sent, when
+ * present, at most TN__DDB_FEED_TEXT characters of a JSON number). */
+#define TN__DDB_FEED_TEXT 48
+typedef struct tn__ddb_key {
+    tn__sbuf pk, sk, feed;
+} tn__ddb_key;
+int tn__ddb_key_parse(const char *lek, size_t len, tn__ddb_key *k);
+void tn__ddb_key_free(tn__ddb_key *k);
+
+/* Appends s[0..n) (any bytes, NUL included) as a JSON string literal. */
+void tn__ddb_json_str_n(tn__sbuf *b, const char *s, size_t n);
+
+/* Token text for key bytes: 0x21..0x7e but '%' and '!' as they are, any
+ * other byte %XX (uppercase).  Encodes the longest prefix of whole UTF-8
+ * characters of s[0..n) that fits in room characters; returns the bytes
+ * of s taken.  tok_dec accepts exactly what tok_enc writes. */
+size_t tn__ddb_tok_enc(const char *s, size_t n, tn__sbuf *out, size_t room);
+int tn__ddb_tok_dec(const char *t, size_t n, tn__sbuf *out);
+
+/* The change feed's cursor (remote_aws.c): "" from the start; "c<high>"
+ * caught up; "w<high>!<feed>!<sk>" while a query's pages are walked, to
+ * resume after the last evaluated key (feed, sk).  high is the highest feed
+ * seen (ms, capped at the reader's clock). */
+#define TN__DDB_CURSOR_MAX 255
+typedef struct tn__ddb_cursor {
+    int64_t high;
+    int walking;
+    char feed[TN__DDB_FEED_TEXT + 1];
+    tn__sbuf sk;
+} tn__ddb_cursor;
+/* TN_OK, TN_INVALID (not a cursor this backend wrote) or TN_NOMEM. */
+int tn__ddb_cursor_parse(const char *text, tn__ddb_cursor *c);
+/* A sort key that does not fit is cut at a character boundary (the walk
+ * resumes a little earlier: a row may come back twice, none is skipped). */
+int tn__ddb_cursor_format(const tn__ddb_cursor *c, char out[TN__DDB_CURSOR_MAX + 1]);
+void tn__ddb_cursor_free(tn__ddb_cursor *c);
 
 #endif

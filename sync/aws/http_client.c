@@ -19,12 +19,14 @@
 #include "tenantry.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 struct tn__http {
     CURL *curl;
@@ -141,9 +143,11 @@ static size_t on_read(char *dst, size_t sz, size_t n, void *arg) {
     return want;
 }
 
-int tn__http_do(tn__http *h, const char *method, const char *url, const char *const *headers,
-                size_t nheaders, const void *body, size_t len, tn__http_resp *r) {
-    memset(r, 0, sizeof *r);
+/* The options every request shares: URL, headers, TLS, timeouts, the stall
+ * watch, the bandwidth cap and the header callback.  Returns the header list
+ * (freed by the caller), NULL when out of memory. */
+static struct curl_slist *setup(tn__http *h, const char *url, const char *const *headers,
+                                size_t nheaders, progress *pr, long timeout_s, tn__http_resp *r) {
     CURL *c = h->curl;
     curl_easy_reset(c); /* keeps the connection cache */
     struct curl_slist *hl = NULL;
@@ -151,15 +155,18 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
         struct curl_slist *n = curl_slist_append(hl, headers[i]);
         if (!n) {
             curl_slist_free_all(hl);
-            return TN_NOMEM;
+            return NULL;
         }
         hl = n;
     }
     /* No "Expect: 100-continue" round trip; an empty Content-Type unless given. */
     struct curl_slist *n = curl_slist_append(hl, "Expect:");
-    if (n) hl = n;
-    upload u = {body, len, 0};
-    progress pr = {0, tn__mono_ms()};
+    if (!n) {
+        curl_slist_free_all(hl);
+        return NULL;
+    }
+    hl = n;
+    *pr = (progress){0, tn__mono_ms()};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -169,16 +176,31 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, stall_s < 10 ? stall_s : 10L);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
-    if (h->timeout_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT, h->timeout_s);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, pr);
+    if (timeout_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
     if (h->cap > 0) {
         curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)h->cap);
         curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)h->cap);
     }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    return hl;
+}
+
+static int curl_code(CURLcode cc) {
+    return cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_ABORTED_BY_CALLBACK ? TN_TIMEOUT : TN_NETWORK;
+}
+
+int tn__http_do(tn__http *h, const char *method, const char *url, const char *const *headers,
+                size_t nheaders, const void *body, size_t len, tn__http_resp *r) {
+    memset(r, 0, sizeof *r);
+    CURL *c = h->curl;
+    progress pr;
+    struct curl_slist *hl = setup(h, url, headers, nheaders, &pr, h->timeout_s, r);
+    if (!hl) return TN_NOMEM;
+    upload u = {body, len, 0};
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "HEAD") == 0) {
@@ -203,10 +225,100 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
     }
     if (cc != CURLE_OK) {
         tn__http_resp_free(r);
-        return cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_ABORTED_BY_CALLBACK ? TN_TIMEOUT
-                                                                                 : TN_NETWORK;
+        return curl_code(cc);
     }
     h->sent += (int64_t)len;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    return TN_OK;
+}
+
+/* ---- download into a file descriptor ---- */
+
+/* An error answer's body (S3's error document) is kept up to this much. */
+#define MAX_ERROR_BODY ((size_t)64 << 10)
+/* Whole-download deadline: the usual limit plus the object's size at this
+ * rate (or half the bandwidth cap, when that is lower), so a peer dripping
+ * bytes just fast enough to dodge the stall limit still ends. */
+#define MIN_RATE ((int64_t)16 << 10)
+
+typedef struct sink {
+    CURL *c;
+    int fd;
+    int64_t max, written;
+    int known, ok; /* the status was read; it is a 2xx */
+    int err;       /* why the write callback stopped the transfer */
+    tn__http_resp *r;
+} sink;
+
+static size_t on_fd(char *p, size_t sz, size_t n, void *arg) {
+    sink *s = arg;
+    size_t len = sz * n;
+    if (!s->known) {
+        long st = 0;
+        curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &st);
+        s->ok = st >= 200 && st < 300;
+        s->known = 1;
+    }
+    if (!s->ok) { /* an error document: kept in memory, a bounded prefix */
+        tn__http_resp *r = s->r;
+        size_t keep = len;
+        if (r->len + keep > MAX_ERROR_BODY) keep = MAX_ERROR_BODY - r->len;
+        if (keep) {
+            char *nb = realloc(r->body, r->len + keep + 1);
+            if (!nb) {
+                s->err = TN_NOMEM;
+                return 0;
+            }
+            memcpy(nb + r->len, p, keep);
+            r->body = nb;
+            r->len += keep;
+            r->body[r->len] = '\0';
+        }
+        return len;
+    }
+    if ((int64_t)len > s->max - s->written) {
+        s->err = TN_TOOBIG;
+        return 0;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(s->fd, p + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            s->err = w < 0 && (errno == ENOSPC || errno == EDQUOT) ? TN_FULL : TN_IO;
+            return 0;
+        }
+        off += (size_t)w;
+    }
+    s->written += (int64_t)len;
+    return len;
+}
+
+int tn__http_get_fd(tn__http *h, const char *url, const char *const *headers, size_t nheaders,
+                    int fd, int64_t max, int64_t *written, tn__http_resp *r) {
+    memset(r, 0, sizeof *r);
+    *written = 0;
+    if (max < 0) return TN_INVALID;
+    CURL *c = h->curl;
+    int64_t rate = h->cap > 0 && h->cap / 2 < MIN_RATE ? (h->cap / 2 > 0 ? h->cap / 2 : 1) : MIN_RATE;
+    long timeout = h->timeout_s > 0 ? h->timeout_s + (long)(max / rate) : 0;
+    progress pr;
+    struct curl_slist *hl = setup(h, url, headers, nheaders, &pr, timeout, r);
+    if (!hl) return TN_NOMEM;
+    sink s = {c, fd, max, 0, 0, 0, 0, r};
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_fd);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    /* The bytes as stored: no transfer decoding asked for, none applied. */
+    curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    CURLcode cc = curl_easy_perform(c);
+    curl_slist_free_all(hl);
+    *written = s.written;
+    if (!r->body) r->body = calloc(1, 1);
+    if (!r->body) return TN_NOMEM;
+    if (cc != CURLE_OK) {
+        tn__http_resp_free(r);
+        return s.err ? s.err : curl_code(cc);
+    }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     return TN_OK;
 }

@@ -6,7 +6,8 @@
  * directions).
  *
  * A tn__http belongs to one thread at a time.  Responses are collected in
- * memory (the remote's answers are small; file bytes only go up).
+ * memory (the remote's answers are small), but for tn__http_get_fd, which
+ * writes an object's bytes to a file as they arrive.
  */
 #ifndef TN_HTTP_CLIENT_H
 #define TN_HTTP_CLIENT_H
@@ -37,6 +38,19 @@ void tn__http_set_cap(tn__http *h, int64_t max_bytes_per_s);
 int tn__http_do(tn__http *h, const char *method, const char *url, const char *const *headers,
                 size_t nheaders, const void *body, size_t len, tn__http_resp *r);
 void tn__http_resp_free(tn__http_resp *r);
+
+/*
+ * GETs url, writing a 2xx answer's body to fd (from its current offset) as
+ * it arrives, with the stall limit and bandwidth cap of every request and a
+ * deadline that grows with max (the handle's limit plus max at 16 KiB/s);
+ * more than max bytes stop the transfer (TN_TOOBIG).  Any other answer's body
+ * (an error document) is kept in r->body, its first 64 KiB.  *written: bytes
+ * written to fd, also on failure (the caller discards them).  TN_OK when a
+ * response arrived (any status); TN_TOOBIG, TN_IO or TN_FULL (writing fd),
+ * TN_NETWORK or TN_TIMEOUT otherwise.
+ */
+int tn__http_get_fd(tn__http *h, const char *url, const char *const *headers, size_t nheaders,
+                    int fd, int64_t max, int64_t *written, tn__http_resp *r);
 /* Bytes sent since the handle was made (request bodies). */
 int64_t tn__http_sent(const tn__http *h);
 

@@ -10,4 +10,8 @@
 /* A tn_remote_open_fn: arg is ignored.  Register it as "aws". */
 int tn_remote_aws_open(const char *arg, tn_remote **out, char *err, size_t errlen);
 
+/* Tests: list() and tenants() ask for at most n rows per request (0, the
+ * default: DynamoDB's 1 MB pages), so paging is exercised on small data. */
+void tn__remote_aws_page_rows(tn_remote *r, int n);
+
 #endif

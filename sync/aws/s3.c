@@ -1,5 +1,6 @@
 /*
- * s3.c - presigned PUT, DeleteObject and HeadBucket (see s3.h).
+ * s3.c - presigned PUT and GET, DeleteObject, HeadBucket and multipart
+ * uploads (see s3.h).
  */
 #include "s3.h"
 
@@ -154,6 +155,22 @@ int tn__s3_put(tn__aws *a, tn__http *h, const char *key, const void *data, size_
     tn__sb_free(&h1);
     tn__sb_free(&h2);
     tn__sb_free(&h3);
+    return rc;
+}
+
+int tn__s3_get(tn__aws *a, tn__http *h, const char *key, int fd, int64_t max) {
+    char *url = NULL;
+    int rc = tn__s3_presign(a, h, "GET", key, NULL, NULL, TN__S3_PRESIGN_TTL, &url);
+    if (rc != TN_OK) return rc;
+    tn__http_resp resp;
+    int64_t written = 0;
+    rc = tn__http_get_fd(h, url, NULL, 0, fd, max, &written, &resp);
+    /* The URL is a bearer credential for this key until it expires. */
+    sodium_memzero(url, strlen(url));
+    free(url);
+    if (rc != TN_OK) return rc;
+    rc = tn__s3_answer(resp.status, resp.body);
+    tn__http_resp_free(&resp);
     return rc;
 }
 

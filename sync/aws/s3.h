@@ -1,5 +1,6 @@
 /*
- * s3.h - the S3 calls the engine makes: a PUT through a presigned URL signed
+ * s3.h - the S3 calls the engine makes: a GET (download) through a presigned
+ * URL, a PUT through a presigned URL signed
  * for exactly one key with a short lifetime and the object's SHA-256
  * (x-amz-checksum-sha256, a signed header, so S3 verifies the bytes), and
  * DeleteObject / HeadBucket signed in header mode.  Keys come from
@@ -51,6 +52,11 @@ int tn__s3_mp_abort_all(tn__aws *a, tn__http *h, const char *key);
 int tn__s3_put(tn__aws *a, tn__http *h, const char *key, const void *data, size_t len,
                const char *sha256_hex, const char *content_type);
 int tn__s3_delete(tn__aws *a, tn__http *h, const char *key);
+/* Downloads key through a presigned GET into fd (from its current offset),
+ * at most max bytes (TN_TOOBIG beyond: the object is not the one recorded).
+ * Errors as for the PUT; 404 is TN_NOTFOUND.  On failure fd may hold part
+ * of the bytes. */
+int tn__s3_get(tn__aws *a, tn__http *h, const char *key, int fd, int64_t max);
 int tn__s3_head_bucket(tn__aws *a, tn__http *h);
 
 /* Maps an S3 status to a tn code. */

@@ -63,9 +63,9 @@ BUILD = os.environ.get("TN_BUILD", "build")
 TENANTRY = os.path.join(BUILD, "tenantry")
 S = tnlib.Suite("template")
 REGION = "us-east-1"
-DDB_ACTIONS = {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
-               "dynamodb:PutItem"}
-S3_ACTIONS = {"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"}
+DDB_ACTIONS = {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem",
+               "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}
+S3_ACTIONS = {"s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"}
 
 
 def note(text):
@@ -243,9 +243,17 @@ def test_template_properties():
         S.eq(tp["TableName"], "tenantry", "default table name")
         S.eq(tp["BillingMode"], "PAY_PER_REQUEST", "on-demand")
         S.eq(sorted((a["AttributeName"], a["AttributeType"]) for a in tp["AttributeDefinitions"]),
-             [("pk", "S"), ("sk", "S")], "attributes")
+             [("feed", "N"), ("pk", "S"), ("sk", "S")], "attributes")
         S.eq([(k["AttributeName"], k["KeyType"]) for k in tp["KeySchema"]],
              [("pk", "HASH"), ("sk", "RANGE")], "key schema")
+        # The change feed's index: a tenant's rows in push order.
+        gsi = tp.get("GlobalSecondaryIndexes", [])
+        S.eq([g["IndexName"] for g in gsi], ["feed"], "one global secondary index, feed")
+        if gsi:
+            S.eq([(k["AttributeName"], k["KeyType"]) for k in gsi[0]["KeySchema"]],
+                 [("pk", "HASH"), ("feed", "RANGE")], "feed index key schema")
+            S.eq(gsi[0]["Projection"], {"ProjectionType": "ALL"}, "feed index projects every attribute")
+            S.check("ProvisionedThroughput" not in gsi[0], "on-demand index")
         S.eq(tp["TimeToLiveSpecification"], {"AttributeName": "expires_at", "Enabled": True}, "TTL")
         S.eq(tp["PointInTimeRecoverySpecification"], {"PointInTimeRecoveryEnabled": True}, "PITR")
         S.eq(t.get("DeletionPolicy"), "Retain", "table retained when the stack goes")
@@ -285,7 +293,8 @@ def test_template_properties():
             S.check(all("*" not in a for a in as_list(s["Action"])), "no wildcard action: %r" % s)
         rows = statements(doc, "TenantRows")[0]
         S.eq(set(rows["Action"]), DDB_ACTIONS, "DynamoDB actions")
-        S.eq(rows["Resource"], {"Fn::GetAtt": ["Table", "Arn"]}, "DynamoDB resource: the table")
+        S.eq(rows["Resource"], [{"Fn::GetAtt": ["Table", "Arn"]}, {"Fn::Sub": "${Table.Arn}/index/feed"}],
+             "DynamoDB resources: the table and its feed index, nothing else")
         want_pk = sorted("TENANT#" + i for i in st.ids.values())
         got_pk = rows["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
         S.eq(sorted(got_pk), want_pk, "LeadingKeys: exactly the tenants' partitions")
@@ -456,8 +465,9 @@ def resolve(node, names, account):
         return "arn:aws:dynamodb:%s:%s:table/%s" % (REGION, account, names["Table"])
     if set(node) == {"Fn::Sub"}:
         s = node["Fn::Sub"]
+        table_arn = "arn:aws:dynamodb:%s:%s:table/%s" % (REGION, account, names.get("Table", ""))
         for k, v in {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": account,
-                     **names}.items():
+                     "Table.Arn": table_arn, **names}.items():
             s = s.replace("${%s}" % k, v)
         assert "${" not in s, s
         return s
@@ -521,9 +531,13 @@ def test_iam_in_moto():
         boto3.client("dynamodb", **kw).create_table(
             TableName=table, BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
+                                  {"AttributeName": "sk", "AttributeType": "S"},
+                                  {"AttributeName": "feed", "AttributeType": "N"}],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                       {"AttributeName": "sk", "KeyType": "RANGE"}])
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[{"IndexName": "feed", "Projection": {"ProjectionType": "ALL"},
+                                     "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                                   {"AttributeName": "feed", "KeyType": "RANGE"}]}])
         boto3.client("s3", **kw).create_bucket(Bucket=bucket)
         admin_arn = iam0.create_user(UserName="admin")["User"]["Arn"]
         account = admin_arn.split(":")[4]
@@ -562,8 +576,17 @@ def test_iam_in_moto():
                 "PutObject outside the tenant's files/ prefix is refused")
         S.check(refused(lambda: s3u.put_object(Bucket=bucket, Key="x", Body=b"x")),
                 "PutObject at the bucket root is refused")
-        S.check(refused(lambda: s3u.get_object(Bucket=bucket, Key=own)),
-                "GetObject is not granted (the engine never reads)")
+        got = {}
+        S.check(not refused(lambda: s3u.put_object(Bucket=bucket, Key=own, Body=b"mine")) and
+                not refused(lambda: got.update(
+                    body=s3u.get_object(Bucket=bucket, Key=own)["Body"].read())) and
+                got.get("body") == b"mine",
+                "GetObject in the tenant's own prefix (pulled and restored files)")
+        s3_admin.put_object(Bucket=bucket, Key=other, Body=b"theirs")
+        S.check(refused(lambda: s3u.get_object(Bucket=bucket, Key=other)),
+                "GetObject in another tenant's prefix is refused")
+        S.check(refused(lambda: s3u.get_object(Bucket=bucket, Key="%s/other/x" % acme)),
+                "GetObject outside the tenant's files/ prefix is refused")
         S.check(refused(lambda: s3u.list_objects_v2(Bucket=bucket)), "ListBucket is not granted")
         S.check(refused(lambda: s3u.delete_bucket(Bucket=bucket)), "DeleteBucket is not granted")
         up = {}
@@ -584,13 +607,9 @@ def test_iam_in_moto():
 
         item = lambda pk: {"pk": {"S": pk}, "sk": {"S": "ITEM#probe"}, "version": {"N": "1"}}  # noqa
         for name, call in (("Scan", lambda: ddbu.scan(TableName=table)),
-                           ("Query", lambda: ddbu.query(
-                               TableName=table, KeyConditionExpression="pk = :p",
-                               ExpressionAttributeValues={":p": {"S": "TENANT#" + acme}})),
-                           ("DeleteItem", lambda: ddbu.delete_item(
-                               TableName=table, Key={"pk": {"S": "TENANT#" + acme},
-                                                     "sk": {"S": "ITEM#probe"}})),
-                           ("DeleteTable", lambda: ddbu.delete_table(TableName=table))):
+                           ("DeleteTable", lambda: ddbu.delete_table(TableName=table)),
+                           ("UpdateTable", lambda: ddbu.update_table(
+                               TableName=table, BillingMode="PAY_PER_REQUEST"))):
             S.check(refused(call), "%s is not granted" % name)
         exact_ok = not refused(lambda: ddbu.put_item(TableName=table, Item=item("TENANT#" + acme)))
         if exact_ok:
@@ -609,6 +628,17 @@ def test_iam_in_moto():
         ddb2 = client("dynamodb", moto.url, key2)
         S.check(not refused(lambda: ddb2.put_item(TableName=table, Item=item("TENANT#" + acme))),
                 "PutItem in the own partition (DynamoDB Resource '*')")
+        own_pk = {":p": {"S": "TENANT#" + acme}}
+        S.check(not refused(lambda: ddb2.query(TableName=table, KeyConditionExpression="pk = :p",
+                                               ExpressionAttributeValues=own_pk)),
+                "Query of the own partition (a tenant's listing)")
+        S.check(not refused(lambda: ddb2.query(TableName=table, IndexName="feed",
+                                               KeyConditionExpression="pk = :p",
+                                               ExpressionAttributeValues=own_pk)),
+                "Query of the feed index (the change feed)")
+        S.check(not refused(lambda: ddb2.delete_item(
+            TableName=table, Key={"pk": {"S": "TENANT#" + acme}, "sk": {"S": "ITEM#gone"}})),
+            "DeleteItem in the own partition")
         S.check(refused(lambda: ddb2.scan(TableName=table)), "Scan still refused")
         if refused(lambda: ddb2.put_item(TableName=table, Item=item("TENANT#" + globex))):
             note("PutItem in another tenant's partition was refused: this moto evaluates the "
