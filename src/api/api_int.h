@@ -49,7 +49,7 @@ enum { TN__M_GET = 1, TN__M_HEAD = 2, TN__M_POST = 4, TN__M_PUT = 8, TN__M_PATCH
 typedef struct tn__srv {
     tn_store *st;
     tn__auth *auth;
-    tn__rl *key_rl;  /* per API key */
+    tn__rl *key_rl;  /* per API key and per tenant (throttle.c) */
     tn__rl *fail_rl; /* failed authentication, per claimed principal (throttle.c) */
     tn__http_config cfg;
     struct MHD_Daemon *d;
@@ -59,6 +59,10 @@ typedef struct tn__srv {
     atomic_ullong rid_next;
     atomic_llong by_class[6]; /* index status / 100; 0 = no response */
     atomic_llong auth_failures, rate_limited, in_flight;
+    /* The two tenants that made requests last, most recent first, for "is
+     * another tenant active" (throttle.c). */
+    pthread_mutex_t recent_mu;
+    struct { char tenant[37]; int64_t ms; } recent[2];
     char **cors;      /* allowed origins (NULL-terminated), or NULL */
     int cors_any;     /* "*" */
 } tn__srv;

@@ -20,7 +20,11 @@ typedef struct tn__http_config {
     int timeout_s;            /* idle connection timeout; default 30 */
     int64_t max_item_bytes;   /* request body limit for JSON; default 64 KiB */
     int64_t max_file_bytes;   /* upload limit; default 1 GiB */
-    double rate, burst;       /* per API key; default 50/s, burst 100 */
+    double rate, burst;       /* per API key, always; 0 = none (default) */
+    /* A tenant's share while another tenant is active too (throttle.c):
+     * default 2000/s, burst 4000; 0 = none.  A tenant's own rate setting
+     * replaces it and applies always. */
+    double tenant_rate, tenant_burst;
     double auth_fail_rate, auth_fail_burst; /* failed auth per claimed credential; 0.2/s, 20 */
     int token_ttl;            /* seconds; default 3600 */
     int quiet;                /* no per-request log lines */

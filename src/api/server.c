@@ -506,8 +506,10 @@ void tn__http_config_init(tn__http_config *cfg) {
     cfg->timeout_s = 30;
     cfg->max_item_bytes = 64 * 1024;
     cfg->max_file_bytes = 1024LL * 1024 * 1024;
-    cfg->rate = 50;
-    cfg->burst = 100;
+    cfg->rate = 0; /* no per-key limit unless asked: see tenant_rate */
+    cfg->burst = 0;
+    cfg->tenant_rate = 2000;
+    cfg->tenant_burst = 4000;
     cfg->auth_fail_rate = 0.2;
     cfg->auth_fail_burst = 20;
     cfg->token_ttl = 3600;
@@ -538,6 +540,7 @@ void tn__http_stop(tn__http *h) {
     tn__cors_free(s);
     tn__rl_free(s->key_rl);
     tn__rl_free(s->fail_rl);
+    pthread_mutex_destroy(&s->recent_mu);
     tn__auth_close(s->auth);
     free(h);
 }
@@ -550,6 +553,7 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
     tn__srv *s = &h->srv;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
+    pthread_mutex_init(&s->recent_mu, NULL);
     s->st = st;
     s->cfg = *cfg;
     s->listen_fd = -1;
@@ -563,7 +567,14 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
         *err = tn_errmsg(st);
         goto fail;
     }
-    s->key_rl = tn__rl_new(cfg->rate, cfg->burst, 4096);
+    /* Every bucket of this table is taken with its own rate (throttle.c);
+     * the table's own pair only has to be valid. */
+    s->key_rl = tn__rl_new(1, 1, 4096);
+    if (s->cfg.rate > 0 && !(s->cfg.burst >= 1)) s->cfg.burst = s->cfg.rate * 2 >= 1 ? s->cfg.rate * 2 : 1;
+    if (s->cfg.tenant_rate > 0 && !(s->cfg.tenant_burst >= 1)) {
+        tn__rl_free(s->key_rl);
+        s->key_rl = NULL;
+    }
     s->fail_rl = tn__rl_new(cfg->auth_fail_rate, cfg->auth_fail_burst, 4096);
     rc = TN_INVALID;
     if (!s->key_rl || !s->fail_rl) {

@@ -731,6 +731,85 @@ def test_rate_limits():
         shutil.rmtree(data + ".serve.log", ignore_errors=True)
 
 
+def test_tenant_share():
+    """The default request limits: a tenant alone is never throttled, however
+    fast it sends; while another tenant is active, a flooding tenant is held
+    to its share (--tenant-rate), and the other one is served in full."""
+    import threading
+    data = tnlib.tmpdir()
+    d = None
+
+    def flood(tok, seconds, threads, statuses):
+        stop = time.time() + seconds
+
+        def one():
+            c = tnlib.Client(d.port, {"Authorization": "Bearer " + tok})
+            while time.time() < stop:
+                statuses.append(c.request("GET", "/v1/me").status)
+        ts = [threading.Thread(target=one) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        return ts
+
+    try:
+        ak = tnlib.init_store(data)
+        toks = {}
+        for share in (None, 100):
+            if d:
+                d.stop()
+            d = tnlib.start_daemon(data, ["--quiet"] + (["--tenant-rate", str(share),
+                                                          "--tenant-burst", str(2 * share)]
+                                                         if share else []))
+            adm = tnlib.Client(d.port, {"X-Admin-Key": ak})
+            for name in ("alone", "other"):
+                if name not in toks:
+                    t = adm.request("POST", "/v1/admin/tenants", json_body={"name": name}).json()
+                    TENANT_IDS.add(t["id"])
+                    k = adm.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
+                                    json_body={"scopes": ALL_SCOPES}).json()["api_key"]
+                    toks[name] = k
+            tok = {n: tnlib.Client(d.port).request("POST", "/v1/auth", json_body={"api_key": k})
+                   .json()["token"] for n, k in toks.items()}
+            alone = []
+            for t in flood(tok["alone"], 2.5, 6, alone):
+                t.join()
+            print("share %r: a tenant alone sent %d requests in 2.5 s" % (share, len(alone)),
+                  flush=True)
+            S.check(len(alone) > (600 if share else 200) and set(alone) == {200},
+                    "a tenant alone is never throttled (share %r): %d requests, %r"
+                    % (share, len(alone), sorted(set(alone))))
+        # share 100/s: "alone" floods while "other" sends 20 requests a second.
+        flooder, other = [], []
+        ts = flood(tok["alone"], 3, 4, flooder)
+        c = tnlib.Client(d.port, {"Authorization": "Bearer " + tok["other"]})
+        t0 = time.time()
+        while time.time() - t0 < 2.8:
+            other.append(c.request("GET", "/v1/me").status)
+            time.sleep(0.05)
+        for t in ts:
+            t.join()
+        print("while shared: flooder %d requests (%d refused), other %d" %
+              (len(flooder), flooder.count(429), len(other)), flush=True)
+        S.check(set(other) == {200} and len(other) >= 20,
+                "the other tenant is served in full: %r" % sorted(set(other)))
+        S.check(flooder.count(429) > len(flooder) // 2,
+                "the flooding tenant is held to its share while the other is active: %d of %d"
+                % (flooder.count(429), len(flooder)))
+        S.check(flooder.count(200) <= 100 * 3 + 200 + 50,
+                "at most its share went through: %d" % flooder.count(200))
+        time.sleep(1.5)
+        again = []
+        for t in flood(tok["alone"], 1, 4, again):
+            t.join()
+        S.check(set(again) == {200}, "alone again, not throttled: %r" % sorted(set(again)))
+        S.eq(d.stop(), 0, "daemon stops cleanly")
+        d = None
+    finally:
+        if d:
+            d.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 def test_listen_rules():
     data = tnlib.tmpdir()
     d = None
@@ -939,7 +1018,7 @@ def main():
                   test_auth_tokens, test_me_and_sync, test_items, test_list_and_cursors,
                   test_isolation, test_scopes, test_files, test_traversal,
                   test_revocation_and_rotation, test_quotas, test_metrics_and_audit,
-                  test_openapi, test_rate_limits, test_listen_rules, test_cli_keys, test_logs,
+                  test_openapi, test_rate_limits, test_tenant_share, test_listen_rules, test_cli_keys, test_logs,
                   test_log_cost, test_file_name_limit):
             S.run(t)
         rc = E.d.stop()
