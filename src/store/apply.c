@@ -238,22 +238,29 @@ int tn__pull_cursor(tn_store *st, const char *tenant_id, char cursor[256]) {
 
 /* ---- the pull's bookkeeping and the tenant's own row --------------------- */
 
-int tn__pull_error(tn_store *st, const char *tenant_id, const char *what) {
-    static const char sql[] =
-        "INSERT INTO _sync_pull (tenant, errors, last_error) "
-        "SELECT tid, 1, ?2 FROM _tenants WHERE id = ?1 "
-        "ON CONFLICT (tenant) DO UPDATE SET errors = errors + 1, last_error = excluded.last_error";
+/* Runs one statement on a borrowed trusted connection with ?1 = a and, when
+ * b is not NULL, ?2 = b.  *changes: rows it changed (may be NULL). */
+static int write1(tn_store *st, const char *sql, const char *a, const char *b, int *changes) {
     tn__conn *c;
     int rc = tn__conn_get(st, 1, &c);
     if (rc != TN_OK) return rc;
     sqlite3_stmt *s;
     if ((rc = tn__stmt(c, sql, &s)) == TN_OK) {
-        sqlite3_bind_text(s, 1, tenant_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, what, -1, SQLITE_STATIC);
+        if (a) sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+        if (b) sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
         rc = tn__step_done(c, s);
+        if (changes) *changes = sqlite3_changes(c->db);
     }
     tn__conn_put(st, c);
     return rc;
+}
+
+int tn__pull_error(tn_store *st, const char *tenant_id, const char *what) {
+    static const char sql[] =
+        "INSERT INTO _sync_pull (tenant, errors, last_error) "
+        "SELECT tid, 1, ?2 FROM _tenants WHERE id = ?1 "
+        "ON CONFLICT (tenant) DO UPDATE SET errors = errors + 1, last_error = excluded.last_error";
+    return write1(st, sql, tenant_id, what, NULL);
 }
 
 /* {"name":..., "settings":{...}}: what a tenant's remote row carries. */
@@ -291,21 +298,12 @@ int tn__tenant_row(tn_store *st, const char *tenant_id, char **json, char pushed
     return rc;
 }
 
+static const char SQL_PUSHED[] =
+    "INSERT INTO _sync_pull (tenant, tenant_hash) SELECT tid, ?2 FROM _tenants WHERE id = ?1 "
+    "ON CONFLICT (tenant) DO UPDATE SET tenant_hash = excluded.tenant_hash";
+
 int tn__tenant_row_pushed(tn_store *st, const char *tenant_id, const char *hash) {
-    static const char sql[] =
-        "INSERT INTO _sync_pull (tenant, tenant_hash) SELECT tid, ?2 FROM _tenants WHERE id = ?1 "
-        "ON CONFLICT (tenant) DO UPDATE SET tenant_hash = excluded.tenant_hash";
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
-    sqlite3_stmt *s;
-    if ((rc = tn__stmt(c, sql, &s)) == TN_OK) {
-        sqlite3_bind_text(s, 1, tenant_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, hash, -1, SQLITE_STATIC);
-        rc = tn__step_done(c, s);
-    }
-    tn__conn_put(st, c);
-    return rc;
+    return write1(st, SQL_PUSHED, tenant_id, hash, NULL);
 }
 
 /* Settings from a tenant row's JSON, into _tenant_settings (absent keys: NULL). */
@@ -345,10 +343,7 @@ static int tenant_body(tn__conn *c, void *arg) {
         sqlite3_bind_text(s, 2, t->settings, -1, SQLITE_STATIC);
         if ((rc = tn__step_done(c, s)) != TN_OK) return rc;
     }
-    static const char pushed[] =
-        "INSERT INTO _sync_pull (tenant, tenant_hash) SELECT tid, ?2 FROM _tenants WHERE id = ?1 "
-        "ON CONFLICT (tenant) DO UPDATE SET tenant_hash = excluded.tenant_hash";
-    if ((rc = tn__stmt(c, pushed, &s)) != TN_OK) return rc;
+    if ((rc = tn__stmt(c, SQL_PUSHED, &s)) != TN_OK) return rc;
     sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, t->hash, -1, SQLITE_STATIC);
     if ((rc = tn__step_done(c, s)) != TN_OK) return rc;
@@ -385,37 +380,22 @@ int tn__purge_list(tn_store *st, char (*ids)[37], int max, int *n) {
 }
 
 int tn__purge_done(tn_store *st, const char *id, int64_t rows, int finished) {
-    static const char upd[] = "UPDATE _sync_purge SET rows_done = rows_done + ?2 WHERE id = ?1";
+    static const char upd[] =
+        "UPDATE _sync_purge SET rows_done = rows_done + CAST(?2 AS INTEGER) WHERE id = ?1";
     static const char del[] = "DELETE FROM _sync_purge WHERE id = ?1";
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
-    sqlite3_stmt *s;
-    if ((rc = tn__stmt(c, finished ? del : upd, &s)) == TN_OK) {
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-        if (!finished) sqlite3_bind_int64(s, 2, rows);
-        rc = tn__step_done(c, s);
-    }
-    tn__conn_put(st, c);
-    return rc;
+    char n[24];
+    snprintf(n, sizeof n, "%lld", (long long)rows);
+    return write1(st, finished ? del : upd, id, finished ? NULL : n, NULL);
 }
 
 /* ---- restore ---------------------------------------------------------------- */
 
-static int meta_set(tn_store *st, const char *sql) {
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
-    rc = tn__exec(c, sql);
-    tn__conn_put(st, c);
-    return rc;
-}
 
 int tn__restore_mark(tn_store *st, int incomplete) {
     static const char set[] =
         "INSERT OR REPLACE INTO _meta (key, value) VALUES ('restore_incomplete', 1)";
     static const char clear[] = "DELETE FROM _meta WHERE key = 'restore_incomplete'";
-    return meta_set(st, incomplete ? set : clear);
+    return write1(st, incomplete ? set : clear, NULL, NULL, NULL);
 }
 
 int tn__restore_marked(tn_store *st) {
@@ -441,18 +421,9 @@ int tn__outbox_touch(tn_store *st, const char *tenant_id, int kind, const char *
     static const char file[] =
         "INSERT INTO _outbox (tenant, kind, ref) SELECT f.tenant, 2, f.rowid FROM _files f "
         " JOIN _tenants t ON t.tid = f.tenant WHERE t.id = ?1 AND f.name = ?2";
-    tn__conn *c;
-    int rc = tn__conn_get(st, 1, &c);
-    if (rc != TN_OK) return rc;
-    sqlite3_stmt *s;
-    if ((rc = tn__stmt(c, kind == TN__KIND_FILE ? file : item, &s)) == TN_OK) {
-        sqlite3_bind_text(s, 1, tenant_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
-        rc = tn__step_done(c, s);
-        if (rc == TN_OK && sqlite3_changes(c->db) == 0) rc = TN_NOTFOUND;
-    }
-    tn__conn_put(st, c);
-    return rc;
+    int changed = 0;
+    int rc = write1(st, kind == TN__KIND_FILE ? file : item, tenant_id, key, &changed);
+    return rc == TN_OK && !changed ? TN_NOTFOUND : rc;
 }
 
 int tn__local_rows(tn_store *st, const char *tenant_id, tn__local_fn fn, void *arg) {
