@@ -127,9 +127,40 @@ def library_is_the_store_alone():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def walked(readme_lines, path):
+    """Whether README's file walk names path: in full, or by its base name on
+    a line that names its folder (`src/api/api_items.c`, `api_files.c`)."""
+    folder, base = os.path.split(path)
+    for line in readme_lines:
+        if path in line or (folder + "/") in line and re.search(r"[`/ ]" + re.escape(base) + r"`", line):
+            return True
+        if folder + "/`" in line and base not in (".c", ".h"):
+            # a whole folder named as one row (dist/systemd/, tests/fuzz/)
+            return True
+    return False
+
+
+def readme_walks_every_file():
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    walk = text[text.index("## File walk"):]
+    walk = walk[:walk.index("\n## ", 5)]
+    lines = [l for l in walk.splitlines() if l.startswith("|")]
+    files = subprocess.run(["git", "ls-files", "src", "sync", "include", "schema", "tools", "dist",
+                            "bench", "tests"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    # A header goes with the .c of the same name (README says so).
+    missing = [f for f in files
+               if not f.startswith(("tests/vectors/", "tests/fuzz/")) and not walked(lines, f) and
+               not (f.endswith(".h") and f[:-2] + ".c" in files and walked(lines, f[:-2] + ".c"))]
+    T.eq(missing, [], "files README's walk does not name")
+    named = {m for l in lines for m in re.findall(r"`((?:src|sync|include|schema|tools|dist|bench|tests)"
+                                                   r"/[^`* ]+)`", l)}
+    T.eq(sorted(n for n in named if not os.path.exists(os.path.join(ROOT, n))), [],
+         "paths README's walk names that do not exist")
+
+
 def main():
     for fn in (tree_is_clean, check_fails_on_violations, engine_names_no_aws_concept,
-               library_is_the_store_alone):
+               library_is_the_store_alone, readme_walks_every_file):
         T.run(fn)
     T.finish()
 
