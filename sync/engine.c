@@ -760,7 +760,7 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
                     idx[q] = -1;
                 }
         }
-        memcpy(idx, sorted, (size_t)nr * sizeof *idx);
+        for (int k = 0; k < nr; k++) idx[k] = sorted[k];
         free(sorted);
         int nch = 0, cur = 0, cur_alone = 0;
         size_t bytes = 0;

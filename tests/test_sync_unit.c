@@ -767,7 +767,7 @@ MOTO_TEST(sync_aws_moto_init_makes_the_feed_index) {
     ASSERT_INT_EQ(m.r->m->init(m.r, &what), TN_OK);
     /* Rows written within one millisecond still get distinct, increasing feed values. */
     for (int i = 0; i < 6; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "r%d", i);
         mput(&m, mrow(MT1, TN_REMOTE_ITEM, id, 10 + i, "{}"));
     }
@@ -1017,7 +1017,7 @@ MOTO_TEST(sync_aws_moto_tenants_and_delete_row) {
     mput(&m, mrow(MT2, TN_REMOTE_TENANT, NULL, 2, "{\"name\":\"globex\",\"settings\":{\"a\":1}}"));
     mput(&m, mrow(MT3, TN_REMOTE_TENANT, NULL, 3, "{\"name\":\"initech\",\"settings\":{}}"));
     for (int i = 0; i < 4; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "i%d", i);
         mput(&m, mrow(i % 2 ? MT1 : MT2, TN_REMOTE_ITEM, id, 10 + i, "{}"));
     }
