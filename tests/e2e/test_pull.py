@@ -170,7 +170,10 @@ class DirRemote:
     def env(self, data):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TENANTRY_"))}
         env.update({"TENANTRY_DATA": data, "TENANTRY_REMOTE": "dir:" + self.root,
-                    "TENANTRY_SYNC_BACKOFF_MS": "50", "TENANTRY_SYNC_ATTEMPTS": "2"})
+                    "TENANTRY_SYNC_BACKOFF_MS": "50", "TENANTRY_SYNC_ATTEMPTS": "2",
+                    "HOME": "/nonexistent"})
+        if os.environ.get("TN_ASAN_REEXEC"):
+            env["ASAN_OPTIONS"] = os.environ.get("TN_CHILD_ASAN_OPTIONS", "")
         return env
 
     def _row_files(self):
