@@ -1,6 +1,8 @@
 #!/bin/sh
 # http.sh BUILD - benchmark (not a test) of `tenantry serve` against nginx
-# serving a static 300-byte JSON file, measured in the same run.
+# serving a static 300-byte JSON file, measured in the same run.  Both run as
+# a user gets them: the daemon with its default settings (a JSON log line per
+# request, the default limits), nginx with its access log on.
 #
 #   wrk, 32 connections, TN_BENCH_ROUNDS rounds (default 5) of
 #   TN_BENCH_SECONDS seconds (default 5) for each of:
@@ -8,7 +10,10 @@
 #     get item     GET /v1/items/{id}   (bearer token, full auth on each request)
 #     list 50      GET /v1/items?limit=50
 #     post item    POST /v1/items       (one fsync'd transaction each)
-#   Prints medians of req/s, p50 and p99 latency, ratios against nginx, the
+#   Prints medians of req/s, p50 and p99 latency, the daemon's CPU time and
+#   run-queue wait per request (the time its threads were ready but another
+#   process had the CPU: on a shared machine that bounds the tail), ratios
+#   against nginx, the
 #   POST rate against bench_store's raw one-row-transaction rate (same run),
 #   and the daemon's RSS idle and under load (peak of samples).
 # Everything started here is stopped by PID on exit.
@@ -44,8 +49,7 @@ data="$tmp/data"
 key=$("$bin" key create --data "$data" --tenant bench \
       --scopes items:read,items:write 2>/dev/null)
 dport=$(free_port)
-"$bin" serve --data "$data" --listen "127.0.0.1:$dport" --quiet \
-    --rate 1000000 --burst 1000000 2>"$tmp/serve.log" &
+"$bin" serve --data "$data" --listen "127.0.0.1:$dport" 2>"$tmp/serve.log" &
 dpid=$!
 sleep 0.5
 rss_fresh=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
@@ -87,7 +91,7 @@ pid $tmp/nginx/nginx.pid;
 error_log $tmp/nginx/error.log;
 events { worker_connections 1024; }
 http {
-    access_log off;
+    access_log $tmp/nginx/access.log;
     default_type application/json;
     client_body_temp_path $tmp/nginx/body;
     proxy_temp_path $tmp/nginx/proxy;
@@ -115,16 +119,27 @@ to_ms() { # wrk prints 1.23ms, 456.00us, 1.02s
         *) echo "$1" ;;
     esac
 }
+# The daemon's CPU time (user + system, in clock ticks) and the run-queue
+# wait of its threads (ns, from schedstat).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$dpid/stat"; }
+rq_ns() { cat /proc/"$dpid"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {print s + 0}'; }
+hz=$(getconf CLK_TCK)
 run_wrk() {
     name=$1; url=$2; shift 2
+    c0=$(cpu_ticks); q0=$(rq_ns)
     out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" --latency "$@" "$url")
+    c1=$(cpu_ticks); q1=$(rq_ns)
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
     [ -n "$non2xx" ] && echo "  warning: $name had $non2xx non-2xx responses" >&2
-    echo "$rps $(to_ms "$p50") $(to_ms "$p99")" >> "$tmp/res_$name"
-    echo "  $name: $rps req/s, p50 $p50, p99 $p99" >&2
+    cpu_us=$(echo "$c0 $c1 $reqs $hz" | awk '{printf "%.1f", ($2 - $1) * 1e6 / $4 / $3}')
+    rq_us=$(echo "$q0 $q1 $reqs" | awk '{printf "%.1f", ($2 - $1) / 1000 / $3}')
+    [ "$name" = nginx ] && cpu_us=- && rq_us=-
+    echo "$rps $(to_ms "$p50") $(to_ms "$p99") $cpu_us $rq_us" >> "$tmp/res_$name"
+    echo "  $name: $rps req/s, p50 $p50, p99 $p99, daemon CPU $cpu_us us/req, run-queue wait $rq_us us/req" >&2
 }
 auth="Authorization: Bearer $token"
 base="http://127.0.0.1:$dport"
@@ -162,19 +177,21 @@ n_rps=$(median "$tmp/res_nginx" 1)
 echo
 echo "$rounds rounds x ${secs}s, wrk $threads threads, $conns connections, loopback; medians"
 echo
-echo "| workload | req/s | vs nginx | p50 ms | p99 ms |"
-echo "|---|---:|---:|---:|---:|"
+echo "| workload | req/s | vs nginx | p50 ms | p99 ms | daemon CPU us/req | run-queue wait us/req |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for w in nginx get list post; do
     label=$w
     case $w in
-        nginx) label="nginx, static 300-byte JSON" ;;
-        get) label="GET /v1/items/{id}" ;;
+        nginx) label="nginx, static 300-byte JSON, access log on" ;;
+        get) label="GET /v1/items/{id} (default settings)" ;;
         list) label="GET /v1/items?limit=50" ;;
         post) label="POST /v1/items" ;;
     esac
     m=$(median "$tmp/res_$w" 1)
-    printf "| %s | %.0f | %.2fx | %s | %s |\n" "$label" "$m" \
-        "$(echo "$m $n_rps" | awk '{printf "%.4f", $1/$2}')" "$(median "$tmp/res_$w" 2)" "$(median "$tmp/res_$w" 3)"
+    cu=-; rq=-
+    [ "$w" != nginx ] && cu=$(median "$tmp/res_$w" 4) && rq=$(median "$tmp/res_$w" 5)
+    printf "| %s | %.0f | %.2fx | %s | %s | %s | %s |\n" "$label" "$m" \
+        "$(echo "$m $n_rps" | awk '{printf "%.4f", $1/$2}')" "$(median "$tmp/res_$w" 2)" "$(median "$tmp/res_$w" 3)" "$cu" "$rq"
 done
 p_rps=$(median "$tmp/res_post" 1)
 echo
