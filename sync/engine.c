@@ -995,7 +995,16 @@ struct tn_sync {
     pthread_cond_t cv;
     volatile int stop;
     int kick;
+    /* Passes on demand (tn_sync_run_request/_wait, at the end of this file);
+     * all under mu. */
+    uint64_t begun, ended;  /* passes started and finished so far */
+    tn_sync_stats live;     /* the running pass's progress */
+    tn_sync_stats last;     /* the last finished pass's result */
 };
+
+static void run_begin(tn_sync *e);
+static void run_progress(const tn_sync_stats *s, void *arg);
+static void run_end(tn_sync *e, int rc, const tn_sync_stats *s);
 
 static void *thread_main(void *arg) {
     tn_sync *e = arg;
@@ -1012,7 +1021,11 @@ static void *thread_main(void *arg) {
             x.cv = &e->cv;
             if (!have_ctx) ctx_close(&x);
         }
+        x.cfg.progress = run_progress;
+        x.cfg.progress_arg = e;
+        run_begin(e);
         int rc = have_ctx ? pass(&x, 1) : TN_INVALID;
+        run_end(e, rc, &stats);
         int64_t wait_ms = e->cfg.interval_ms;
         if (rc != TN_OK) {
             int64_t cap = e->cfg.backoff_cap_ms;
@@ -1089,4 +1102,70 @@ void tn_sync_stop(tn_sync *e) {
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
     free(e);
+}
+
+/* ---- passes on demand ---------------------------------------------------------
+ *
+ * `sync --once` next to a running daemon hands the run to the daemon's engine
+ * (the lock file allows one engine per store): it asks for a pass that starts
+ * after the request and waits for that pass's end, seeing its progress on
+ * the way.  The engine thread marks each pass's start and end; everything
+ * is under e->mu. */
+
+static void run_begin(tn_sync *e) {
+    pthread_mutex_lock(&e->mu);
+    e->begun++;
+    memset(&e->live, 0, sizeof e->live);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void run_progress(const tn_sync_stats *s, void *arg) {
+    tn_sync *e = arg;
+    pthread_mutex_lock(&e->mu);
+    e->live = *s;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void run_end(tn_sync *e, int rc, const tn_sync_stats *s) {
+    pthread_mutex_lock(&e->mu);
+    e->last = *s;
+    e->last.error = rc;
+    if (rc != TN_OK && !e->last.what[0])
+        snprintf(e->last.what, sizeof e->last.what, "%s", tn_strerror(rc));
+    e->ended++;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+uint64_t tn_sync_run_request(tn_sync *e) {
+    pthread_mutex_lock(&e->mu);
+    uint64_t ticket = e->begun + 1; /* the next pass to start */
+    e->kick = 1;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return ticket;
+}
+
+int tn_sync_run_wait(tn_sync *e, uint64_t ticket, int64_t timeout_ms, tn_sync_stats *out) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) { until.tv_sec++; until.tv_nsec -= 1000000000; }
+    pthread_mutex_lock(&e->mu);
+    int rc = TN_TIMEOUT;
+    while (!e->stop && e->ended < ticket) {
+        if (pthread_cond_timedwait(&e->cv, &e->mu, &until) == ETIMEDOUT) break;
+    }
+    if (e->ended >= ticket) rc = TN_OK;
+    else if (e->stop) rc = TN_BUSY;
+    /* Ended: the last finished pass's result (the one asked for, or a later
+     * one, which also began after the request).  Else the progress so far. */
+    if (out) {
+        if (rc == TN_OK) *out = e->last;
+        else if (e->begun >= ticket) *out = e->live;
+        else memset(out, 0, sizeof *out);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
 }

@@ -84,6 +84,15 @@ int tn_sync_run_once(tn_store *st, const tn_sync_config *cfg, tn_sync_stats *sta
 typedef struct tn_sync tn_sync;
 int tn_sync_start(tn_store *st, const tn_sync_config *cfg, tn_sync **out);
 void tn_sync_kick(tn_sync *e); /* run now */
+/* A pass on demand (`sync --once` handed to a running daemon): asks for a
+ * pass now and returns its ticket, the first pass to start after this call. */
+uint64_t tn_sync_run_request(tn_sync *e);
+/* Waits up to timeout_ms for pass `ticket` to end.  TN_OK: it (or a later
+ * one) ended, *out is its result (out->error: 0, or the code that stopped
+ * it; out->what says why).  TN_TIMEOUT: not yet, *out is its progress so far
+ * (zero before it starts).  TN_BUSY: the engine is stopping.  Waiters must
+ * be gone before tn_sync_stop returns: call it only once none can wait. */
+int tn_sync_run_wait(tn_sync *e, uint64_t ticket, int64_t timeout_ms, tn_sync_stats *out);
 void tn_sync_stop(tn_sync *e); /* waits for the thread; NULL is fine */
 
 /* Sync status as JSON (malloc'd).  tenant_id NULL: the admin view, with every

@@ -63,9 +63,31 @@ typedef struct tn__srv {
      * another tenant active" (throttle.c). */
     pthread_mutex_t recent_mu;
     struct { char tenant[37]; int64_t ms; } recent[2];
+    /* The background sync engine (serve sets it; NULL: sync off), and the
+     * threads answering POST /v1/admin/sync/run (api_sync.c), which
+     * tn__http_stop waits for. */
+    pthread_mutex_t jobs_mu;
+    pthread_cond_t jobs_cv;
+    struct tn_sync *sync;
+    int jobs, stopping;
     char **cors;      /* allowed origins (NULL-terminated), or NULL */
     int cors_any;     /* "*" */
 } tn__srv;
+
+/* A body written while it is sent (stream.c), for long answers: the handler
+ * makes one and puts it in the response; a thread of its own writes to it
+ * and ends it.  The worker thread never waits: with nothing to send, the
+ * connection is suspended until the next write. */
+typedef struct tn__stream tn__stream;
+tn__stream *tn__stream_new(void);
+/* Appends text (dropped once the client is gone). */
+void tn__stream_write(tn__stream *s, const char *text, size_t n);
+/* 1 once the response is gone (sent in full, or the client left). */
+int tn__stream_gone(tn__stream *s);
+/* The writer is done: the body ends after what was written. */
+void tn__stream_end(tn__stream *s);
+/* The response's side lets go (the response is gone, or never sent). */
+void tn__stream_release(tn__stream *s);
 
 typedef struct tn__resp {
     int status;
@@ -80,6 +102,7 @@ typedef struct tn__resp {
     int fd;             /* >= 0: stream this file (for GET /v1/files/...) */
     uint64_t off, flen; /* the part of fd to send */
     int ranges;         /* Accept-Ranges: bytes */
+    tn__stream *stream; /* set: the body is written while it is sent */
 } tn__resp;
 
 struct tn__route;

@@ -34,6 +34,7 @@ void tn__upload_abort(tn__req *r);
 /* ---- api_sync.c ---- */
 void tn__api_sync_status(tn__req *r, tn__resp *out);
 void tn__api_admin_sync(tn__req *r, tn__resp *out);
+void tn__api_sync_run(tn__req *r, tn__resp *out);
 
 /* ---- api_admin.c ---- */
 void tn__api_auth(tn__req *r, tn__resp *out);

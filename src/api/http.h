@@ -10,6 +10,7 @@
 
 #include "tenantry.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct tn__http_config {
@@ -48,6 +49,13 @@ void tn__http_config_init(tn__http_config *cfg);
 int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, const char **err);
 /* Stops accepting, finishes nothing further, joins the workers, frees. */
 void tn__http_stop(tn__http *h);
+/* The background sync engine, for POST /v1/admin/sync/run (NULL: none).
+ * Stop the server before the engine: its runs wait on it. */
+struct tn_sync;
+void tn__http_set_sync(tn__http *h, struct tn_sync *e);
+/* The address it listens on, as --listen takes it ("127.0.0.1:8787", with
+ * the port actually bound, or "unix:/path"); 0, or -1. */
+int tn__http_address(tn__http *h, char *buf, size_t n);
 /* Requests received so far (for idle detection). */
 uint64_t tn__http_requests(tn__http *h);
 /* A JSON log line on stderr: {"time":...,"level":...,"msg":...}. */

@@ -110,6 +110,7 @@ void tn__resp_sbuf(tn__resp *o, int status, tn__sbuf *b) {
 void tn__resp_reset(tn__resp *o) {
     free(o->body);
     if (o->fd >= 0) close(o->fd);
+    if (o->stream) tn__stream_release(o->stream);
     memset(o, 0, sizeof *o);
     o->fd = -1;
 }

@@ -77,6 +77,7 @@ static const tn__route routes[] = {
     {TN__M_DELETE, "/v1/admin/keys/*", AUTH_ADMIN, 0, BODY_NONE, tn__api_key_delete},
     {TN__M_GET, "/v1/admin/audit", AUTH_ADMIN, 0, BODY_NONE, tn__api_audit},
     {TN__M_GET, "/v1/admin/sync", AUTH_ADMIN, 0, BODY_NONE, tn__api_admin_sync},
+    {TN__M_POST, "/v1/admin/sync/run", AUTH_ADMIN_OR_UNIX, 0, BODY_NONE, tn__api_sync_run},
     {TN__M_POST, "/v1/admin/operators", AUTH_ADMIN, 0, BODY_JSON, tn__api_operators_create},
     {TN__M_GET, "/v1/admin/operators", AUTH_ADMIN, 0, BODY_NONE, tn__api_operators_list},
     {TN__M_DELETE, "/v1/admin/operators/*", AUTH_ADMIN, 0, BODY_NONE, tn__api_operator_revoke},
@@ -494,7 +495,10 @@ int tn__route_respond(tn__req *r) {
     }
     if (!o->status) tn__resp_error(o, 500, "internal error");
     struct MHD_Response *resp;
-    if (o->fd >= 0) {
+    if (o->stream) {
+        resp = tn__stream_response(o->stream, r->conn);
+        if (resp) o->stream = NULL; /* the response holds it now */
+    } else if (o->fd >= 0) {
         resp = MHD_create_response_from_fd_at_offset64(o->flen, o->fd, o->off);
         if (resp) o->fd = -1; /* libmicrohttpd closes it now */
     } else {

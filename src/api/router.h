@@ -20,6 +20,12 @@ int tn__route_respond(tn__req *r);
 /* After the response went (or the connection ended): audit, cleanup. */
 void tn__route_end(tn__req *r);
 
+/* A libmicrohttpd response reading from s (stream.c); its side of s is let
+ * go when the response is destroyed. */
+struct MHD_Response;
+struct MHD_Connection;
+struct MHD_Response *tn__stream_response(tn__stream *s, struct MHD_Connection *conn);
+
 /* Reads s->cfg's CORS list into s->cors; tn__cors_free frees it. */
 int tn__cors_setup(tn__srv *s, const char **err);
 void tn__cors_free(tn__srv *s);

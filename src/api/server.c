@@ -519,9 +519,41 @@ uint64_t tn__http_requests(tn__http *h) {
     return atomic_load(&h->srv.rid_next);
 }
 
+void tn__http_set_sync(tn__http *h, struct tn_sync *e) {
+    pthread_mutex_lock(&h->srv.jobs_mu);
+    h->srv.sync = e;
+    pthread_mutex_unlock(&h->srv.jobs_mu);
+}
+
+int tn__http_address(tn__http *h, char *buf, size_t n) {
+    if (h->srv.unix_path) return snprintf(buf, n, "unix:%s", h->srv.unix_path) < (int)n ? 0 : -1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+    if (getsockname(h->srv.listen_fd, (struct sockaddr *)&ss, &sl) != 0) return -1;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        return snprintf(buf, n, "%s:%u", host, ntohs(a->sin_port)) < (int)n ? 0 : -1;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        return snprintf(buf, n, "[%s]:%u", host, ntohs(a->sin6_port)) < (int)n ? 0 : -1;
+    }
+    return -1;
+}
+
 void tn__http_stop(tn__http *h) {
     if (!h) return;
     tn__srv *s = &h->srv;
+    /* Sync runs answered on streams end first (within a second: they look
+     * at `stopping` between waits), while libmicrohttpd still runs to send
+     * their last line. */
+    pthread_mutex_lock(&s->jobs_mu);
+    s->stopping = 1;
+    while (s->jobs > 0) pthread_cond_wait(&s->jobs_cv, &s->jobs_mu);
+    pthread_mutex_unlock(&s->jobs_mu);
     if (h->reaper_started) {
         pthread_mutex_lock(&h->mu);
         h->stopping = 1;
@@ -541,6 +573,8 @@ void tn__http_stop(tn__http *h) {
     tn__rl_free(s->key_rl);
     tn__rl_free(s->fail_rl);
     pthread_mutex_destroy(&s->recent_mu);
+    pthread_mutex_destroy(&s->jobs_mu);
+    pthread_cond_destroy(&s->jobs_cv);
     tn__auth_close(s->auth);
     free(h);
 }
@@ -554,6 +588,8 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
     pthread_mutex_init(&s->recent_mu, NULL);
+    pthread_mutex_init(&s->jobs_mu, NULL);
+    pthread_cond_init(&s->jobs_cv, NULL);
     s->st = st;
     s->cfg = *cfg;
     s->listen_fd = -1;
@@ -600,7 +636,9 @@ int tn__http_start(tn_store *st, const tn__http_config *cfg, tn__http **out, con
      * it to stop (without it, stopping under a connection flood waited for
      * the idle timeout). */
     s->d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL, NULL,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+            MHD_ALLOW_SUSPEND_RESUME, /* streamed answers (stream.c) */
+        0, NULL, NULL,
         on_request, s,
         /* The logger first, or libmicrohttpd warns on every start. */
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,

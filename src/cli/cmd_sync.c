@@ -12,10 +12,12 @@
 #include "engine.h"
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,13 +56,20 @@ static void on_signal(int sig) {
 }
 
 static const char SYNC_HELP[] =
-    "usage: tenantry sync [--once] [--data DIR] [--config PATH]\n"
+    "usage: tenantry sync [--once [--admin-key KEY]] [--data DIR] [--config PATH]\n"
     "\n"
     "Mirrors every tenant's items and files to the remote: DynamoDB and S3 (the\n"
     "default, TENANTRY_REMOTE=aws) or a directory (TENANTRY_REMOTE=dir:/path, e.g. a\n"
     "NAS or a removable disk, same layout and guarantees).  With --once, drains\n"
     "the outbox and exits (non-zero when anything failed); otherwise runs until\n"
     "interrupted, every TENANTRY_SYNC_INTERVAL seconds (default 60).\n"
+    "\n"
+    "When `tenantry serve` runs on this data directory with sync on, its engine holds\n"
+    "the store's sync lock: `sync --once` then asks the daemon for a pass now (POST\n"
+    "/v1/admin/sync/run at the address in DIR/serve.addr), shows its progress and\n"
+    "exits with its result.  Over TCP that takes the admin key (--admin-key KEY, or\n"
+    "TENANTRY_ADMIN_KEY, better: a flag shows in the process list); on a unix\n"
+    "socket (serve --listen unix:/path) none.\n"
     "\n"
     "Environment: AWS_REGION, AWS_ENDPOINT_URL[_DYNAMODB|_S3|_STS], AWS_ACCESS_KEY_ID,\n"
     "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE,\n"
@@ -72,9 +81,207 @@ static const char SYNC_HELP[] =
     "TENANTRY_TOMBSTONE_TTL (seconds).  Each may also be set in DIR/tenantry.conf (or\n"
     "--config PATH; see README, Configuration); the environment beats the file.";
 
+/* ---- handing the run to the daemon ---------------------------------------------- */
+
+typedef struct daemon_run {
+    bar *b;
+    int draw;
+    char line[8192];
+    size_t n;
+    int overflow;
+    cJSON *result; /* the last line */
+} daemon_run;
+
+static int64_t num(const cJSON *o, const char *name) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+static void on_line(daemon_run *d, const char *text) {
+    cJSON *j = cJSON_Parse(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return;
+    }
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "progress");
+    if (p) {
+        if (d->draw) {
+            tn_sync_stats s;
+            memset(&s, 0, sizeof s);
+            s.items = num(p, "items");
+            s.files = num(p, "files");
+            s.bytes = num(p, "bytes");
+            s.conflicts = num(p, "conflicts");
+            s.dead = num(p, "dead_letters");
+            s.pending = num(p, "pending");
+            draw(&s, d->b);
+        }
+        cJSON_Delete(j);
+        return;
+    }
+    cJSON_Delete(d->result);
+    d->result = j;
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *arg) {
+    daemon_run *d = arg;
+    size_t n = size * nmemb;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '\n') {
+            if (d->n + 1 < sizeof d->line) d->line[d->n++] = p[i];
+            else d->overflow = 1;
+            continue;
+        }
+        d->line[d->n] = '\0';
+        if (!d->overflow) on_line(d, d->line);
+        d->n = 0;
+        d->overflow = 0;
+    }
+    return n;
+}
+
+/* Reads DIR/serve.addr into addr; 0, or -1 when absent or unreadable. */
+static int serve_addr(tn_store *st, char *addr, size_t n) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/serve.addr", tn_store_dir(st));
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int ok = fgets(addr, (int)n, f) != NULL;
+    fclose(f);
+    if (!ok) return -1;
+    addr[strcspn(addr, "\r\n")] = '\0';
+    return addr[0] ? 0 : -1;
+}
+
+/* POST /v1/admin/sync/run on the daemon at addr; the last line's object in
+ * *result.  EX_OK, or an exit code after a message. */
+static int run_on_daemon(const char *addr, const char *admin_key, bar *b, cJSON **result) {
+    *result = NULL;
+    int is_unix = strncmp(addr, "unix:", 5) == 0;
+    if (!is_unix && (!admin_key || !*admin_key))
+        return tn__cli_error("sync", "the running daemon holds the sync lock; asking it for a "
+                             "pass takes the admin key (--admin-key or TENANTRY_ADMIN_KEY)",
+                             TN_DENIED);
+    char url[400];
+    snprintf(url, sizeof url, "http://%s/v1/admin/sync/run", is_unix ? "localhost" : addr);
+    CURL *c = curl_easy_init();
+    if (!c) return tn__cli_error("sync", NULL, TN_NOMEM);
+    struct curl_slist *h = NULL;
+    char hdr[160];
+    if (!is_unix) {
+        snprintf(hdr, sizeof hdr, "X-Admin-Key: %s", admin_key);
+        h = curl_slist_append(h, hdr);
+    }
+    daemon_run d;
+    memset(&d, 0, sizeof d);
+    d.b = b;
+    d.draw = isatty(2);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (is_unix) curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, addr + 5);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    /* The daemon writes a line at least every 5 s while its pass runs. */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    sodium_memzero(hdr, sizeof hdr);
+    if (d.draw && b->drawn) fputc('\n', stderr);
+    char msg[512];
+    int ex = EX_OK;
+    if (cc != CURLE_OK) {
+        snprintf(msg, sizeof msg, "the sync lock is held, but the daemon at %s (serve.addr) does "
+                 "not answer: %s", addr, curl_easy_strerror(cc));
+        ex = tn__cli_error("sync", msg, TN_NETWORK);
+    } else if (status == 401 || status == 429) {
+        ex = tn__cli_error("sync", "the running daemon refused the admin key", TN_DENIED);
+    } else if (status == 409) {
+        ex = tn__cli_error("sync", "the sync lock is held, but the daemon at serve.addr runs no "
+                           "sync engine (another sync --once?)", TN_BUSY);
+    } else if (status != 200 || !d.result || !cJSON_GetObjectItemCaseSensitive(d.result, "ok")) {
+        snprintf(msg, sizeof msg, "the daemon at %s gave no result (HTTP %ld)", addr, status);
+        ex = tn__cli_error("sync", msg, TN_ERROR);
+    }
+    if (ex != EX_OK) {
+        cJSON_Delete(d.result);
+        return ex;
+    }
+    *result = d.result;
+    return EX_OK;
+}
+
+/* sync --once when the daemon holds the lock: its pass, reported as ours. */
+static int once_on_daemon(tn_store *st, const char *admin_key, bar *b) {
+    char addr[300];
+    if (serve_addr(st, addr, sizeof addr) != 0) return -1;
+    fprintf(stderr, "tenantry: sync: the running daemon (%s) holds the sync lock; asking it for "
+                    "a pass\n", addr);
+    cJSON *r;
+    int ex = run_on_daemon(addr, admin_key, b, &r);
+    if (ex != EX_OK) return ex;
+    double el = now_s() - b->t0;
+    cJSON *j = cJSON_CreateObject();
+    const char *keys[] = {"items", "files", "bytes", "parts", "conflicts", "dead_letters",
+                          "pending"};
+    cJSON *ok = cJSON_GetObjectItemCaseSensitive(r, "ok");
+    cJSON_AddBoolToObject(j, "ok", cJSON_IsTrue(ok));
+    char n[32];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        snprintf(n, sizeof n, "%lld", (long long)num(r, keys[i]));
+        cJSON_AddItemToObject(j, keys[i], cJSON_CreateRaw(n));
+    }
+    cJSON_AddItemToObject(j, "tombstones_purged", cJSON_CreateRaw("0")); /* the daemon's, hourly */
+    cJSON_AddNumberToObject(j, "seconds", (double)(long long)(el * 1000) / 1000.0);
+    const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "error"));
+    if (err) cJSON_AddStringToObject(j, "error", err);
+    else cJSON_AddNullToObject(j, "error");
+    int64_t conflicts = num(r, "conflicts"), dead = num(r, "dead_letters");
+    int good = cJSON_IsTrue(ok);
+    char what[300];
+    snprintf(what, sizeof what, "%s", err ? err : "");
+    cJSON_Delete(r);
+    tn__cli_print_json(j);
+    if (conflicts)
+        fprintf(stderr, "tenantry: sync: %lld local change(s) lost to newer remote versions "
+                        "(see sync-status)\n", (long long)conflicts);
+    if (good) return EX_OK;
+    if (what[0]) return tn__cli_error("sync", what, TN_ERROR);
+    fprintf(stderr, "tenantry: sync: %lld change(s) failed permanently and were moved to the "
+                    "dead-letter table (see sync-status)\n", (long long)dead);
+    return EX_FAIL;
+}
+
+/* Takes --admin-key KEY out of argv (the shared parser does not know it). */
+static int take_admin_key(int *argc, char **argv, const char **key) {
+    int n = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (i >= 2 && strcmp(argv[i], "--admin-key") == 0) {
+            if (i + 1 >= *argc) return tn__cli_usage("--admin-key takes the admin key");
+            *key = argv[++i];
+            continue;
+        }
+        argv[n++] = argv[i];
+    }
+    argv[n] = NULL;
+    *argc = n;
+    return EX_OK;
+}
+
 int tn__cmd_sync(int argc, char **argv) {
     tn__cli_opts o;
-    int ex = tn__cli_parse(argc, argv, 2, &o);
+    const char *admin_key = getenv("TENANTRY_ADMIN_KEY");
+    int ex = take_admin_key(&argc, argv, &admin_key);
+    if (ex != EX_OK) return ex;
+    ex = tn__cli_parse(argc, argv, 2, &o);
     if (ex != EX_OK) return ex;
     if (o.help) {
         puts(SYNC_HELP);
@@ -110,6 +317,14 @@ int tn__cmd_sync(int argc, char **argv) {
     tn_sync_stats s;
     int rc = tn_sync_run_once(st, &cfg, &s);
     if (b.drawn) fputc('\n', stderr);
+    /* Another engine holds the lock: when it is a running daemon's, ask it. */
+    if (rc == TN_BUSY && s.items == 0 && s.files == 0) {
+        ex = once_on_daemon(st, admin_key, &b);
+        if (ex >= 0) {
+            tn_close(st);
+            return ex;
+        }
+    }
     /* Tombstones the remote now holds, past their retention, go locally. */
     int64_t purged = 0;
     if (rc == TN_OK &&

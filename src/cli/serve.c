@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- serve's own options ---------------------------------------------------- */
 
@@ -208,6 +209,30 @@ static void purge_tombstones(tn_store *st, int64_t ttl_s) {
     }
 }
 
+/* <data>/serve.addr: where this daemon listens ("127.0.0.1:8787" or
+ * "unix:/path" and a newline), so that `sync --once` can hand its run to the
+ * daemon that holds the sync lock.  Written at start (temp file, fsync,
+ * rename), removed at stop; one left by a crash names an address nobody
+ * answers on, which the reader reports. */
+static void addr_path(tn_store *st, const char *suffix, char *buf, size_t n) {
+    snprintf(buf, n, "%s/serve.addr%s", tn_store_dir(st), suffix);
+}
+
+static void addr_write(tn_store *st, tn__http *h) {
+    char addr[300], tmp[4200], path[4200];
+    if (tn__http_address(h, addr, sizeof addr) != 0) return;
+    addr_path(st, ".tmp", tmp, sizeof tmp);
+    addr_path(st, "", path, sizeof path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "%s\n", addr) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f) ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        tn__log("warn", "cannot write serve.addr in the data directory (sync --once will not "
+                        "find this daemon)");
+    }
+}
+
 static int cmd_serve(int argc, char **argv) {
     tn__http_config cfg;
     tn__http_config_init(&cfg);
@@ -278,6 +303,7 @@ static int cmd_serve(int argc, char **argv) {
     char msg[300];
     snprintf(msg, sizeof msg, "listening on %s", cfg.listen);
     tn__log("info", msg);
+    addr_write(st, h);
 
     /* The sync engine runs in the background when a bucket is configured
      * (TENANTRY_S3_BUCKET and the AWS variables, see README). */
@@ -299,6 +325,7 @@ static int cmd_serve(int argc, char **argv) {
         snprintf(msg, sizeof msg, "sync engine started (every %lld s)",
                  (long long)(sc.interval_ms / 1000));
         tn__log("info", msg);
+        tn__http_set_sync(h, sync); /* POST /v1/admin/sync/run, sync --once */
     } else {
         tn__log("info", no_sync          ? "sync off (--no-sync)"
                         : conf.sync == 0 ? "sync off (sync = off in the configuration file)"
@@ -336,9 +363,12 @@ static int cmd_serve(int argc, char **argv) {
     tn__log("info", msg);
     tn__notify("STOPPING=1\nSTATUS=shutting down");
 
-    tn_sync_stop(sync);
-
+    char path[4200];
+    addr_path(st, "", path, sizeof path);
+    unlink(path);
+    /* The server first: its sync runs wait on the engine. */
     tn__http_stop(h);
+    tn_sync_stop(sync);
     tn_close(st);
     tn__log("info", "stopped");
     return 0;

@@ -744,6 +744,76 @@ def a_full_outbox_starts_a_run_before_the_interval():
 
 
 @test
+def sync_once_next_to_serve_hands_the_run_to_the_daemon():
+    """`sync --once` while `serve` runs with sync on: the daemon's engine holds
+    the lock, so the command asks the daemon for a pass (POST
+    /v1/admin/sync/run), shows its result as its own and exits with it: over
+    TCP with the admin key, on a unix socket without one."""
+    import tnlib
+    s = Setup(tenants=("acme",))
+    d = None
+    try:
+        acme = s.tenant_id("acme")
+        env = dict(s.env, TENANTRY_SYNC_INTERVAL="3600", TENANTRY_SYNC_EARLY_ROWS="100000")
+        p = tnlib.run(["admin-key", "rotate", "--data", s.data])
+        check(p.returncode == 0, "admin key: " + p.stderr)
+        ak = p.stdout.strip()
+        for listen in (None, "unix:" + os.path.join(s.dir, "api.sock")):
+            d = tnlib.start_daemon(s.data, ["--quiet"], env=env, listen=listen)
+            time.sleep(1.5)  # the engine's first pass, at start, finds nothing
+            before = len(s.rows())
+            tag = "u" if listen else "t"
+            s.store().put_items("acme", (("%s%d" % (tag, i), '{"i": %d}' % i) for i in range(30)))
+            s.store().put_file("acme", "%s/f.bin" % tag, b"daemon-run")
+            time.sleep(1)
+            check(len(s.rows()) == before, "nothing synced before asking (interval 3600 s)")
+            if not listen:
+                rc, out, err = tn(["sync", "--once"], s.env)
+                check(rc != 0 and "admin key" in err, "over TCP without the admin key: %d %r"
+                      % (rc, err))
+                rc, out, err = tn(["sync", "--once", "--admin-key", "tna_" + "A" * 43], s.env)
+                check(rc != 0 and "refused" in err, "a wrong admin key: %d %r" % (rc, err))
+                run_env = dict(s.env, TENANTRY_ADMIN_KEY=ak)
+            else:
+                run_env = s.env  # the unix socket is the credential
+            t0 = time.time()
+            rc, out, err = tn(["sync", "--once"], run_env)
+            summary = json.loads(out.strip().splitlines()[-1])
+            check(rc == 0 and summary["ok"] and summary["items"] == 30 and summary["files"] == 1
+                  and summary["error"] is None,
+                  "the daemon's pass, reported: rc=%d %r %r" % (rc, summary, err))
+            check(set(summary) == {"ok", "items", "files", "bytes", "parts", "conflicts",
+                                   "dead_letters", "pending", "tombstones_purged", "seconds",
+                                   "error"}, "the summary has sync --once's keys: %r" % summary)
+            check("asking it for a pass" in err, "says it asked the daemon: %r" % err)
+            rows = s.rows()
+            check(all(("TENANT#" + acme, "ITEM#%s%d" % (tag, i)) in rows for i in range(30)) and
+                  ("TENANT#" + acme, "FILE#%s/f.bin" % tag) in rows,
+                  "the rows landed in %.1f s" % (time.time() - t0))
+            obj = s.s3.get_object(Bucket=s.bucket, Key="%s/files/%s/f.bin" % (acme, tag))
+            check(obj["Body"].read() == b"daemon-run", "the file landed")
+            if not listen:
+                # The endpoint itself: JSON lines, the last one the result.
+                c = tnlib.Client(d.port, {"X-Admin-Key": ak})
+                r = c.request("POST", "/v1/admin/sync/run")
+                lines = [json.loads(l) for l in r.body.decode().splitlines() if l.strip()]
+                check(r.status == 200 and r.header("Content-Type") == "application/x-ndjson"
+                      and lines and lines[-1]["ok"] is True and lines[-1]["items"] == 0,
+                      "POST /v1/admin/sync/run: %d %r" % (r.status, r.body[:300]))
+                check(all(set(l) == {"progress"} for l in lines[:-1]), "progress lines first")
+                r = tnlib.Client(d.port).request("POST", "/v1/admin/sync/run")
+                check(r.status == 401, "the endpoint takes the admin key: %d" % r.status)
+            check(d.stop() == 0, "daemon exits 0")
+            d = None
+            check(not os.path.exists(os.path.join(s.data, "serve.addr")),
+                  "serve.addr removed at stop")
+    finally:
+        if d:
+            d.stop()
+        s.close()
+
+
+@test
 def synced_tombstones_past_retention_are_purged_locally():
     # TENANTRY_TOMBSTONE_TTL is the remote expires_at and the local retention:
     # once a tombstone is synced and older than that, `sync --once` removes it
