@@ -837,6 +837,19 @@ MOTO_TEST(sync_aws_moto_changes_and_cursor) {
     int64_t high2 = tn__ddb_plain_int(cur2 + 1, strlen(cur2 + 1));
     ASSERT(cur2[0] == 'c' && high2 >= high && high2 <= tn__wall_ms());
 
+    /* Caught up, nothing new: one request per call (a Query of the index),
+     * the overlap rows only. */
+    for (int k = 0; k < 3; k++) {
+        tn_remote_page q = {0};
+        char nx[256];
+        int64_t before = tn__remote_aws_requests(m.c);
+        ASSERT_INT_EQ(m.r->m->changes(m.c, MT1, cur2, 100, &q, nx), TN_OK);
+        ASSERT_INT_EQ(tn__remote_aws_requests(m.c) - before, 1);
+        ASSERT_INT_EQ(q.n, 5);
+        ASSERT(q.next[0] == 0 && nx[0] == 'c');
+        tn_remote_page_free(&q);
+    }
+
     /* A newer row: seen from the last cursor. */
     mput(&m, mrow(MT1, TN_REMOTE_ITEM, "n4", 14, "{}"));
     n = walk(&m, MT1, cur2, 100, all, 64, &pages, NULL);

@@ -743,6 +743,8 @@ static int aws_delete_row(tn_remote_conn *c, const tn_remote_row *row) {
     return rc;
 }
 
+int64_t tn__remote_aws_requests(const tn_remote_conn *c) { return c ? tn__http_calls(c->h) : 0; }
+
 void tn__remote_aws_page_rows(tn_remote *base, int n) {
     if (base && base->m && strcmp(base->m->name, "aws") == 0) ((aws_remote *)base)->page_rows = n;
 }
