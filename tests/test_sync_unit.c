@@ -557,6 +557,24 @@ TEST(sync_ddb_page_parse) {
     tn_remote_page_free(&p);
 }
 
+TEST(sync_ddb_index_errors) {
+    /* As DynamoDB words them. */
+    const char *missing = "{\"__type\":\"com.amazon.coral.validate#ValidationException\","
+                          "\"message\":\"The table does not have the specified index: feed\"}";
+    const char *building = "{\"__type\":\"com.amazon.coral.validate#ValidationException\","
+                           "\"message\":\"Cannot read from backfilling global secondary index: feed\"}";
+    const char *other = "{\"__type\":\"com.amazon.coral.validate#ValidationException\","
+                        "\"message\":\"Invalid KeyConditionExpression\"}";
+    char type[TN__DDB_TYPE_MAX];
+    int rc = tn__ddb_response("Query", "{}", 2, 400, missing, strlen(missing), type);
+    ASSERT_INT_EQ(rc, TN_INVALID);
+    ASSERT_INT_EQ(tn__ddb_index_error(rc, missing), TN_NOTFOUND);
+    ASSERT_INT_EQ(tn__ddb_index_error(TN_INVALID, building), TN_THROTTLED);
+    ASSERT_INT_EQ(tn__ddb_index_error(TN_INVALID, other), TN_INVALID);
+    ASSERT_INT_EQ(tn__ddb_index_error(TN_DENIED, missing), TN_DENIED);
+    ASSERT_INT_EQ(tn__ddb_index_error(TN_INVALID, NULL), TN_INVALID);
+}
+
 TEST(sync_ddb_cursor_codec) {
     tn__ddb_cursor c;
     ASSERT_INT_EQ(tn__ddb_cursor_parse("", &c), TN_OK);
@@ -856,6 +874,26 @@ MOTO_TEST(sync_aws_moto_changes_and_cursor) {
     n = walk(&m, MT1, cur2, 100, all, 64, &pages, NULL);
     ASSERT_INT_EQ(count_key(all, n, "n4"), 1);
     ASSERT_INT_EQ(count_key(all, n, "old1") + count_key(all, n, "too_late"), 0);
+
+    /* A table without the feed index (remote init not run since): not set up. */
+    tn__sbuf ct = {0};
+    tn__sb_fmt(&ct, "{\"TableName\":\"%s_noix\",\"BillingMode\":\"PAY_PER_REQUEST\","
+                    "\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"S\"},"
+                    "{\"AttributeName\":\"sk\",\"AttributeType\":\"S\"}],\"KeySchema\":["
+                    "{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"},{\"AttributeName\":\"sk\",\"KeyType\":\"RANGE\"}]}",
+               m.table);
+    tn__ddb_resp cresp;
+    ASSERT_INT_EQ(tn__ddb_call(&m.aws, m.h, "CreateTable", ct.p, ct.len, &cresp), TN_OK);
+    tn__ddb_resp_free(&cresp);
+    tn__sb_free(&ct);
+    char noix[80];
+    snprintf(noix, sizeof noix, "%s_noix", m.table);
+    moto plain;
+    moto_open_table(&plain, noix, 0);
+    tn_remote_page q = {0};
+    char qc[256];
+    ASSERT_INT_EQ(plain.r->m->changes(plain.c, MT1, "", 10, &q, qc), TN_NOTFOUND);
+    moto_close(&plain);
 
     /* A cursor this backend never wrote. */
     tn_remote_page p = {0};

@@ -511,10 +511,8 @@ static int read_page(tn_remote_conn *c, const char *target, tn__sbuf *body, cons
             if (rc == TN_INVALID) rc = TN_NETWORK; /* not DynamoDB's answer */
             *have_lek = rc == TN_OK;
         }
-    } else if (rc == TN_INVALID && resp.body) {
-        /* The feed index is missing (run remote init), or being built. */
-        if (strstr(resp.body, "ackfilling")) rc = TN_THROTTLED;
-        else if (strstr(resp.body, "index")) rc = TN_NOTFOUND;
+    } else {
+        rc = tn__ddb_index_error(rc, resp.body);
     }
     tn__ddb_resp_free(&resp);
     if (rc != TN_OK) tn_remote_page_free(out);
