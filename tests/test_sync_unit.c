@@ -333,6 +333,7 @@ TEST(sync_ddb_av_to_json_refusals) {
     /* More than 4 MiB of JSON: 5 strings of 1 MiB. */
     tn__sb_str(&b, "{\"L\":[");
     char *mib = malloc((1 << 20) + 1);
+    ASSERT(mib != NULL);
     memset(mib, 'x', 1 << 20);
     mib[1 << 20] = '\0';
     for (int i = 0; i < 5; i++) {
@@ -556,6 +557,24 @@ TEST(sync_ddb_page_parse) {
     tn_remote_page_free(&p);
 }
 
+TEST(sync_ddb_index_errors) {
+    /* As DynamoDB words them. */
+    const char *missing = "{\"__type\":\"com.amazon.coral.validate#ValidationException\","
+                          "\"message\":\"The table does not have the specified index: feed\"}";
+    const char *building = "{\"__type\":\"com.amazon.coral.validate#ValidationException\","
+                           "\"message\":\"Cannot read from backfilling global secondary index: feed\"}";
+    const char *other = "{\"__type\":\"com.amazon.coral.validate#ValidationException\","
+                        "\"message\":\"Invalid KeyConditionExpression\"}";
+    char type[TN__DDB_TYPE_MAX];
+    int rc = tn__ddb_response("Query", "{}", 2, 400, missing, strlen(missing), type);
+    ASSERT_INT_EQ(rc, TN_INVALID);
+    ASSERT_INT_EQ(tn__ddb_index_error(rc, missing), TN_NOTFOUND);
+    ASSERT_INT_EQ(tn__ddb_index_error(TN_INVALID, building), TN_THROTTLED);
+    ASSERT_INT_EQ(tn__ddb_index_error(TN_INVALID, other), TN_INVALID);
+    ASSERT_INT_EQ(tn__ddb_index_error(TN_DENIED, missing), TN_DENIED);
+    ASSERT_INT_EQ(tn__ddb_index_error(TN_INVALID, NULL), TN_INVALID);
+}
+
 TEST(sync_ddb_cursor_codec) {
     tn__ddb_cursor c;
     ASSERT_INT_EQ(tn__ddb_cursor_parse("", &c), TN_OK);
@@ -581,7 +600,7 @@ TEST(sync_ddb_cursor_codec) {
     memset(&c, 0, sizeof c);
     c.high = 5;
     c.walking = 1;
-    strcpy(c.feed, "7");
+    memcpy(c.feed, "7", 2);
     for (int i = 0; i < 300; i++) tn__sb_str(&c.sk, "\xc3\xa9");
     ASSERT_INT_EQ(tn__ddb_cursor_format(&c, out), TN_OK);
     ASSERT_INT_EQ((int)strlen(out), 5 + 41 * 6);
@@ -765,12 +784,23 @@ MOTO_TEST(sync_aws_moto_init_makes_the_feed_index) {
     /* Again: nothing to do, still fine. */
     const char *what = NULL;
     ASSERT_INT_EQ(m.r->m->init(m.r, &what), TN_OK);
-    /* Rows written within one millisecond still get distinct, increasing feed values. */
-    for (int i = 0; i < 6; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "r%d", i);
-        mput(&m, mrow(MT1, TN_REMOTE_ITEM, id, 10 + i, "{}"));
-    }
+    /* Rows sent in one request (a transaction, built within a millisecond)
+     * still get distinct feed values, increasing in the order sent. */
+    setenv("TENANTRY_SYNC_TRANSACT", "1", 1);
+    tn_remote *tx;
+    tn_remote_conn *txc;
+    char err[256];
+    ASSERT_INT_EQ(tn_remote_aws_open("", &tx, err, sizeof err), TN_OK);
+    ASSERT(tx->batch_rows >= 6);
+    ASSERT_INT_EQ(tx->m->conn_open(tx, 0, &txc), TN_OK);
+    tn_remote_row rows[6];
+    tn_remote_put res[6];
+    static const char *ids[] = {"r0", "r1", "r2", "r3", "r4", "r5"};
+    for (int i = 0; i < 6; i++) rows[i] = mrow(MT1, TN_REMOTE_ITEM, ids[i], 10 + i, "{}");
+    tx->m->put_rows(txc, rows, 6, res);
+    for (int i = 0; i < 6; i++) ASSERT_INT_EQ(res[i].code, TN_OK);
+    tx->m->conn_close(txc);
+    tn_remote_close(tx);
     tn_remote_page p = {0};
     ASSERT_INT_EQ(m.r->m->list(m.c, MT1, "", &p), TN_OK);
     ASSERT_INT_EQ(p.n, 6);
@@ -826,11 +856,44 @@ MOTO_TEST(sync_aws_moto_changes_and_cursor) {
     int64_t high2 = tn__ddb_plain_int(cur2 + 1, strlen(cur2 + 1));
     ASSERT(cur2[0] == 'c' && high2 >= high && high2 <= tn__wall_ms());
 
+    /* Caught up, nothing new: one request per call (a Query of the index),
+     * the overlap rows only. */
+    for (int k = 0; k < 3; k++) {
+        tn_remote_page q = {0};
+        char nx[256];
+        int64_t before = tn__remote_aws_requests(m.c);
+        ASSERT_INT_EQ(m.r->m->changes(m.c, MT1, cur2, 100, &q, nx), TN_OK);
+        ASSERT_INT_EQ(tn__remote_aws_requests(m.c) - before, 1);
+        ASSERT_INT_EQ(q.n, 5);
+        ASSERT(q.next[0] == 0 && nx[0] == 'c');
+        tn_remote_page_free(&q);
+    }
+
     /* A newer row: seen from the last cursor. */
     mput(&m, mrow(MT1, TN_REMOTE_ITEM, "n4", 14, "{}"));
     n = walk(&m, MT1, cur2, 100, all, 64, &pages, NULL);
     ASSERT_INT_EQ(count_key(all, n, "n4"), 1);
     ASSERT_INT_EQ(count_key(all, n, "old1") + count_key(all, n, "too_late"), 0);
+
+    /* A table without the feed index (remote init not run since): not set up. */
+    tn__sbuf ct = {0};
+    tn__sb_fmt(&ct, "{\"TableName\":\"%s_noix\",\"BillingMode\":\"PAY_PER_REQUEST\","
+                    "\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"S\"},"
+                    "{\"AttributeName\":\"sk\",\"AttributeType\":\"S\"}],\"KeySchema\":["
+                    "{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"},{\"AttributeName\":\"sk\",\"KeyType\":\"RANGE\"}]}",
+               m.table);
+    tn__ddb_resp cresp;
+    ASSERT_INT_EQ(tn__ddb_call(&m.aws, m.h, "CreateTable", ct.p, ct.len, &cresp), TN_OK);
+    tn__ddb_resp_free(&cresp);
+    tn__sb_free(&ct);
+    char noix[80];
+    snprintf(noix, sizeof noix, "%s_noix", m.table);
+    moto plain;
+    moto_open_table(&plain, noix, 0);
+    tn_remote_page q = {0};
+    char qc[256];
+    ASSERT_INT_EQ(plain.r->m->changes(plain.c, MT1, "", 10, &q, qc), TN_NOTFOUND);
+    moto_close(&plain);
 
     /* A cursor this backend never wrote. */
     tn_remote_page p = {0};
@@ -905,8 +968,9 @@ MOTO_TEST(sync_aws_moto_list_every_row) {
     mput(&m, mrow(MT1, TN_REMOTE_ITEM, "c", 5, "{}"));
     mput(&m, mrow(MT2, TN_REMOTE_ITEM, "theirs", 6, "{}"));
     /* A file name of 300 two-byte characters: its page token is cut. */
-    char longname[700] = "";
-    for (int i = 0; i < 300; i++) strcat(longname, "\xc3\xa9");
+    char longname[700];
+    for (int i = 0; i < 300; i++) memcpy(longname + 2 * i, "\xc3\xa9", 2);
+    longname[600] = '\0';
     tn_remote_row lf = f;
     lf.key = longname;
     lf.version = 7;
@@ -950,6 +1014,7 @@ static char *slurp_fd(int fd, size_t *n) {
     struct stat st;
     fstat(fd, &st);
     char *b = malloc((size_t)st.st_size + 1);
+    ASSERT(b != NULL);
     *n = (size_t)pread(fd, b, (size_t)st.st_size, 0);
     return b;
 }
@@ -959,6 +1024,7 @@ MOTO_TEST(sync_aws_moto_get_object_bytes) {
     moto_open(&m, "obj");
     size_t big = (1 << 20) + 17;
     unsigned char *bytes = malloc(big);
+    ASSERT(bytes != NULL);
     for (size_t i = 0; i < big; i++) bytes[i] = (unsigned char)(i * 2654435761u >> 13);
     char sha[65], sha0[65];
     tn__sha256_hex(bytes, big, sha);
@@ -1083,6 +1149,13 @@ static int in_list(const char *list, const char *key) {
     return 0;
 }
 
+/* A count written in the spec (plain digits). */
+static int num(const char *s) {
+    int64_t v = tn__ddb_plain_int(s, strlen(s));
+    if (v < 0 || v > 1000000) TN_FAIL_("not a count: %s", s);
+    return (int)v;
+}
+
 static int list_count(const char *list) {
     int n = *list ? 1 : 0;
     for (const char *p = list; *p; p++) n += *p == ',';
@@ -1104,7 +1177,7 @@ MOTO_TEST(sync_aws_moto_hostile_rows_refused) {
     ASSERT_INT_EQ(m.r->m->list(m.c, tenant, "", &p), TN_OK);
     ASSERT_INT_EQ(p.n, list_count(good));
     for (int i = 0; i < p.n; i++) ASSERT(in_list(good, p.rows[i].key));
-    ASSERT_INT_EQ(p.refused, atoi(lref));
+    ASSERT_INT_EQ(p.refused, num(lref));
     ASSERT(p.next[0] == 0);
     tn_remote_page_free(&p);
 
@@ -1114,7 +1187,7 @@ MOTO_TEST(sync_aws_moto_hostile_rows_refused) {
     int n = walk(&m, tenant, cur, 3, all, 64, &pages, &refused);
     ASSERT_INT_EQ(n, list_count(good));
     for (int i = 0; i < n; i++) ASSERT(in_list(good, all[i].key));
-    ASSERT_INT_EQ(refused, atoi(cref));
+    ASSERT_INT_EQ(refused, num(cref));
 
     char token[1024] = "";
     int tn = 0, trefused = 0, guard = 0;
@@ -1126,20 +1199,21 @@ MOTO_TEST(sync_aws_moto_hostile_rows_refused) {
         tn_remote_page_free(&p);
     } while (token[0] && ++guard < 100);
     ASSERT_INT_EQ(tn, list_count(tgood));
-    ASSERT_INT_EQ(trefused, atoi(tref));
+    ASSERT_INT_EQ(trefused, num(tref));
     moto_close(&m);
 }
 
-/* Rows `tenantry sync --once` pushed (test_remote_aws.py):
- * TN_MOTO_SYNCED="<table>;<tenant>;<id>=<version>,...;<deleted id>=<version>;
- * <file name>=<version>;<hex of the file's bytes>". */
+/* Rows `tenantry sync --once` pushed, as boto3 read them back
+ * (test_remote_aws.py): TN_MOTO_SYNCED="<table>;<tenant>;<sort key>=<version>
+ * (+ "~" for a tombstone),...;<file name>;<hex of the file's bytes>;<item
+ * id>=<its data, compact JSON>". */
 MOTO_TEST(sync_aws_moto_reads_what_sync_pushed) {
     const char *spec = getenv("TN_MOTO_SYNCED");
     if (!spec) TN_FAIL_("TN_MOTO_SYNCED is not set (tests/e2e/test_remote_aws.py sets it)");
-    char table[128], tenant[64], items[1024], del[128], file[300], hex[4096];
+    char table[128], tenant[64], rows[2048], fname[300], hex[8192], doc[512];
     ASSERT(field(spec, 0, table, sizeof table) && field(spec, 1, tenant, sizeof tenant) &&
-           field(spec, 2, items, sizeof items) && field(spec, 3, del, sizeof del) &&
-           field(spec, 4, file, sizeof file) && field(spec, 5, hex, sizeof hex));
+           field(spec, 2, rows, sizeof rows) && field(spec, 3, fname, sizeof fname) &&
+           field(spec, 4, hex, sizeof hex) && field(spec, 5, doc, sizeof doc));
     moto m;
     moto_open_table(&m, table, 0);
     seen all[64];
@@ -1147,37 +1221,37 @@ MOTO_TEST(sync_aws_moto_reads_what_sync_pushed) {
     int pages, refused;
     int n = walk(&m, tenant, cur, 100, all, 64, &pages, &refused);
     ASSERT_INT_EQ(refused, 0);
-    int want = list_count(items) + 2;
-    ASSERT_INT_EQ(n, want);
-    char *fname = strtok(file, "=");
-    int64_t fver = atoll(strtok(NULL, "="));
-    char *dname = strtok(del, "=");
-    int64_t dver = atoll(strtok(NULL, "="));
+    ASSERT_INT_EQ(n, list_count(rows));
+    char *eq = strchr(doc, '=');
+    ASSERT(eq != NULL);
+    *eq = '\0';
+    int doc_seen = 0;
     for (int i = 0; i < n; i++) {
-        char pair[400];
-        snprintf(pair, sizeof pair, "%.300s=%lld", all[i].key, (long long)all[i].version);
-        if (all[i].kind == TN_REMOTE_FILE) {
-            ASSERT_STR_EQ(all[i].key, fname);
-            ASSERT_INT_EQ(all[i].version, fver);
-        } else if (all[i].deleted) {
-            ASSERT_STR_EQ(all[i].key, dname);
-            ASSERT_INT_EQ(all[i].version, dver);
-        } else if (!in_list(items, pair)) {
-            TN_FAIL_("unexpected row %s", pair);
+        char entry[400];
+        snprintf(entry, sizeof entry, "%s%.300s=%lld%s",
+                 all[i].kind == TN_REMOTE_ITEM ? "ITEM#" : all[i].kind == TN_REMOTE_FILE ? "FILE#" : "TENANT",
+                 all[i].key, (long long)all[i].version, all[i].deleted ? "~" : "");
+        if (!in_list(rows, entry)) TN_FAIL_("a row boto3 did not see: %s", entry);
+        if (count_key(all, n, all[i].key) != 1) TN_FAIL_("%s twice", all[i].key);
+        if (all[i].kind == TN_REMOTE_ITEM && strcmp(all[i].key, doc) == 0) {
+            ASSERT_STR_EQ(all[i].data, eq + 1);
+            doc_seen = 1;
         }
     }
+    ASSERT(doc_seen);
     /* The file's bytes, through a presigned GET. */
     tn_remote_page p = {0};
     ASSERT_INT_EQ(m.r->m->list(m.c, tenant, "", &p), TN_OK);
     const tn_remote_row *f = NULL;
     for (int i = 0; i < p.n; i++)
-        if (p.rows[i].kind == TN_REMOTE_FILE) f = &p.rows[i];
+        if (p.rows[i].kind == TN_REMOTE_FILE && strcmp(p.rows[i].key, fname) == 0) f = &p.rows[i];
     ASSERT(f != NULL);
     size_t blen = strlen(hex) / 2;
     unsigned char *bytes = malloc(blen + 1);
+    ASSERT(bytes != NULL);
     for (size_t i = 0; i < blen; i++) {
         unsigned v;
-        sscanf(hex + 2 * i, "%2x", &v);
+        ASSERT(sscanf(hex + 2 * i, "%2x", &v) == 1);
         bytes[i] = (unsigned char)v;
     }
     ASSERT_INT_EQ(f->size, (int64_t)blen);

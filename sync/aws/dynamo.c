@@ -294,6 +294,13 @@ int tn__ddb_response(const char *target, const char *request, size_t reqlen, lon
     return rc;
 }
 
+int tn__ddb_index_error(int rc, const char *body) {
+    if (rc != TN_INVALID || !body) return rc;
+    if (strstr(body, "backfilling global secondary index")) return TN_THROTTLED;
+    if (strstr(body, "does not have the specified index")) return TN_NOTFOUND;
+    return rc;
+}
+
 void tn__ddb_resp_free(tn__ddb_resp *r) {
     if (!r) return;
     free(r->body);

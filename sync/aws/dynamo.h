@@ -68,6 +68,13 @@ int tn__ddb_answer_ok(const char *target, const char *request, size_t len,
  * and TN_DENIED / TN_NOTFOUND / TN_REMOTE for the rest (permanent). */
 int tn__ddb_error(long status, const char *type, const char *message);
 
+/* A Query's error rc with its answer body: a ValidationException about the
+ * index becomes TN_THROTTLED while DynamoDB builds it ("Cannot read from
+ * backfilling global secondary index": later) and TN_NOTFOUND when the table
+ * has none ("does not have the specified index": remote init has not run;
+ * moto answers ResourceNotFoundException, TN_NOTFOUND already). */
+int tn__ddb_index_error(int rc, const char *body);
+
 /* The 57-bit version in an Item's "version" attribute of a GetItem answer;
  * 0 when absent. */
 int64_t tn__ddb_version_of(const char *getitem_body);

@@ -33,6 +33,7 @@ struct tn__http {
     long timeout_s;
     int64_t cap;
     int64_t sent;
+    int64_t requests;
 };
 
 /* When bytes last moved, for the stall limit. */
@@ -84,6 +85,8 @@ void tn__http_free(tn__http *h) {
 }
 
 int64_t tn__http_sent(const tn__http *h) { return h ? h->sent : 0; }
+
+int64_t tn__http_calls(const tn__http *h) { return h ? h->requests : 0; }
 
 /* Answers are small (the largest, a refused transaction with its old items,
  * stays far below this): a peer sending more is not AWS. */
@@ -218,6 +221,7 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     }
     CURLcode cc = curl_easy_perform(c);
+    h->requests++;
     curl_slist_free_all(hl);
     if (!r->body) {
         r->body = calloc(1, 1);
@@ -311,6 +315,7 @@ int tn__http_get_fd(tn__http *h, const char *url, const char *const *headers, si
     /* The bytes as stored: no transfer decoding asked for, none applied. */
     curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     CURLcode cc = curl_easy_perform(c);
+    h->requests++;
     curl_slist_free_all(hl);
     *written = s.written;
     if (!r->body) r->body = calloc(1, 1);

@@ -53,5 +53,7 @@ int tn__http_get_fd(tn__http *h, const char *url, const char *const *headers, si
                     int fd, int64_t max, int64_t *written, tn__http_resp *r);
 /* Bytes sent since the handle was made (request bodies). */
 int64_t tn__http_sent(const tn__http *h);
+/* Requests made since the handle was made (answered or not). */
+int64_t tn__http_calls(const tn__http *h);
 
 #endif

@@ -511,10 +511,8 @@ static int read_page(tn_remote_conn *c, const char *target, tn__sbuf *body, cons
             if (rc == TN_INVALID) rc = TN_NETWORK; /* not DynamoDB's answer */
             *have_lek = rc == TN_OK;
         }
-    } else if (rc == TN_INVALID && resp.body) {
-        /* The feed index is missing (run remote init), or being built. */
-        if (strstr(resp.body, "ackfilling")) rc = TN_THROTTLED;
-        else if (strstr(resp.body, "index")) rc = TN_NOTFOUND;
+    } else {
+        rc = tn__ddb_index_error(rc, resp.body);
     }
     tn__ddb_resp_free(&resp);
     if (rc != TN_OK) tn_remote_page_free(out);
@@ -754,6 +752,8 @@ static int aws_delete_row(tn_remote_conn *c, const tn_remote_row *row) {
     tn__remote_key_free(&k);
     return rc;
 }
+
+int64_t tn__remote_aws_requests(const tn_remote_conn *c) { return c ? tn__http_calls(c->h) : 0; }
 
 void tn__remote_aws_page_rows(tn_remote *base, int n) {
     if (base && base->m && strcmp(base->m->name, "aws") == 0) ((aws_remote *)base)->page_rows = n;
