@@ -34,6 +34,7 @@ test_http.py
 test_layers.py
 test_operator.py
 test_pull.py
+test_remote_aws.py
 test_security.py
 test_sync.py
 test_template.py"

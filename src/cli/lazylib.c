@@ -40,6 +40,7 @@
 #define TN_LAZY_FUNCS(X, V)                                                                  \
     X(curl, CURLcode, curl_global_init, (long flags), (flags), CURLE_FAILED_INIT)             \
     X(curl, CURL *, curl_easy_init, (void), (), NULL)                                         \
+    X(curl, const char *, curl_easy_strerror, (CURLcode e), (e), "libcurl is not loaded")       \
     X(curl, CURLcode, curl_easy_perform, (CURL * h), (h), CURLE_FAILED_INIT)                 \
     V(curl, curl_easy_cleanup, (CURL * h), (h))                                              \
     V(curl, curl_easy_reset, (CURL * h), (h))                                                \
