@@ -839,6 +839,7 @@ static int pull_all(ctx *x) {
     free(ids);
     if (x->stats) {
         x->stats->pulled += ps.items + ps.files;
+        x->stats->conflicts += ps.conflicts;
         x->stats->pull_refused += ps.refused;
     }
     return rc != TN_OK ? rc : first;

@@ -192,6 +192,7 @@ static int apply_page(tn_store *st, tn_remote *r, tn_remote_conn *c, const char 
             fsync_dir_of(dest[i]);
         }
         if ((rc = tn__apply_row(a, &in, &outcome)) != TN_OK) break;
+        if (ps && outcome == TN__APPLIED_OVER_LOCAL) ps->conflicts++;
         if (ps) {
             if (row->kind == TN_REMOTE_FILE) ps->files++;
             else ps->items++;

@@ -18,6 +18,7 @@
 typedef struct tn__pull_stats {
     int64_t items, files, bytes; /* rows applied, file bytes fetched */
     int64_t kept_local;          /* pulled rows older than the local copy */
+    int64_t conflicts;           /* local changes not yet pushed that a newer pulled row replaced */
     int64_t refused;             /* rows refused (malformed, foreign, damaged bytes) */
     int64_t removed;             /* local rows deleted by a full reconcile */
     int64_t tenants;             /* tenants restored or joined */

@@ -156,9 +156,50 @@ int tn__apply_decide(tn__apply *a, const tn__incoming *r, int *outcome) {
     return TN_OK;
 }
 
+/* A local change still waiting to be pushed that r replaces lost to a newer
+ * remote version: recorded like the push's conflict losses. */
+static int record_loss(tn__apply *a, const tn__incoming *r, int *lost) {
+    static const char pending[] =
+        "SELECT i.version FROM _outbox o JOIN _items i ON i.rowid = o.ref "
+        " WHERE o.kind = 1 AND o.seq <= ?3 AND i.tenant = ?1 AND i.id = ?2 "
+        "UNION ALL "
+        "SELECT f.version FROM _outbox o JOIN _files f ON f.rowid = o.ref "
+        " WHERE o.kind = 2 AND o.seq <= ?3 AND f.tenant = ?1 AND f.name = ?2 LIMIT 1";
+    static const char loss[] =
+        "INSERT OR REPLACE INTO _sync_conflicts (tenant, kind, key, version, remote_version, at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    sqlite3_stmt *s;
+    *lost = 0;
+    int rc = tn__stmt(a->c, pending, &s);
+    if (rc != TN_OK) return rc;
+    sqlite3_bind_int64(s, 1, a->tid);
+    sqlite3_bind_text(s, 2, r->key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, a->outbox_before);
+    int64_t mine = 0;
+    if (sqlite3_step(s) == SQLITE_ROW) mine = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    /* Only a local row of this kind counts (an item and a file may share a key). */
+    int64_t lv;
+    int ld;
+    if ((rc = tn__apply_local(a, r->kind, r->key, &lv, &ld, NULL)) != TN_OK) return rc;
+    if (!mine || lv != mine || lv >= r->version) return TN_OK;
+    if ((rc = tn__stmt(a->c, loss, &s)) != TN_OK) return rc;
+    sqlite3_bind_int64(s, 1, a->tid);
+    sqlite3_bind_int(s, 2, r->kind);
+    sqlite3_bind_text(s, 3, r->key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, lv);
+    sqlite3_bind_int64(s, 5, r->version);
+    sqlite3_bind_int64(s, 6, tn__now_ms(a->st));
+    rc = tn__step_done(a->c, s);
+    *lost = rc == TN_OK;
+    return rc;
+}
+
 int tn__apply_row(tn__apply *a, const tn__incoming *r, int *outcome) {
     int rc = tn__apply_decide(a, r, outcome);
     if (rc != TN_OK || *outcome != TN__APPLIED) return rc;
+    int lost = 0;
+    if ((rc = record_loss(a, r, &lost)) != TN_OK) return rc;
     sqlite3_stmt *s;
     if (r->kind == TN__KIND_FILE) {
         if ((rc = tn__stmt(a->c, SQL_FILE_PUT, &s)) != TN_OK) return rc;
@@ -182,6 +223,7 @@ int tn__apply_row(tn__apply *a, const tn__incoming *r, int *outcome) {
         sqlite3_bind_int(s, 6, r->deleted != 0);
     }
     if ((rc = tn__step_done(a->c, s)) != TN_OK) return rc;
+    if (lost) *outcome = TN__APPLIED_OVER_LOCAL;
     if (r->version > a->highest) a->highest = r->version;
     if (r->updated_at > a->newest) a->newest = r->updated_at;
     a->applied++;

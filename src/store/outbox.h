@@ -79,7 +79,9 @@ typedef struct tn__incoming {
 /* A version further than this ahead of the store's clock is refused. */
 #define TN__PULL_MAX_AHEAD_MS (10LL * 60 * 1000)
 
-enum { TN__APPLIED = 1, TN__KEPT_LOCAL, TN__SAME };
+/* TN__APPLIED_OVER_LOCAL (from tn__apply_row only): applied, and a local
+ * change not yet pushed lost to it (recorded in _sync_conflicts). */
+enum { TN__APPLIED = 1, TN__KEPT_LOCAL, TN__SAME, TN__APPLIED_OVER_LOCAL };
 
 /* One transaction (BEGIN IMMEDIATE on a trusted connection) applying rows of
  * one tenant and advancing its cursor: begin, decide/row..., commit or abort. */

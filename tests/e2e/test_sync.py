@@ -140,11 +140,12 @@ def items_of_two_tenants_land_under_their_keys():
         check(abs(int(a2["expires_at"]["N"]) - (time.time() + 30 * 86400)) < 600, "expires_at")
         g1 = rows[("TENANT#" + globex, "ITEM#g1")]
         check(g1["data"] == {"M": {"k": {"S": "v"}}} and g1["version"] == {"N": str(vg)}, "g1")
-        # A second pass has nothing to send: no request reaches moto at all.
+        # A second pass has nothing to send: no write reaches moto, only the
+        # pull's one Query of the change feed per tenant.
         check(sum(proxy.counts().values()) > 0, "the first pass went through the proxy")
         proxy.clear()
         _, summary, _ = s.sync()
-        check(proxy.counts() == {}, "requests of the second sync: %r" % proxy.counts())
+        check(proxy.counts() == {"ddb:Query": 2}, "requests of the second sync: %r" % proxy.counts())
         check(summary["items"] == 0 and summary["files"] == 0, "second sync %r" % summary)
         check(len(s.rows()) == 3, "no new rows")
     finally:
@@ -697,7 +698,7 @@ def the_bandwidth_cap_limits_the_upload_rate():
                 n, rate / 2 ** 20, cap / 2 ** 20))
             check(rate >= 0.5 * cap, "%d files: %.2f MiB/s, under half the %.2f MiB/s cap" % (
                 n, rate / 2 ** 20, cap / 2 ** 20))
-            check(took[False] < took[True] / 2, "%d files: uncapped %.2fs vs capped %.2fs" % (
+            check(took[False] < took[True] * 0.8, "%d files: uncapped %.2fs vs capped %.2fs" % (
                 n, took[False], took[True]))
     finally:
         proxy.stop()
