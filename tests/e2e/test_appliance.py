@@ -629,7 +629,7 @@ class Container:
         unified = "/sys/fs/cgroup/unified"
         base = unified if os.path.isdir(unified) else "/sys/fs/cgroup"
         self.cgroup = os.path.join(base, "tn-appliance-%d" % os.getpid())
-        os.mkdir(self.cgroup)
+        self.pid1 = None
         root = os.path.join(self.tmp, "root")
         os.mkdir(root)
         os.mkdir(root + ".rw")
@@ -637,9 +637,15 @@ class Container:
         with open(boot, "w") as f:
             f.write(BOOT)
         self.log = open(os.path.join(self.tmp, "boot.log"), "wb")
-        self.proc = subprocess.Popen(["/bin/sh", boot, self.cgroup, root], stdout=self.log,
-                                     stderr=self.log, stdin=subprocess.DEVNULL)
-        self.pid1 = None
+        os.mkdir(self.cgroup)
+        try:
+            self.proc = subprocess.Popen(["/bin/sh", boot, self.cgroup, root], stdout=self.log,
+                                         stderr=self.log, stdin=subprocess.DEVNULL)
+        except OSError:
+            os.rmdir(self.cgroup)
+            self.log.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         deadline = time.time() + 20
         while self.pid1 is None and time.time() < deadline and self.proc.poll() is None:
             try:
