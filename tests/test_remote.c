@@ -131,7 +131,7 @@ TEST(remote_batch_settles_every_row_on_its_own) {
 TEST(remote_versions_of_a_hundred_rows) {
     tn_remote *r = open_remote();
     tn_remote_conn *c = open_conn(r);
-    char t[37], ids[100][16];
+    char t[37], ids[100][24];
     new_tenant(t);
     int64_t b = base_version();
     tn_remote_row rows[100];
@@ -425,7 +425,7 @@ TEST(remote_get_object_writes_from_the_current_offset) {
 TEST(remote_replays_are_idempotent) {
     tn_remote *r = open_remote();
     tn_remote_conn *c = open_conn(r);
-    char t[37], sha[65], ids[5][8];
+    char t[37], sha[65], ids[5][16];
     new_tenant(t);
     int64_t b = base_version();
     tn_remote_row row = item_row(t, "same", b, "{\"n\":1}");
@@ -516,7 +516,7 @@ TEST(remote_deletes) {
  * versions never tie, and no writer replays its own). */
 static int race_writer(tn_remote *r, tn_remote_conn *c, const char *tenant, int64_t b, int w) {
     enum { N = RACE_KEYS * RACE_ROUNDS };
-    char ids[RACE_KEYS][8], data[N][64];
+    char ids[RACE_KEYS][16], data[N][64];
     int order[N], bad = 0;
     for (int k = 0; k < RACE_KEYS; k++) snprintf(ids[k], sizeof ids[k], "k%d", k);
     for (int i = 0; i < N; i++) order[i] = i;
@@ -722,7 +722,7 @@ TEST(remote_feed_skips_nothing_with_two_writers) {
         if (pid[w] == 0) {
             tn_remote *r = open_remote();
             tn_remote_conn *c = open_conn(r);
-            char ids[FEED_KEYS][16];
+            char ids[FEED_KEYS][32];
             tn_remote_row rows[FEED_KEYS];
             for (int i = 0; i < FEED_KEYS; i++) {
                 snprintf(ids[i], sizeof ids[i], "w%d-%d", w, i);
@@ -763,7 +763,7 @@ TEST(remote_feed_skips_nothing_with_two_writers) {
     drain(r, c, t, cursor, 7, &g);
     for (int w = 0; w < FEED_WRITERS; w++)
         for (int i = 0; i < FEED_KEYS; i++) {
-            char id[16];
+            char id[32];
             snprintf(id, sizeof id, "w%d-%d", w, i);
             const got_row *f = got_find(&g, TN_REMOTE_ITEM, id);
             if (!f || f->version != b + i) TN_FAIL_("the feed skipped %s (after %d polls)", id, polls);
@@ -790,7 +790,7 @@ TEST(remote_list_pages_through_every_row) {
     memset(data, 'd', 2100);
     memcpy(data, "\"", 1);
     memcpy(data + 2000, "\"", 2);
-    static char ids[N][12];
+    static char ids[N][24];
     static tn_remote_row rows[N];
     for (int i = 0; i < N; i++) {
         snprintf(ids[i], sizeof ids[i], "row-%04d", i);

@@ -286,7 +286,7 @@ static void kill_writer(const char *root, const char *t, int64_t b, int fd) {
     if (tn_remote_dir_open(root, &r, err, sizeof err) != TN_OK) _exit(2);
     tn_remote_conn *c = NULL;
     if (r->m->conn_open(r, 0, &c) != TN_OK) _exit(2);
-    char ids[KILL_KEYS][8], data[5][64];
+    char ids[KILL_KEYS][16], data[5][64];
     for (int k = 0; k < KILL_KEYS; k++) snprintf(ids[k], sizeof ids[k], "k%d", k);
     for (int64_t i = 0; i < 1000000; i += 5) {
         tn_remote_row rows[5];
@@ -345,7 +345,7 @@ TEST(dir_a_killed_writer_loses_no_acknowledged_row) {
         got g = list_all(r, c, t);
         ASSERT_INT_EQ(g.refused, 0);
         for (int k = 0; k < KILL_KEYS; k++) {
-            char id[8];
+            char id[16];
             snprintf(id, sizeof id, "k%d", k);
             const got_row *f = got_find(&g, TN_REMOTE_ITEM, id);
             if (acked[k] && (!f || f->version < acked[k]))
@@ -357,7 +357,7 @@ TEST(dir_a_killed_writer_loses_no_acknowledged_row) {
         drain(r, c, t, cursor, 100, &g);
         ASSERT_INT_EQ(g.refused, 0);
         for (int k = 0; k < KILL_KEYS; k++) {
-            char id[8];
+            char id[16];
             snprintf(id, sizeof id, "k%d", k);
             const got_row *f = got_find(&g, TN_REMOTE_ITEM, id);
             if (acked[k] >= cb && (!f || f->version < acked[k]))

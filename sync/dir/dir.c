@@ -873,16 +873,15 @@ static int smallest_names(const char *dir, name_filter keep, const char *after, 
     struct dirent *e;
     errno = 0;
     while ((e = readdir(dh)) != NULL) {
-        if (strlen(e->d_name) >= sizeof(name_slot) || !keep(e->d_name) ||
-            strcmp(e->d_name, after) <= 0)
-            continue;
+        size_t len = strlen(e->d_name);
+        if (len >= sizeof(name_slot) || !keep(e->d_name) || strcmp(e->d_name, after) <= 0) continue;
         if (n < cap + 1) {
             /* Sift up into the max-heap. */
-            snprintf(names[n], sizeof names[n], "%s", e->d_name);
+            memcpy(names[n], e->d_name, len + 1);
             for (int i = n++; i > 0 && strcmp(names[(i - 1) / 2], names[i]) < 0; i = (i - 1) / 2)
                 slot_swap(names[i], names[(i - 1) / 2]);
         } else if (strcmp(e->d_name, names[0]) < 0) {
-            snprintf(names[0], sizeof names[0], "%s", e->d_name);
+            memcpy(names[0], e->d_name, len + 1);
             heap_down(names, n, 0);
         }
     }
