@@ -7,6 +7,7 @@
 
 #include "remote.h"
 #include "remote_aws.h"
+#include "dir.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -130,4 +131,5 @@ void tn__cli_print_json(cJSON *j) {
 
 void tn__cli_remotes(void) {
     tn_remote_register("aws", tn_remote_aws_open);
+    tn_remote_register("dir", tn_remote_dir_open);
 }

@@ -1482,6 +1482,33 @@ static void dir_close(tn_remote *r) {
     free(r);
 }
 
+/* The end of tenant's feed now: the feed's id and its length ("" when the
+ * tenant has no feed yet: the next pull starts at the top). */
+static int dir_feed_end(tn_remote_conn *cn, const char *tenant, char cursor_out[256]) {
+    dir_conn *c = CONN(cn);
+    char p[PATH_BUF], header[FEED_HEADER_LEN + 1];
+    cursor_out[0] = '\0';
+    if (!tenant_dir_name(tenant)) return TN_INVALID;
+    int lockfd, fd = -1, rc = tree_ready(c->d, "tenants");
+    if (rc != TN_OK) return rc;
+    rc = lock_tenant(c, tenant, 0, 0, &lockfd);
+    if (rc == TN_NOTFOUND) return TN_OK;
+    if (rc != TN_OK) return rc;
+    if ((rc = mkpath(p, c->d, "tenants/%s/feed", tenant)) == TN_OK &&
+        (fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+        rc = errno == ENOENT ? TN_NOTFOUND : code_of(errno);
+    struct stat st;
+    if (rc == TN_OK && (fstat(fd, &st) != 0 || pread(fd, header, FEED_HEADER_LEN, 0) != FEED_HEADER_LEN))
+        rc = TN_CORRUPT;
+    header[FEED_HEADER_LEN] = '\0';
+    if (rc == TN_OK && (strncmp(header, "{\"feed\":\"", 9) != 0 || !is_hex(header + 9, 32)))
+        rc = TN_CORRUPT;
+    if (rc == TN_OK) snprintf(cursor_out, 256, "%.32s:%lld", header + 9, (long long)st.st_size);
+    if (fd >= 0) close(fd);
+    unlock_tenant(lockfd);
+    return rc == TN_NOTFOUND ? TN_OK : rc;
+}
+
 static const tn_remote_methods dir_methods = {
     .version = 2,
     .name = "dir",
@@ -1503,6 +1530,7 @@ static const tn_remote_methods dir_methods = {
     .get_object = dir_get_object,
     .delete_row = dir_delete_row,
     .tenants = dir_tenants,
+    .feed_end = dir_feed_end,
 };
 
 int tn_remote_dir_open(const char *path, tn_remote **out, char *err, size_t errlen) {

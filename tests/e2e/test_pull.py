@@ -161,7 +161,8 @@ def _av_json(av):
 
 class DirRemote:
     """The directory backend; read back through its files (layout in
-    sync/dir/dir.c: one JSON file per row)."""
+    sync/dir/dir.c: tenants/<uuid>/rows/<sha256 of the sort key>.json,
+    objects/<uuid>/files/<name, percent-encoded>)."""
     name = "dir"
 
     def __init__(self):
@@ -176,59 +177,78 @@ class DirRemote:
             env["ASAN_OPTIONS"] = os.environ.get("TN_CHILD_ASAN_OPTIONS", "")
         return env
 
-    def _row_files(self):
-        for dirpath, _, files in os.walk(os.path.join(self.root, "rows")):
-            for f in files:
-                if f.endswith(".json"):
-                    yield os.path.join(dirpath, f)
-
     def _all(self):
-        for p in self._row_files():
-            try:
-                with open(p) as f:
-                    yield p, json.load(f)
-            except ValueError:
-                continue
+        base = os.path.join(self.root, "tenants")
+        for tenant in (os.listdir(base) if os.path.isdir(base) else []):
+            rows = os.path.join(base, tenant, "rows")
+            for f in (os.listdir(rows) if os.path.isdir(rows) else []):
+                if f.startswith(".") or not f.endswith(".json"):
+                    continue
+                p = os.path.join(rows, f)
+                try:
+                    with open(p) as fh:
+                        yield p, tenant, json.load(fh)
+                except ValueError:
+                    continue
 
     def rows(self):
         out = {}
-        for _, r in self._all():
-            if r.get("kind") not in ("item", "file"):
+        for _, tenant, r in self._all():
+            kind, _, key = r["sk"].partition("#")
+            if kind not in ("ITEM", "FILE"):
                 continue
-            content = None if r.get("deleted") else (
-                json.loads(r["data"]) if r["kind"] == "item" else r["sha256"])
-            out[(r["tenant"], r["kind"], r["key"])] = (int(r["version"]), bool(r.get("deleted")),
-                                                       content)
+            deleted = bool(r.get("deleted"))
+            content = None if deleted else (json.loads(r["data"]) if kind == "ITEM" else r["sha256"])
+            out[(tenant, kind.lower(), key)] = (int(r["version"]), deleted, content)
         return out
 
     def tenant_rows(self):
-        return {r["tenant"]: r for _, r in self._all() if r.get("kind") == "tenant"}
+        return {tenant: r for _, tenant, r in self._all() if r["sk"] == "TENANT"}
 
     def objects(self):
         out = {}
         base = os.path.join(self.root, "objects")
         for dirpath, _, files in os.walk(base):
             for f in files:
+                if f.startswith("."):
+                    continue
                 p = os.path.join(dirpath, f)
                 with open(p, "rb") as fh:
                     out[os.path.relpath(p, base)] = hashlib.sha256(fh.read()).hexdigest()
         return out
 
-    def _path(self, tenant, kind, key):
-        for p, r in self._all():
-            if r.get("tenant") == tenant and r.get("kind") == kind and r.get("key") == key:
-                return p, r
-        return None, None
-
     def delete_row(self, tenant, kind, key):
-        p, _ = self._path(tenant, kind, key)
-        if p:
-            os.unlink(p)
+        sk = "%s#%s" % (kind.upper(), key)
+        p = os.path.join(self.root, "tenants", tenant, "rows",
+                         hashlib.sha256(sk.encode()).hexdigest() + ".json")
+        os.unlink(p)
 
     def delete_object(self, tenant, name):
-        for dirpath, _, files in os.walk(os.path.join(self.root, "objects", tenant)):
-            for f in files:
-                os.unlink(os.path.join(dirpath, f))
+        os.unlink(os.path.join(self.root, "objects", tenant, "files", name))
+
+    def hostile(self, tenant, other):
+        """Row files the pull must refuse: under the right name but malformed,
+        and one in this tenant's folder that names another tenant."""
+        rows = os.path.join(self.root, "tenants", tenant, "rows")
+        bad = {
+            "ITEM#huge": {"pk": "TENANT#" + tenant, "sk": "ITEM#huge",
+                          "version": "99999999999999999999999", "feed": "1", "deleted": False,
+                          "updated_at": 1, "data": "{}"},
+            "FILE#x.bin": {"pk": "TENANT#" + tenant, "sk": "FILE#x.bin", "version": "5",
+                           "feed": "1", "deleted": False, "updated_at": 1, "size": 3,
+                           "sha256": "nothex", "content_type": "a/b",
+                           "object": tenant + "/files/x.bin"},
+            "ITEM#foreign": {"pk": "TENANT#" + other, "sk": "ITEM#foreign", "version": "5",
+                             "feed": "1", "deleted": False, "updated_at": 1, "data": "{}"},
+        }
+        feed = os.path.join(self.root, "tenants", tenant, "feed")
+        for sk, doc in bad.items():
+            with open(os.path.join(rows, hashlib.sha256(sk.encode()).hexdigest() + ".json"),
+                      "w") as f:
+                json.dump(doc, f)
+            with open(feed, "a") as f:
+                f.write(json.dumps({"sk": sk, "version": doc["version"]}) + "\n")
+        return len(bad)
 
     def close(self):
         shutil.rmtree(self.root, ignore_errors=True)
