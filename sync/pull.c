@@ -161,8 +161,11 @@ static int apply_page(tn_store *st, tn_remote *r, tn_remote_conn *c, const char 
         const tn_remote_row *row = &page->rows[i];
         if (!ok[i] || row->kind != TN_REMOTE_FILE || row->deleted) continue;
         int frc = fetch_file(st, r, c, row, &tmp[i], &dest[i], ps);
-        if (frc == TN_INVALID || frc == TN_NOTFOUND) {
-            ok[i] = 0; /* bytes that do not match, or no object: refused, reported */
+        if (frc == TN_INVALID || frc == TN_NOTFOUND || frc == TN_TOOBIG) {
+            /* Bytes that do not match the row, or no object: not applied,
+             * reported.  Usually a race: a newer write replaced the object
+             * after this row was read, and its own row comes next. */
+            ok[i] = 0;
             refused++;
         } else if (frc != TN_OK) {
             rc = frc; /* the network: the page is tried again later */

@@ -282,7 +282,11 @@ class Appliance:
         return self.store
 
     def sync(self, check=True):
-        p = self.tn("sync", "--once", check=check)
+        p = self.tn("sync", "--once", check=False)
+        if check and p.returncode != 0:
+            st = self.tn("sync-status", "--json", check=False).stdout
+            raise AssertionError("sync --once: %d %s %s; status %s" % (
+                p.returncode, p.stdout[-300:], p.stderr[-300:], st[-800:]))
         lines = p.stdout.strip().splitlines()
         return json.loads(lines[-1]) if lines else {}
 
@@ -406,12 +410,22 @@ def restore_everything(remote, a):
         tid = a.lib().tenant_id("shared")
         a.tn("tenant", "set", "shared", "--max-items", "5000")
         a.sync()
-        # Killed half way, then run again.
-        p = subprocess.Popen([TENANTRY, "restore"], env=c.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        time.sleep(0.15)
-        p.send_signal(signal.SIGKILL)
-        p.wait(timeout=30)
+        # Killed half way, then run again (sooner each time the restore was
+        # faster than the kill).
+        for delay in (0.15, 0.05, 0.02, 0.01, 0.005):
+            p = subprocess.Popen([TENANTRY, "restore"], env=c.env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=30)
+            db = os.path.join(c.data, "tenantry.db")
+            done = p.returncode == 0 or (os.path.exists(db) and not c.sql(
+                "SELECT count(*) FROM _meta WHERE key = 'restore_incomplete'")[0][0] and
+                c.sql("SELECT count(*) FROM _tenants")[0][0])
+            if p.returncode == -signal.SIGKILL and not done:
+                break
+            shutil.rmtree(c.data, ignore_errors=True)
+        T.check(p.returncode == -signal.SIGKILL, "a restore was killed half way")
         db = os.path.join(c.data, "tenantry.db")
         marked = os.path.exists(db) and c.sql(
             "SELECT count(*) FROM _meta WHERE key = 'restore_incomplete'")[0][0] == 1
