@@ -89,7 +89,7 @@
 #define FEED_SEEN_EXTRA 4096   /* keys without a row one changes page passes, at most */
 #define PAGE_BYTES (16 << 20)  /* row bytes of one page (a first row always fits) */
 #define LOCK_WAIT_MS 30000
-#define PART_MIN (5 << 20)     /* every part but the last, at least (as S3) */
+#define PART_MIN (5 << 20)     /* every part but the last, at least (as on AWS) */
 #define PARTS_MAX 10000
 #define BATCH_ROWS 25
 #define COPY_CHUNK (1 << 20)
@@ -1174,7 +1174,7 @@ static int dir_put_object(tn_remote_conn *cn, const tn_remote_row *f, const void
     int rc = object_at(c, f, path, 1);
     if (rc != TN_OK) return rc;
     tn__sha256_hex(data, len, sha);
-    if (!f->sha256 || strcmp(sha, f->sha256) != 0) return TN_IO; /* as S3's checksum */
+    if (!f->sha256 || strcmp(sha, f->sha256) != 0) return TN_IO; /* the recorded digest, as AWS checks it */
     parent_of(path, dir);
     return put_file(c, dir, strrchr(path, '/') + 1, data, len);
 }
