@@ -35,6 +35,7 @@ test_layers.py
 test_operator.py
 test_pull.py
 test_remote_aws.py
+test_remote_conformance.py
 test_security.py
 test_sync.py
 test_template.py"

@@ -655,9 +655,12 @@ TEST(remote_feed_returns_what_came_after_the_cursor) {
     ASSERT(!got_find(&g, TN_REMOTE_ITEM, "X"));
     got_free(&g);
 
-    /* Nothing new: an empty page, and the cursor still resumes. */
+    /* Nothing new: nothing that was not seen before (a backend may read an
+     * overlap again), and the cursor still resumes. */
     drain(r, c, t, cursor, 100, &g);
-    ASSERT_INT_EQ(g.n, 0);
+    for (int i = 0; i < g.n; i++)
+        ASSERT((strcmp(g.r[i].key, "A") == 0 || strcmp(g.r[i].key, "B") == 0) &&
+               g.r[i].version == b + 1);
     got_free(&g);
 
     put_all_ok(r, c, (tn_remote_row[]){item_row(t, "C", b + 1, "3"), item_row(t, "A", b + 2, "4")}, 2);
@@ -676,7 +679,7 @@ TEST(remote_feed_returns_what_came_after_the_cursor) {
     drain(r, c, t, top, 1, &g);
     ASSERT(got_find(&g, TN_REMOTE_ITEM, "A") && got_find(&g, TN_REMOTE_ITEM, "B") &&
            got_find(&g, TN_REMOTE_ITEM, "C"));
-    ASSERT(g.pages >= 4);
+    ASSERT(g.pages >= 3); /* a page a row: max was 1 */
     got_free(&g);
     close_all(r, c);
 }
