@@ -583,7 +583,12 @@ def test_list_memory():
     d = None
     try:
         ak = tnlib.init_store(data)
-        d = tnlib.start_daemon(data, ["--quiet", "--rate", "100000", "--burst", "100000"])
+        # Under AddressSanitizer freed memory is held in a quarantine (256 MiB
+        # by default), which would count as resident: keep it small.
+        asan = ":".join(x for x in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=4")
+                        if x)
+        d = tnlib.start_daemon(data, ["--quiet", "--rate", "100000", "--burst", "100000"],
+                               env={"ASAN_OPTIONS": asan})
         adm = tnlib.Client(d.port, {"X-Admin-Key": ak})
         t = adm.request("POST", "/v1/admin/tenants", json_body={"name": "big"}).json()
         key = adm.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
@@ -629,8 +634,11 @@ def test_list_memory():
         S.check(not errors, "every listing complete and in order: %r" % errors[:5])
         S.check(max(sizes or [0]) <= (1 << 20) + 70000,
                 "a page is at most about 1 MiB (largest %d bytes)" % max(sizes or [0]))
-        S.check(peak - base <= 48, "peak RSS bounded under concurrent large lists: +%d MiB"
-                % (peak - base))
+        # AddressSanitizer's allocator and shadow memory roughly double it.
+        with open(tnlib.TENANTRY, "rb") as f:
+            bound = 96 if b"__asan_init" in f.read() else 48
+        S.check(peak - base <= bound, "peak RSS bounded under concurrent large lists: +%d MiB "
+                "(bound %d; 12 MiB lists without a page cap took +300 MiB)" % (peak - base, bound))
         S.eq(d.stop(), 0, "daemon stops cleanly")
         d = None
     finally:
