@@ -43,6 +43,12 @@ static long long console_scalar(tn_session *s, const char *sql) {
     return v;
 }
 
+#define REFUSED_BY(s, sql)                                                   \
+    do {                                                                     \
+        int rc_ = tn_session_exec((s), (sql), NULL, NULL);                   \
+        if (rc_ != TN_DENIED) TN_FAIL_("not refused (%s): %s", tn_errname(rc_), (sql)); \
+    } while (0)
+
 /* ---- time ----------------------------------------------------------------- */
 
 typedef struct runaway {
@@ -610,4 +616,159 @@ TEST(older_store_with_rewritten_file_rows_upgrades) {
     free(report);
     tn_session_close(s);
     tn_close(st);
+}
+
+/* ---- shapes --------------------------------------------------------------------- */
+
+typedef struct rows_text {
+    char buf[1 << 20];
+    size_t len;
+} rows_text;
+
+static int append_rows(void *arg, int stmt, int ncol, const char *const *names,
+                       const char *const *values) {
+    (void)stmt, (void)names;
+    rows_text *r = arg;
+    for (int i = 0; i < ncol; i++)
+        r->len += (size_t)snprintf(r->buf + r->len, sizeof r->buf - r->len, "%s%s",
+                                   values[i] ? values[i] : "NULL", i + 1 < ncol ? "|" : "\n");
+    return 0;
+}
+
+static int raw_rows(void *arg, int ncol, char **values, char **names) {
+    return append_rows(arg, 0, ncol, (const char *const *)names, (const char *const *)values);
+}
+
+/* Bulk statements share a compiled shape with their literals bound: each
+ * bound value must be exactly what SQLite makes of the literal.  The oracle
+ * is SQLite itself, running the same statements as written against a plain
+ * table. */
+TEST(console_shapes_bind_exactly_what_the_literals_meant) {
+    fixture f;
+    fixture_init(&f);
+    ASSERT_OK(tn_session_exec(f.a, "DELETE FROM items", NULL, NULL));
+    sqlite3 *oracle;
+    ASSERT_INT_EQ(sqlite3_open(":memory:", &oracle), SQLITE_OK);
+    /* The oracle's items upsert like the store's. */
+    ASSERT_INT_EQ(sqlite3_exec(oracle,
+                               "CREATE TABLE t (id TEXT PRIMARY KEY, data TEXT);"
+                               "CREATE VIEW items AS SELECT id, data FROM t;"
+                               "CREATE TRIGGER i INSTEAD OF INSERT ON items BEGIN "
+                               "  INSERT INTO t VALUES (NEW.id, NEW.data) "
+                               "  ON CONFLICT (id) DO UPDATE SET data = excluded.data; END;"
+                               "CREATE TRIGGER u INSTEAD OF UPDATE ON items BEGIN "
+                               "  UPDATE t SET data = NEW.data WHERE id = OLD.id; END;"
+                               "CREATE TRIGGER d INSTEAD OF DELETE ON items BEGIN "
+                               "  DELETE FROM t WHERE id = OLD.id; END;",
+                               NULL, NULL, NULL),
+                  SQLITE_OK);
+    static const char *const pieces[] = {"''", ";", "--", "/*", "*/", "\"", "?", ":a", "$b",
+                                         "@c", "#d", "x", " ", "\n", "\xc3\xa9", "\\", "[",
+                                         "]", "`", "0", "items", "-", "''''", "%", NULL};
+    int npieces = 0;
+    while (pieces[npieces]) npieces++;
+    size_t cap = 4 << 20, len = 6;
+    char *sql = malloc(cap), *one = malloc(4096);
+    ASSERT(sql && one);
+    memcpy(sql, "BEGIN;", 7); /* one commit: 600 fsyncs would take the budget */
+    unsigned seed = 12345;
+    for (int i = 0; i < 600; i++) {
+        char content[512] = "";
+        size_t cl = 0;
+        int n = (int)((seed = seed * 1103515245 + 12345) >> 16) % 12;
+        for (int k = 0; k < n; k++) {
+            const char *pc = pieces[((seed = seed * 1103515245 + 12345) >> 16) % (unsigned)npieces];
+            cl += (size_t)snprintf(content + cl, sizeof content - cl, "%s", pc);
+        }
+        switch (i % 6) {
+        case 0:
+        case 1:
+        case 2:
+            snprintf(one, 4096, "INSERT INTO items (id, data) VALUES ('k%d', json_quote('%s'));",
+                     i % 250, content);
+            break;
+        case 3:
+            snprintf(one, 4096, "UPDATE items SET data = json_quote('%s' || 'u') WHERE id = 'k%d';",
+                     content, (i * 7) % 250);
+            break;
+        case 4:
+            snprintf(one, 4096, "/* c */ DELETE FROM items WHERE id = 'k%d' AND '%s' <> '';\n",
+                     (i * 13) % 250, content);
+            break;
+        default:
+            /* A string literal where SQLite takes it as a name: no shape. */
+            snprintf(one, 4096, "INSERT INTO 'items' ('id', \"data\") VALUES ('n%d', "
+                                "json_quote('%s')) -- done\n;",
+                     i, content);
+        }
+        size_t ol = strlen(one);
+        ASSERT(len + ol + 1 < cap);
+        memcpy(sql + len, one, ol + 1);
+        len += ol;
+        /* The oracle runs each statement on its own, as written. */
+        char *err = NULL;
+        if (sqlite3_exec(oracle, one, NULL, NULL, &err) != SQLITE_OK)
+            TN_FAIL_("oracle: %s: %s", one, err ? err : "");
+    }
+    ASSERT(len + 8 < cap);
+    memcpy(sql + len, "COMMIT;", 8);
+    int64_t shaped = f.st->console_shaped;
+    ASSERT_OK(tn_session_exec(f.a, sql, NULL, NULL));
+    /* Five in six statements ran as a shape; the sixth has names in quotes. */
+    ASSERT_INT_EQ(f.st->console_shaped - shaped, 500);
+    static rows_text got, want;
+    got.len = want.len = 0;
+    ASSERT_OK(tn_session_exec(f.a, "SELECT id, data FROM items ORDER BY id", append_rows, &got));
+    ASSERT_INT_EQ(sqlite3_exec(oracle, "SELECT id, data FROM items ORDER BY id", raw_rows, &want,
+                               NULL),
+                  SQLITE_OK);
+    ASSERT(want.len > 1000);
+    ASSERT_STR_EQ(got.buf, want.buf);
+    sqlite3_close(oracle);
+    free(sql);
+    free(one);
+    fixture_done(&f);
+}
+
+/* A shape is checked by the authorizer like the statement, and statements
+ * that are no shape run as written: parameters, rows returned, a refused
+ * function, a failing row in the middle of a bulk load. */
+TEST(console_shapes_keep_the_guard_and_the_errors) {
+    fixture f;
+    fixture_init(&f);
+    REFUSED_BY(f.a, "INSERT INTO items (id, data) VALUES ('a', fts3_tokenizer('simple'))");
+    REFUSED_BY(f.a, "INSERT INTO items (id, data) VALUES ('a', '{}');"
+                    "INSERT INTO items (id, data) VALUES ('b', fts3_tokenizer('simple'))");
+    ASSERT_INT_EQ(tn_item_get(f.a, "a", NULL), TN_OK); /* the first ran; no transaction */
+    /* A parameter is NULL, as it always was: the id is generated. */
+    int64_t n0 = 0, n1 = 0;
+    ASSERT_OK(tn_item_count(f.a, &n0));
+    ASSERT_OK(tn_session_exec(f.a, "INSERT INTO items (id, data) VALUES (?, '{}')", NULL, NULL));
+    ASSERT_OK(tn_item_count(f.a, &n1));
+    ASSERT_INT_EQ(n1, n0 + 1);
+    /* A bad row in the middle of a transaction: all of it is undone. */
+    ASSERT_INT_EQ(tn_session_exec(f.a, "BEGIN;"
+                                       "INSERT INTO items (id, data) VALUES ('s1', '{}');"
+                                       "INSERT INTO items (id, data) VALUES ('s2', '{bad');"
+                                       "INSERT INTO items (id, data) VALUES ('s3', '{}');"
+                                       "COMMIT",
+                                  NULL, NULL),
+                  TN_INVALID);
+    ASSERT_INT_EQ(tn_item_get(f.a, "s1", NULL), TN_NOTFOUND);
+    ASSERT_INT_EQ(tn_item_get(f.a, "s3", NULL), TN_NOTFOUND);
+    /* The same shape with a valid row works after a failed one. */
+    ASSERT_OK(tn_session_exec(f.a, "INSERT INTO items (id, data) VALUES ('s4', '{bad');", NULL,
+                              NULL) == TN_INVALID
+                  ? tn_session_exec(f.a, "INSERT INTO items (id, data) VALUES ('s4', '[1]');"
+                                         "INSERT INTO items (id, data) VALUES ('s5', '[2]')",
+                                    NULL, NULL)
+                  : TN_ERROR);
+    ASSERT_OK(tn_item_get(f.a, "s5", NULL));
+    /* Statements that return rows keep their own column names. */
+    rows_text *r = calloc(1, sizeof *r);
+    ASSERT(r != NULL);
+    ASSERT_OK(tn_session_exec(f.a, "SELECT 'lit' AS name, 'x'", append_rows, r));
+    ASSERT_STR_EQ(r->buf, "lit|x\n");
+    free(r);
+    fixture_done(&f);
 }

@@ -589,3 +589,76 @@ TEST(connections_disable_what_the_store_does_not_need) {
     REFUSED("PRAGMA recursive_triggers");
     fixture_done(&f);
 }
+
+/* ---- the text check reads each statement once ----------------------------------- */
+
+/* The check as it was: every forbidden name searched for as a whole word at
+ * every byte.  The word-set version must refuse exactly what this refuses. */
+static int old_ident_byte(unsigned char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '$' || ch >= 0x80;
+}
+
+static int old_names(const char *sql, const char *name) {
+    size_t n = strlen(name), len = strlen(sql);
+    for (size_t i = 0; i + n <= len; i++) {
+        if (strncasecmp(sql + i, name, n) != 0) continue;
+        if (i > 0 && old_ident_byte((unsigned char)sql[i - 1])) continue;
+        if (i + n < len && old_ident_byte((unsigned char)sql[i + n])) continue;
+        return 1;
+    }
+    return 0;
+}
+
+TEST(guard_text_refuses_exactly_what_the_byte_by_byte_search_refused) {
+    fixture f;
+    fixture_init(&f);
+    static const char *const internal[] = {
+        "current_tenant", "tn_version", "tn_now", "tn_new_id", "tn_file_writer",
+        "tn_file_row_valid", "tn_item_id_valid", "tn_json_valid", "load_extension",
+        "sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema", NULL};
+    char names[64][64];
+    int nn = 0;
+    for (int i = 0; internal[i]; i++) snprintf(names[nn++], sizeof names[0], "%s", internal[i]);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tenantry.db", f.dir);
+    sqlite3 *db;
+    ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    ASSERT_INT_EQ(sqlite3_prepare_v2(db, "SELECT name FROM sqlite_schema WHERE type = 'table' "
+                                         "AND substr(name, 1, 1) = '_'", -1, &q, NULL),
+                  SQLITE_OK);
+    while (sqlite3_step(q) == SQLITE_ROW && nn < 64)
+        snprintf(names[nn++], sizeof names[0], "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    ASSERT(nn > 20);
+    static const char *const bits[] = {
+        "_items", "_ITEMS", "_Items", "_item", "_itemsx", "x_items", "items", "sqlite_master",
+        "SQLITE_SCHEMA", "sqlite_schemata", "current_tenant", "Current_Tenant", "tn_now",
+        "tn_nowx", "$", "_", "a", "1", " ", "'", "\"", "[", "]", "`", ".", "(", ")", ",",
+        ";", "--", "/*", "*/", "\n", "\xc3\xa9", "\xef\xbc\xbf", "\x80", "_tenant_usage",
+        "_tenant_usages", "_outbox", "-_outbox", "$_outbox", "load_extension", "tn_json_valid",
+        NULL};
+    int nbits = 0;
+    while (bits[nbits]) nbits++;
+    unsigned seed = 777;
+    int refused = 0;
+    char sql[512];
+    for (int i = 0; i < 20000; i++) {
+        size_t len = 0;
+        int parts = 1 + (int)(((seed = seed * 1103515245 + 12345) >> 16) % 8);
+        for (int k = 0; k < parts; k++) {
+            const char *b = bits[((seed = seed * 1103515245 + 12345) >> 16) % (unsigned)nbits];
+            len += (size_t)snprintf(sql + len, sizeof sql - len, "%s", b);
+        }
+        int old = 0;
+        for (int k = 0; k < nn && !old; k++) old = old_names(sql, names[k]);
+        int now = tn__guard_text(f.st, sql) != TN_OK;
+        if (old != now) TN_FAIL_("%s: the old check %s, the new one %s", sql,
+                                 old ? "refused" : "allowed", now ? "refused" : "allowed");
+        refused += now;
+    }
+    ASSERT(refused > 2000 && refused < 18000); /* both verdicts were exercised */
+    fixture_done(&f);
+}

@@ -91,13 +91,31 @@ TEST(operator_token_bound_to_grant_and_checked_every_time) {
     ASSERT_OK(tn__op_grant_set(f.st, o.op_id, f.acme.id, TN__SCOPE_ITEMS_READ, NULL));
     ASSERT_OK(tn__token_verify(a, tok, &k, &why));
     ASSERT_INT_EQ(k.scopes, TN__SCOPE_ITEMS_READ);
-    /* Removing it ends the token; granting again revives it (same pair). */
+    /* Removing it ends the token, and granting again does not bring it back:
+     * tokens belong to the grant they were issued under. */
     ASSERT_OK(tn__op_grant_remove(f.st, o.op_id, f.acme.id));
     ASSERT_INT_EQ(tn__token_verify(a, tok, &k, &why), TN_DENIED);
     ASSERT(k.tenant_id[0] == '\0');
     ASSERT_INT_EQ(tn__op_grant_remove(f.st, o.op_id, f.acme.id), TN_NOTFOUND);
     ASSERT_OK(tn__op_grant_set(f.st, o.op_id, f.acme.id, TN__SCOPE_ITEMS_READ, NULL));
-    ASSERT_OK(tn__token_verify(a, tok, &k, &why));
+    ASSERT_INT_EQ(tn__token_verify(a, tok, &k, &why), TN_DENIED);
+    /* A token issued under the new grant works; changing the grant's scopes
+     * keeps it (narrowing narrows it, as above); removing and granting again
+     * ends it too, however often. */
+    char *tok2 = NULL;
+    ASSERT_OK(tn__op_token_issue(a, key, "acme", 0, 60, &tok2, &why));
+    ASSERT_OK(tn__token_verify(a, tok2, &k, &why));
+    ASSERT_OK(tn__op_grant_set(f.st, o.op_id, f.acme.id,
+                               TN__SCOPE_ITEMS_READ | TN__SCOPE_ITEMS_WRITE, NULL));
+    ASSERT_OK(tn__token_verify(a, tok2, &k, &why));
+    ASSERT_INT_EQ(k.scopes, TN__SCOPE_ITEMS_READ);
+    for (int round = 0; round < 3; round++) {
+        ASSERT_OK(tn__op_grant_remove(f.st, o.op_id, f.acme.id));
+        ASSERT_OK(tn__op_grant_set(f.st, o.op_id, f.acme.id, TN__SCOPE_ITEMS_READ, NULL));
+        ASSERT_INT_EQ(tn__token_verify(a, tok, &k, &why), TN_DENIED);
+        ASSERT_INT_EQ(tn__token_verify(a, tok2, &k, &why), TN_DENIED);
+    }
+    free(tok2);
 
     /* No grant, unknown tenant, too many scopes, wrong secret: denied. */
     char *t2 = NULL;
@@ -366,4 +384,54 @@ TEST(migration_moves_quotas_into_tenant_settings) {
                   1);
     ASSERT_INT_EQ(raw_scalar(dir, "SELECT count(*) FROM pragma_table_info('_audit') "
                                   "WHERE name = 'operator'"), 1);
+}
+
+/* A store from before grant generations: its grants and tokens are valid
+ * after the upgrade, and end for good when the grant is removed, even if it
+ * is given again. */
+TEST(migration_keeps_tokens_until_their_grant_is_removed) {
+    char dir[3800], path[4000], err[256] = "";
+    snprintf(dir, sizeof dir, "%s/v4", tn_test_tmpdir());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/tenantry.db", dir);
+    sqlite3 *db;
+    ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    static const char *const fns[] = {"tn_json_valid", "tn_item_id_valid", "current_tenant",
+                                      "tn_version", "tn_now", "tn_new_id", "tn_file_writer",
+                                      "tn_file_row_valid"};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+        ASSERT_INT_EQ(sqlite3_create_function(db, fns[i], -1, SQLITE_UTF8, NULL, stub_fn, NULL,
+                                              NULL),
+                      SQLITE_OK);
+    ASSERT(tn__migration_count >= 5);
+    int mrc = tn__migrate(db, tn__migrations, 4, err, sizeof err);
+    if (mrc != TN_OK) TN_FAIL_("migrate to 4: %s", err);
+    static const char op[] = "0123456789abcdef01234567", jti[] = "00112233445566778899aabbccddeeff";
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO _tenants (id, name, created_at) VALUES "
+             "('0c7e3f9a-1b2c-4d5e-8f90-123456789abc', 'old', 1);"
+             "INSERT INTO _operators (op_id, name, hash, salt, created_at) "
+             "VALUES ('%s', 'msp', x'00', x'00', 1);"
+             "INSERT INTO _operator_grants (op_id, tenant, scopes, created_at) "
+             "VALUES ('%s', 1, 'items:read', 1);"
+             "INSERT INTO _operator_tokens (jti, op_id, tenant, scopes, issued_at, expires_at) "
+             "VALUES ('%s', '%s', 1, 'items:read', 1, 99999999999999)",
+             op, op, jti, op);
+    ASSERT_INT_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    tn_store *st;
+    ASSERT_OK(tn_open(dir, NULL, &st));
+    tn__key_info k;
+    const char *why = NULL;
+    ASSERT_OK(tn__op_token_lookup(st, jti, op, &k, &why));
+    ASSERT_STR_EQ(k.tenant_name, "old");
+    ASSERT_OK(tn__op_grant_set(st, op, "0c7e3f9a-1b2c-4d5e-8f90-123456789abc",
+                               TN__SCOPE_ITEMS_READ | TN__SCOPE_ITEMS_WRITE, NULL));
+    ASSERT_OK(tn__op_token_lookup(st, jti, op, &k, &why)); /* scopes changed: same grant */
+    ASSERT_OK(tn__op_grant_remove(st, op, "0c7e3f9a-1b2c-4d5e-8f90-123456789abc"));
+    ASSERT_OK(tn__op_grant_set(st, op, "0c7e3f9a-1b2c-4d5e-8f90-123456789abc",
+                               TN__SCOPE_ITEMS_READ, NULL));
+    ASSERT_INT_EQ(tn__op_token_lookup(st, jti, op, &k, &why), TN_DENIED);
+    tn_close(st);
 }

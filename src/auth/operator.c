@@ -25,8 +25,13 @@ static const char SQL_OP_LIST[] =
     "  FROM _operators o LEFT JOIN _operator_grants g ON g.op_id = o.op_id "
     "  LEFT JOIN _tenants t ON t.tid = g.tenant "
     " ORDER BY o.created_at, o.op_id, t.name";
+/* A new grant's generation is above every token the pair was ever issued
+ * (schema/005_grant_generations.sql); changing the scopes keeps it. */
 static const char SQL_GRANT_PUT[] =
-    "INSERT INTO _operator_grants (op_id, tenant, scopes, created_at) VALUES (?1, ?2, ?3, ?4) "
+    "INSERT INTO _operator_grants (op_id, tenant, scopes, created_at, gen) "
+    "VALUES (?1, ?2, ?3, ?4, "
+    "        (SELECT coalesce(max(gen), 0) + 1 FROM _operator_tokens "
+    "          WHERE op_id = ?1 AND tenant = ?2)) "
     "ON CONFLICT (op_id, tenant) DO UPDATE SET scopes = excluded.scopes";
 static const char SQL_GRANT_HAS[] =
     "SELECT 1 FROM _operator_grants WHERE op_id = ?1 AND tenant = ?2";
@@ -35,20 +40,21 @@ static const char SQL_OP_REVOKE[] =
     "UPDATE _operators SET revoked_at = ?2 WHERE op_id = ?1 AND revoked_at IS NULL";
 /* The grant of a live operator on the tenant with this name. */
 static const char SQL_GRANT_BY_NAME[] =
-    "SELECT t.tid, t.id, g.scopes FROM _tenants t "
+    "SELECT t.tid, t.id, g.scopes, g.gen FROM _tenants t "
     "  JOIN _operator_grants g ON g.tenant = t.tid AND g.op_id = ?1 "
     "  JOIN _operators o ON o.op_id = g.op_id AND o.revoked_at IS NULL "
     " WHERE t.name = ?2";
 static const char SQL_TOKEN_INSERT[] =
-    "INSERT INTO _operator_tokens (jti, op_id, tenant, scopes, issued_at, expires_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-/* Everything a request needs, and nothing when any link is gone. */
+    "INSERT INTO _operator_tokens (jti, op_id, tenant, scopes, issued_at, expires_at, gen) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/* Everything a request needs, and nothing when any link is gone: the token
+ * must be of the grant that is there now, not of an earlier one. */
 static const char SQL_TOKEN_CHECK[] =
     "SELECT t.id, t.name, k.scopes, g.scopes, k.issued_at, k.expires_at, "
     "       s.max_items, s.max_file_bytes, s.rate_limit, s.burst "
     "  FROM _operator_tokens k "
     "  JOIN _operators o ON o.op_id = k.op_id AND o.revoked_at IS NULL "
-    "  JOIN _operator_grants g ON g.op_id = k.op_id AND g.tenant = k.tenant "
+    "  JOIN _operator_grants g ON g.op_id = k.op_id AND g.tenant = k.tenant AND g.gen = k.gen "
     "  JOIN _tenants t ON t.tid = k.tenant "
     "  LEFT JOIN _tenant_settings s ON s.tenant = k.tenant "
     " WHERE k.jti = ?1 AND k.op_id = ?2";
@@ -308,7 +314,7 @@ typedef struct issue_args {
     unsigned want, scopes;
     const char *jti;
     int64_t now, expires_at;
-    int64_t tid;
+    int64_t tid, gen;
     const char *why;
 } issue_args;
 
@@ -326,6 +332,7 @@ static int issue_body(tn__conn *c, void *arg) {
     if (src == SQLITE_ROW) {
         a->tid = sqlite3_column_int64(q, 0);
         grant = scopes_of(q, 2);
+        a->gen = sqlite3_column_int64(q, 3);
     }
     sqlite3_reset(q);
     if (src != SQLITE_ROW && src != SQLITE_DONE) return tn__fail_db(c->st, c, src);
@@ -351,6 +358,7 @@ static int issue_body(tn__conn *c, void *arg) {
     sqlite3_bind_text(q, 4, text, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 5, a->now);
     sqlite3_bind_int64(q, 6, a->expires_at);
+    sqlite3_bind_int64(q, 7, a->gen);
     if ((rc = tn__step_done(c, q)) != TN_OK) return rc;
     static const char sql[] = "INSERT INTO _audit (at, actor, tenant, action, detail, operator) "
                               "VALUES (?1, ?2, ?3, 'operator.token', ?4, ?5)";

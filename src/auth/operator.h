@@ -15,6 +15,8 @@
  * there) are looked up together, and the request runs as an ordinary tenant
  * session with the scopes of the token that the grant still allows, so
  * removing a grant or revoking the operator takes effect on the next request.
+ * A token belongs to the grant it was issued under (its generation): a grant
+ * removed and given again does not bring the earlier tokens back.
  *
  * Every function borrows a trusted connection for one statement or
  * transaction; changes append their audit event in the same transaction.

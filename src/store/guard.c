@@ -21,14 +21,20 @@
  * would look like the real view.  A tenant can reach a private table only by
  * naming it, so tn__guard_text() refuses any statement that names a private
  * table (any schema table whose name starts with '_') or an internal function
- * as a whole word,
- * wherever the name appears: quoted, bracketed, in a string literal (SQLite
- * takes 'x' for an identifier where one is expected) or in a comment.  With
- * that, an authorizer context naming a view or trigger can only be the schema's
- * own.
+ * as a whole word, wherever the name appears: quoted, bracketed, in a string
+ * literal (SQLite takes 'x' for an identifier where one is expected) or in a
+ * comment.  With that, an authorizer context naming a view or trigger can only
+ * be the schema's own.  The text is read once: it is cut into words (maximal
+ * runs of identifier bytes), and each word is looked up in a set of the
+ * forbidden names, so the check costs one pass however many names there are.
+ *
+ * The name sets (views and triggers, forbidden words) are built at open and
+ * only read afterwards, by any thread.
  */
 #include "store_int.h"
 
+#include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -107,11 +113,66 @@ const char *const *tn__guard_allowed_functions(size_t *n) {
     return allowed_functions;
 }
 
+/* ---- name sets ------------------------------------------------------------ */
+
+static unsigned char lower(unsigned char ch) {
+    return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch + 32) : ch;
+}
+
+/* FNV-1a over the ASCII-lowercased bytes. */
+static uint64_t name_hash(const char *p, size_t n) {
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ lower((unsigned char)p[i])) * 1099511628211ull;
+    return h;
+}
+
+static int name_eq(const char *stored, const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)stored[i] != lower((unsigned char)p[i])) return 0;
+    return stored[n] == '\0';
+}
+
+static int set_has(const tn__nameset *set, const char *p, size_t n) {
+    if (!set->slot || n > set->maxlen) return 0;
+    for (size_t i = name_hash(p, n) & set->mask;; i = (i + 1) & set->mask) {
+        if (!set->slot[i]) return 0;
+        if (name_eq(set->slot[i], p, n)) return 1;
+    }
+}
+
+static int set_add(tn__nameset *set, const char *name) {
+    size_t n = strlen(name);
+    if (set_has(set, name, n)) return TN_OK;
+    char *copy = malloc(n + 1);
+    if (!copy) return TN_NOMEM;
+    for (size_t i = 0; i <= n; i++) copy[i] = (char)lower((unsigned char)name[i]);
+    size_t i = name_hash(name, n) & set->mask;
+    while (set->slot[i]) i = (i + 1) & set->mask;
+    set->slot[i] = copy;
+    if (n > set->maxlen) set->maxlen = n;
+    set->first[lower((unsigned char)name[0])] = 1;
+    set->first[(unsigned char)toupper((unsigned char)name[0])] = 1;
+    return TN_OK;
+}
+
+/* A set for up to n names, at most half full. */
+static int set_init(tn__nameset *set, size_t n) {
+    memset(set, 0, sizeof *set);
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    set->slot = calloc(cap, sizeof *set->slot);
+    set->mask = cap - 1;
+    return set->slot ? TN_OK : TN_NOMEM;
+}
+
+static void set_free(tn__nameset *set) {
+    for (size_t i = 0; set->slot && i <= set->mask; i++) free(set->slot[i]);
+    free(set->slot);
+    memset(set, 0, sizeof *set);
+}
+
 static int is_schema_context(const tn_store *st, const char *ctx) {
-    if (!ctx) return 0;
-    for (int i = 0; i < st->guard_nctx; i++)
-        if (strcasecmp(ctx, st->guard_ctx[i]) == 0) return 1;
-    return 0;
+    return ctx && set_has(&st->guard_ctx, ctx, strlen(ctx));
 }
 
 static int main_db(const char *db) {
@@ -183,7 +244,9 @@ static int ident_byte(unsigned char ch) {
            ch == '_' || ch == '$' || ch >= 0x80;
 }
 
-/* Does sql contain name as a whole word, ignoring ASCII case? */
+/* Does sql contain name as a whole word, ignoring ASCII case?  Only for a
+ * forbidden name that is not made of identifier bytes alone (the shipped
+ * schema has none), which no word can equal. */
 static int names(const char *sql, size_t len, const char *name) {
     size_t n = strlen(name);
     for (size_t i = 0; i + n <= len; i++) {
@@ -195,61 +258,85 @@ static int names(const char *sql, size_t len, const char *name) {
     return 0;
 }
 
+/* A whole-word occurrence of a name made of identifier bytes is exactly a
+ * maximal run of identifier bytes equal to it, so one pass over the words
+ * finds every name the old search for each name at every byte found. */
 int tn__guard_text(const tn_store *st, const char *sql) {
-    size_t len = strlen(sql);
-    for (size_t i = 0; i < COUNT(internal_names); i++)
-        if (names(sql, len, internal_names[i])) return TN_DENIED;
-    for (int i = 0; i < st->guard_nprivate; i++)
-        if (names(sql, len, st->guard_private[i])) return TN_DENIED;
+    const tn__nameset *words = &st->guard_words;
+    const unsigned char *p = (const unsigned char *)sql;
+    size_t i = 0;
+    while (p[i]) {
+        if (!ident_byte(p[i])) {
+            i++;
+            continue;
+        }
+        size_t start = i;
+        while (p[i] && ident_byte(p[i])) i++;
+        if (words->first[p[start]] && set_has(words, sql + start, i - start)) return TN_DENIED;
+    }
+    for (int k = 0; k < st->guard_nodd; k++)
+        if (names(sql, i, st->guard_odd[k])) return TN_DENIED;
     return TN_OK;
 }
 
-static int load_names(tn_store *st, sqlite3 *db, const char *sql, char ***out, int *nout) {
+static int all_ident(const char *name) {
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (!ident_byte(*p)) return 0;
+    return *name != '\0';
+}
+
+/* Adds every name the query returns to set, or (odd != NULL) the names not
+ * made of identifier bytes to *odd. */
+static int load_names(tn_store *st, sqlite3 *db, const char *sql, tn__nameset *set,
+                      char ***odd, int *nodd) {
     sqlite3_stmt *s;
     int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
     if (rc != SQLITE_OK)
         return tn__fail(st, tn__code(rc), "loading the schema: %s", sqlite3_errmsg(db));
-    int n = 0, cap = 16;
-    char **v = calloc((size_t)cap, sizeof *v);
-    while (v && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (n == cap) {
-            char **nv = realloc(v, (size_t)cap * 2 * sizeof *nv);
-            if (!nv) break;
-            v = nv;
-            cap *= 2;
+    int src;
+    rc = TN_OK;
+    while (rc == TN_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        if (!name) continue;
+        if (!odd || all_ident(name)) {
+            rc = set_add(set, name);
+            continue;
         }
-        v[n] = strdup((const char *)sqlite3_column_text(s, 0));
-        if (!v[n]) break;
-        n++;
+        char **nv = realloc(*odd, (size_t)(*nodd + 1) * sizeof *nv);
+        if (!nv || !(nv[*nodd] = strdup(name))) {
+            if (nv) *odd = nv;
+            rc = TN_NOMEM;
+            break;
+        }
+        *odd = nv;
+        (*nodd)++;
     }
     sqlite3_finalize(s);
-    if (!v || rc != SQLITE_DONE) {
-        for (int i = 0; v && i < n; i++) free(v[i]);
-        free(v);
-        return tn__fail(st, TN_NOMEM, "loading the schema: out of memory");
-    }
-    *out = v;
-    *nout = n;
-    return TN_OK;
+    if (rc == TN_OK && src != SQLITE_DONE) rc = tn__code(src);
+    return rc == TN_OK ? TN_OK : tn__fail(st, rc, "loading the schema: %s", sqlite3_errmsg(db));
 }
 
 int tn__guard_load(tn_store *st, sqlite3 *db) {
-    int rc = load_names(st, db,
-                        "SELECT name FROM sqlite_schema WHERE type IN ('view', 'trigger')",
-                        &st->guard_ctx, &st->guard_nctx);
+    int rc = set_init(&st->guard_ctx, 256);
+    if (rc == TN_OK) rc = set_init(&st->guard_words, 256);
+    for (size_t i = 0; rc == TN_OK && i < COUNT(internal_names); i++)
+        rc = set_add(&st->guard_words, internal_names[i]);
+    if (rc != TN_OK) return tn__fail(st, rc, "loading the schema: out of memory");
+    rc = load_names(st, db, "SELECT name FROM sqlite_schema WHERE type IN ('view', 'trigger')",
+                    &st->guard_ctx, NULL, NULL);
     if (rc == TN_OK)
         rc = load_names(st, db,
                         "SELECT name FROM sqlite_schema WHERE type = 'table' "
                         "AND substr(name, 1, 1) = '_'",
-                        &st->guard_private, &st->guard_nprivate);
+                        &st->guard_words, &st->guard_odd, &st->guard_nodd);
     return rc;
 }
 
 void tn__guard_free(tn_store *st) {
-    for (int i = 0; i < st->guard_nctx; i++) free(st->guard_ctx[i]);
-    for (int i = 0; i < st->guard_nprivate; i++) free(st->guard_private[i]);
-    free(st->guard_ctx);
-    free(st->guard_private);
-    st->guard_ctx = st->guard_private = NULL;
-    st->guard_nctx = st->guard_nprivate = 0;
+    set_free(&st->guard_ctx);
+    set_free(&st->guard_words);
+    for (int i = 0; i < st->guard_nodd; i++) free(st->guard_odd[i]);
+    free(st->guard_odd);
+    st->guard_odd = NULL;
+    st->guard_nodd = 0;
 }

@@ -1,5 +1,6 @@
 /*
- * session.c - tenant sessions: items, file metadata, list cursors, the console.
+ * session.c - tenant sessions: items, file metadata, list cursors (the SQL
+ * console is in console.c).
  *
  * Every statement here runs on the session's connection with the guard closed
  * (c->trusted == 0) and names only the tenant views, so each read and write is
@@ -15,19 +16,16 @@
  */
 #include "store_int.h"
 
-#include "clock.h"
 #include "crypto.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CURSOR_TAG 16
 
-static int sfail(tn_session *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-#include <stdarg.h>
-static int sfail(tn_session *s, int rc, const char *fmt, ...) {
+int tn__sfail(tn_session *s, int rc, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
@@ -41,12 +39,12 @@ static int over_quota(tn_session *s) {
     return strncmp(sqlite3_errmsg(s->c->db), "quota exceeded", 14) == 0;
 }
 
-static int sfail_db(tn_session *s, int src) {
+int tn__sfail_db(tn_session *s, int src) {
     const char *msg = sqlite3_errmsg(s->c->db);
     int rc = over_quota(s) ? TN_QUOTA
              : strncmp(msg, "not authorized", 14) == 0 ? TN_DENIED
                                                        : tn__code(src);
-    return sfail(s, rc, "%s", msg);
+    return tn__sfail(s, rc, "%s", msg);
 }
 
 const char *tn_session_errmsg(tn_session *s) {
@@ -174,24 +172,24 @@ static int cursor_open(tn_session *s, const char *kind, const char *cursor, char
     *key = NULL;
     size_t len = strlen(cursor);
     const char *dot = strchr(cursor, '.');
-    if (!dot || len > 4 * TN_FILE_NAME_MAX) return sfail(s, TN_INVALID, "bad cursor");
+    if (!dot || len > 4 * TN_FILE_NAME_MAX) return tn__sfail(s, TN_INVALID, "bad cursor");
     size_t a = (size_t)(dot - cursor), b = len - a - 1;
     unsigned char tag[CURSOR_TAG + 3], want[TN_SHA256_LEN];
     size_t taglen = 0, keylen = 0;
     char *k = malloc(a + 1);
-    if (!k) return sfail(s, TN_NOMEM, "out of memory");
+    if (!k) return tn__sfail(s, TN_NOMEM, "out of memory");
     if (b != tn__b64url_encoded_len(CURSOR_TAG) ||
         tn__b64url_decode(dot + 1, b, tag, &taglen) != 0 || taglen != CURSOR_TAG ||
         tn__b64url_decode(cursor, a, (unsigned char *)k, &keylen) != 0 || keylen == 0 ||
         memchr(k, 0, keylen)) {
         free(k);
-        return sfail(s, TN_INVALID, "bad cursor");
+        return tn__sfail(s, TN_INVALID, "bad cursor");
     }
     k[keylen] = '\0';
     cursor_tag(s, kind, k, keylen, want);
     if (!tn__ct_equal(tag, want, CURSOR_TAG)) {
         free(k);
-        return sfail(s, TN_INVALID, "bad cursor");
+        return tn__sfail(s, TN_INVALID, "bad cursor");
     }
     *key = k;
     return TN_OK;
@@ -234,16 +232,16 @@ static int item_copy(tn_session *s, const tn_item *in, tn_item *out) {
     out->updated_at = in->updated_at;
     if (!out->id || !out->data) {
         tn_item_clear(out);
-        return sfail(s, TN_NOMEM, "out of memory");
+        return tn__sfail(s, TN_NOMEM, "out of memory");
     }
     return TN_OK;
 }
 
 int tn_item_get(tn_session *s, const char *id, tn_item *out) {
-    if (!tn__item_id_valid(id)) return sfail(s, TN_NOTFOUND, "no such item");
+    if (!tn__item_id_valid(id)) return tn__sfail(s, TN_NOTFOUND, "no such item");
     sqlite3_stmt *q;
     int rc = tn__stmt(s->c, SQL_ITEM_GET, &q);
-    if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
+    if (rc != TN_OK) return tn__sfail(s, rc, "%s", tn_errmsg(s->st));
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     int src = sqlite3_step(q);
     if (src == SQLITE_ROW) {
@@ -251,7 +249,7 @@ int tn_item_get(tn_session *s, const char *id, tn_item *out) {
         item_view(q, &v);
         rc = out ? item_copy(s, &v, out) : TN_OK;
     } else {
-        rc = src == SQLITE_DONE ? sfail(s, TN_NOTFOUND, "no such item") : sfail_db(s, src);
+        rc = src == SQLITE_DONE ? tn__sfail(s, TN_NOTFOUND, "no such item") : tn__sfail_db(s, src);
     }
     sqlite3_reset(q);
     return rc;
@@ -268,14 +266,14 @@ static int run_write(tn_session *s, sqlite3_stmt *q, int *touched) {
     /* A CHECK constraint: the only one a valid id can fail is the JSON's.
      * The schema's triggers say what they refuse (quota, rules). */
     if ((src & 0xff) == SQLITE_CONSTRAINT && src != SQLITE_CONSTRAINT_TRIGGER)
-        return sfail(s, TN_INVALID, "data is not valid JSON");
-    return sfail_db(s, src);
+        return tn__sfail(s, TN_INVALID, "data is not valid JSON");
+    return tn__sfail_db(s, src);
 }
 
 static int item_prepare(tn_session *s, const char *sql, sqlite3_stmt **q) {
     int rc = tn__hlc_ensure(s->c);
     if (rc == TN_OK) rc = tn__stmt(s->c, sql, q);
-    return rc == TN_OK ? TN_OK : sfail(s, rc, "%s", tn_errmsg(s->st));
+    return rc == TN_OK ? TN_OK : tn__sfail(s, rc, "%s", tn_errmsg(s->st));
 }
 
 /* The arguments of a write, for the group-commit leader (src/group.c). */
@@ -312,7 +310,7 @@ static int put_body(tn_session *s, void *arg) {
 static int create_body(tn_session *s, void *arg) {
     write_args *a = arg;
     int rc = tn_item_get(s, a->id, NULL);
-    if (rc == TN_OK) return sfail(s, TN_EXISTS, "an item with that id exists");
+    if (rc == TN_OK) return tn__sfail(s, TN_EXISTS, "an item with that id exists");
     return rc == TN_NOTFOUND ? put_body(s, a) : rc;
 }
 
@@ -324,9 +322,9 @@ static int put_or_create(tn_session *s, const char *id, const char *json, tn_ite
         id = fresh;
     }
     if (!tn__item_id_valid(id))
-        return sfail(s, TN_INVALID, "an item id is 1-%d characters of A-Z a-z 0-9 . _ : -",
+        return tn__sfail(s, TN_INVALID, "an item id is 1-%d characters of A-Z a-z 0-9 . _ : -",
                      TN_ITEM_ID_MAX);
-    if (!json) return sfail(s, TN_INVALID, "no data");
+    if (!json) return tn__sfail(s, TN_INVALID, "no data");
     write_args a = {.id = id, .json = json, .item = out};
     return tn__group_write(s, body, &a);
 }
@@ -343,19 +341,19 @@ int tn_item_create(tn_session *s, const char *id, const char *json, tn_item *out
 static int why_untouched(tn_session *s, const char *id) {
     sqlite3_stmt *q;
     int rc = tn__stmt(s->c, SQL_ITEM_EXISTS, &q);
-    if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
+    if (rc != TN_OK) return tn__sfail(s, rc, "%s", tn_errmsg(s->st));
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     int src = sqlite3_step(q);
     sqlite3_reset(q);
-    if (src == SQLITE_ROW) return sfail(s, TN_CONFLICT, "the item has a newer version");
-    if (src == SQLITE_DONE) return sfail(s, TN_NOTFOUND, "no such item");
-    return sfail_db(s, src);
+    if (src == SQLITE_ROW) return tn__sfail(s, TN_CONFLICT, "the item has a newer version");
+    if (src == SQLITE_DONE) return tn__sfail(s, TN_NOTFOUND, "no such item");
+    return tn__sfail_db(s, src);
 }
 
 static int item_conditional(tn_session *s, const char *sql, const char *id, const char *json,
                             int64_t expected) {
-    if (!tn__item_id_valid(id)) return sfail(s, TN_NOTFOUND, "no such item");
-    if (expected < 0) return sfail(s, TN_INVALID, "bad version");
+    if (!tn__item_id_valid(id)) return tn__sfail(s, TN_NOTFOUND, "no such item");
+    if (expected < 0) return tn__sfail(s, TN_INVALID, "bad version");
     sqlite3_stmt *q;
     int rc = item_prepare(s, sql, &q);
     if (rc != TN_OK) return rc;
@@ -384,7 +382,7 @@ static int delete_body(tn_session *s, void *arg) {
 
 int tn_item_update(tn_session *s, const char *id, const char *json, int64_t expected_version,
                    tn_item *out) {
-    if (!json) return sfail(s, TN_INVALID, "no data");
+    if (!json) return tn__sfail(s, TN_INVALID, "no data");
     write_args a = {.id = id, .json = json, .expected = expected_version, .item = out};
     return tn__group_write(s, update_body, &a);
 }
@@ -397,11 +395,11 @@ int tn_item_delete(tn_session *s, const char *id, int64_t expected_version) {
 int tn_item_count(tn_session *s, int64_t *count) {
     sqlite3_stmt *q;
     int rc = tn__stmt(s->c, SQL_ITEM_COUNT, &q);
-    if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
+    if (rc != TN_OK) return tn__sfail(s, rc, "%s", tn_errmsg(s->st));
     int src = sqlite3_step(q);
     if (src == SQLITE_ROW) *count = sqlite3_column_int64(q, 0);
     sqlite3_reset(q);
-    return src == SQLITE_ROW ? TN_OK : sfail_db(s, src);
+    return src == SQLITE_ROW ? TN_OK : tn__sfail_db(s, src);
 }
 
 /*
@@ -412,7 +410,7 @@ static int list_page(tn_session *s, const char *kind, const char *sql, const cha
                      int limit, int (*row)(sqlite3_stmt *q, void *fn, void *arg), void *fn,
                      void *arg, char **next_cursor) {
     if (next_cursor) *next_cursor = NULL;
-    if (limit < 1 || limit > 10000) return sfail(s, TN_INVALID, "limit must be 1-10000");
+    if (limit < 1 || limit > 10000) return tn__sfail(s, TN_INVALID, "limit must be 1-10000");
     char *after = NULL;
     if (cursor && *cursor) {
         int rc = cursor_open(s, kind, cursor, &after);
@@ -422,7 +420,7 @@ static int list_page(tn_session *s, const char *kind, const char *sql, const cha
     int rc = tn__stmt(s->c, sql, &q);
     if (rc != TN_OK) {
         free(after);
-        return sfail(s, rc, "%s", tn_errmsg(s->st));
+        return tn__sfail(s, rc, "%s", tn_errmsg(s->st));
     }
     sqlite3_bind_text(q, 1, after ? after : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(q, 2, limit + 1);
@@ -443,11 +441,11 @@ static int list_page(tn_session *s, const char *kind, const char *sql, const cha
     sqlite3_reset(q);
     if (src != SQLITE_ROW && src != SQLITE_DONE) {
         free(last);
-        return sfail_db(s, src);
+        return tn__sfail_db(s, src);
     }
     if (more && next_cursor && last) {
         *next_cursor = cursor_make(s, kind, last);
-        if (!*next_cursor) rc = sfail(s, TN_NOMEM, "out of memory");
+        if (!*next_cursor) rc = tn__sfail(s, TN_NOMEM, "out of memory");
     }
     free(last);
     return rc;
@@ -498,10 +496,10 @@ static void file_view(sqlite3_stmt *q, tn_file *f) {
 }
 
 int tn_file_get(tn_session *s, const char *name, tn_file *out) {
-    if (!tn_file_name_valid(name)) return sfail(s, TN_NOTFOUND, "no such file");
+    if (!tn_file_name_valid(name)) return tn__sfail(s, TN_NOTFOUND, "no such file");
     sqlite3_stmt *q;
     int rc = tn__stmt(s->c, SQL_FILE_GET, &q);
-    if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
+    if (rc != TN_OK) return tn__sfail(s, rc, "%s", tn_errmsg(s->st));
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
     int src = sqlite3_step(q);
     if (src == SQLITE_ROW) {
@@ -513,11 +511,11 @@ int tn_file_get(tn_session *s, const char *name, tn_file *out) {
             out->content_type = strdup(v.content_type ? v.content_type : "");
             if (!out->name || !out->content_type) {
                 tn_file_clear(out);
-                rc = sfail(s, TN_NOMEM, "out of memory");
+                rc = tn__sfail(s, TN_NOMEM, "out of memory");
             }
         }
     } else {
-        rc = src == SQLITE_DONE ? sfail(s, TN_NOTFOUND, "no such file") : sfail_db(s, src);
+        rc = src == SQLITE_DONE ? tn__sfail(s, TN_NOTFOUND, "no such file") : tn__sfail_db(s, src);
     }
     sqlite3_reset(q);
     return rc;
@@ -558,11 +556,11 @@ static int file_record_body(tn_session *s, void *arg) {
 
 int tn_file_record(tn_session *s, const char *name, int64_t size, const char *sha256_hex,
                    const char *content_type, tn_file *out) {
-    if (!tn_file_name_valid(name)) return sfail(s, TN_INVALID, "bad file name");
+    if (!tn_file_name_valid(name)) return tn__sfail(s, TN_INVALID, "bad file name");
     if (size < 0 || size > TN_FILE_SIZE_MAX || !sha_valid(sha256_hex))
-        return sfail(s, TN_INVALID, "bad size or checksum");
+        return tn__sfail(s, TN_INVALID, "bad size or checksum");
     if (content_type && !content_type_valid(content_type))
-        return sfail(s, TN_INVALID, "bad content type");
+        return tn__sfail(s, TN_INVALID, "bad content type");
     write_args a = {.id = name, .size = size, .sha256 = sha256_hex,
                     .content_type = content_type, .file = out};
     return tn__group_write(s, file_record_body, &a);
@@ -578,12 +576,12 @@ static int file_delete_body(tn_session *s, void *arg) {
     s->c->file_write = 1;
     rc = run_write(s, q, &touched);
     s->c->file_write = 0;
-    if (rc == TN_OK && !touched) rc = sfail(s, TN_NOTFOUND, "no such file");
+    if (rc == TN_OK && !touched) rc = tn__sfail(s, TN_NOTFOUND, "no such file");
     return rc;
 }
 
 int tn_file_delete(tn_session *s, const char *name) {
-    if (!tn_file_name_valid(name)) return sfail(s, TN_NOTFOUND, "no such file");
+    if (!tn_file_name_valid(name)) return tn__sfail(s, TN_NOTFOUND, "no such file");
     write_args a = {.id = name};
     return tn__group_write(s, file_delete_body, &a);
 }
@@ -603,176 +601,20 @@ int tn_file_list(tn_session *s, const char *cursor, int limit, tn_file_fn fn, vo
 int tn_file_bytes(tn_session *s, int64_t *bytes) {
     sqlite3_stmt *q;
     int rc = tn__stmt(s->c, SQL_FILE_BYTES, &q);
-    if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
+    if (rc != TN_OK) return tn__sfail(s, rc, "%s", tn_errmsg(s->st));
     int src = sqlite3_step(q);
     if (src == SQLITE_ROW) *bytes = (int64_t)sqlite3_column_double(q, 0);
     sqlite3_reset(q);
-    return src == SQLITE_ROW ? TN_OK : sfail_db(s, src);
+    return src == SQLITE_ROW ? TN_OK : tn__sfail_db(s, src);
 }
 
 int tn_session_file_path(tn_session *s, const char *name, char **path) {
     *path = NULL;
-    if (!tn_file_name_valid(name)) return sfail(s, TN_INVALID, "bad file name");
+    if (!tn_file_name_valid(name)) return tn__sfail(s, TN_INVALID, "bad file name");
     size_t n = strlen(s->st->dir) + strlen(name) + 64;
     char *p = malloc(n);
-    if (!p) return sfail(s, TN_NOMEM, "out of memory");
+    if (!p) return tn__sfail(s, TN_NOMEM, "out of memory");
     snprintf(p, n, "%s/files/%s/%s", s->st->dir, s->tenant_id, name);
     *path = p;
     return TN_OK;
-}
-
-/* ---- console -------------------------------------------------------------- */
-
-static int exec_text(tn_session *s, const char *sql, tn_row_fn fn, void *arg);
-
-int tn_session_exec(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
-    if (!sql) return sfail(s, TN_INVALID, "no SQL");
-    return tn__session_exec_n(s, sql, strlen(sql), fn, arg);
-}
-
-int tn__session_exec_n(tn_session *s, const char *text, size_t len, tn_row_fn fn, void *arg) {
-    if (!text) return sfail(s, TN_INVALID, "no SQL");
-    /* The guard and SQLite both stop reading at a NUL byte: what would run is
-     * not what was sent.  Such text is refused whole. */
-    if (memchr(text, '\0', len)) return sfail(s, TN_INVALID, "the SQL contains a NUL byte");
-    char *sql = strndup(text, len);
-    if (!sql) return sfail(s, TN_NOMEM, "out of memory");
-    int rc = exec_text(s, sql, fn, arg);
-    free(sql);
-    return rc;
-}
-
-/* Limits of SQLite's own that a console statement runs under; the store's
- * values come back when the call ends.  LENGTH bounds every string or blob a
- * statement builds or reads, COLUMN how many such values one row can hold. */
-static const struct {
-    int id, value;
-} console_limits[] = {
-    {SQLITE_LIMIT_LENGTH, TN_CONSOLE_VALUE_MAX},
-    {SQLITE_LIMIT_SQL_LENGTH, TN_CONSOLE_SQL_MAX},
-    {SQLITE_LIMIT_COLUMN, 100},
-    {SQLITE_LIMIT_EXPR_DEPTH, 100},
-    {SQLITE_LIMIT_TRIGGER_DEPTH, 16},
-};
-#define NLIMITS (sizeof console_limits / sizeof console_limits[0])
-
-/* Every 1000 virtual-machine steps: is the call over its time or heap budget?
- * Returning non-zero interrupts the statement, which SQLite then undoes (for
- * a write, the whole transaction). */
-static int console_progress(void *arg) {
-    tn__console *b = arg;
-    if (tn__mono_ms() > b->deadline_ms)
-        b->over = TN__OVER_TIME;
-    else if (sqlite3_memory_used() > b->heap_limit)
-        b->over = TN__OVER_HEAP;
-    return b->over != TN__OVER_NONE;
-}
-
-static int over_budget(tn_session *s, const tn__console *b) {
-    const tn_options *o = &s->st->opt;
-    switch (b->over) {
-    case TN__OVER_TIME:
-        return sfail(s, TN_TIMEOUT, "stopped: over the console's time budget of %d ms",
-                     o->console_ms);
-    case TN__OVER_HEAP:
-        return sfail(s, TN_TOOBIG, "stopped: over the console's memory budget of %lld MiB",
-                     (long long)(o->console_heap >> 20));
-    case TN__OVER_ROWS:
-        return sfail(s, TN_TOOBIG, "stopped: over the console's budget of %lld rows",
-                     (long long)o->console_rows);
-    default: return TN_OK;
-    }
-}
-
-/* Runs the statements of sql one after the other until one fails. */
-static int console_run(tn_session *s, const char *sql, tn_row_fn fn, void *arg, tn__console *b) {
-    const char *tail = sql;
-    int index = 0, rc = TN_OK;
-    while (rc == TN_OK && tail && *tail) {
-        if (tn__mono_ms() > b->deadline_ms) {
-            b->over = TN__OVER_TIME;
-            return over_budget(s, b);
-        }
-        rc = tn__hlc_ensure(s->c);
-        if (rc != TN_OK) return sfail(s, rc, "%s", tn_errmsg(s->st));
-        sqlite3_stmt *q = NULL;
-        int src = sqlite3_prepare_v2(s->c->db, tail, -1, &q, &tail);
-        if (src != SQLITE_OK) return sfail_db(s, src);
-        if (!q) continue; /* whitespace or a comment */
-        int ncol = sqlite3_column_count(q);
-        const char **names = calloc((size_t)ncol + 1, sizeof *names);
-        const char **vals = calloc((size_t)ncol + 1, sizeof *vals);
-        if (!names || !vals) {
-            rc = sfail(s, TN_NOMEM, "out of memory");
-        } else {
-            for (int i = 0; i < ncol; i++) names[i] = sqlite3_column_name(q, i);
-            while ((src = sqlite3_step(q)) == SQLITE_ROW) {
-                if (--b->rows_left < 0) {
-                    b->over = TN__OVER_ROWS;
-                    break;
-                }
-                for (int i = 0; i < ncol; i++) vals[i] = (const char *)sqlite3_column_text(q, i);
-                if (fn && fn(arg, index, ncol, names, vals)) break;
-            }
-            if (b->over != TN__OVER_NONE)
-                rc = over_budget(s, b);
-            else if (src != SQLITE_ROW && src != SQLITE_DONE)
-                rc = sfail_db(s, src);
-        }
-        free(names);
-        free(vals);
-        sqlite3_finalize(q);
-        index++;
-    }
-    return rc;
-}
-
-static int exec_text(tn_session *s, const char *sql, tn_row_fn fn, void *arg) {
-    if (tn__guard_text(s->st, sql) != TN_OK)
-        return sfail(s, TN_DENIED, "not authorized: the statement names a private table "
-                                   "or an internal function");
-    tn__conn *c = s->c;
-    const tn_options *o = &s->st->opt;
-    /* Outside a transaction of the caller's, any transaction the SQL begins
-     * is this call's to end. */
-    int own_tx = sqlite3_get_autocommit(c->db);
-    tn__console b = {.deadline_ms = tn__mono_ms() + o->console_ms,
-                     .heap_limit = sqlite3_memory_used() + o->console_heap,
-                     .rows_left = o->console_rows};
-    int saved[NLIMITS];
-    for (size_t i = 0; i < NLIMITS; i++)
-        saved[i] = sqlite3_limit(c->db, console_limits[i].id, console_limits[i].value);
-    sqlite3_busy_timeout(c->db, o->console_ms);
-    sqlite3_progress_handler(c->db, 1000, console_progress, &b);
-    c->console = &b;
-
-    int rc = console_run(s, sql, fn, arg, &b);
-
-    c->console = NULL;
-    sqlite3_progress_handler(c->db, 0, NULL, NULL);
-    sqlite3_busy_timeout(c->db, o->busy_timeout_ms);
-    for (size_t i = 0; i < NLIMITS; i++) sqlite3_limit(c->db, console_limits[i].id, saved[i]);
-    if (own_tx && !sqlite3_get_autocommit(c->db)) {
-        tn__rollback(c);
-        if (rc == TN_OK)
-            rc = sfail(s, TN_INVALID, "a transaction must end in the call that began it: "
-                                      "rolled back");
-    }
-    return rc;
-}
-
-int tn_session_begin(tn_session *s) {
-    int rc = tn__begin(s->c);
-    return rc == TN_OK ? TN_OK : sfail(s, rc, "%s", tn_errmsg(s->st));
-}
-
-int tn_session_commit(tn_session *s) {
-    int rc = tn__commit(s->c);
-    return rc == TN_OK ? TN_OK : sfail(s, rc, "%s", tn_errmsg(s->st));
-}
-
-int tn_session_rollback(tn_session *s) {
-    if (sqlite3_get_autocommit(s->c->db)) return sfail(s, TN_INVALID, "no transaction");
-    tn__rollback(s->c);
-    return sqlite3_get_autocommit(s->c->db) ? TN_OK : sfail(s, TN_ERROR, "%s", tn_errmsg(s->st));
 }

@@ -11,6 +11,14 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+/* A set of names compared ignoring ASCII case (guard.c); read-only once built. */
+typedef struct tn__nameset {
+    char **slot;              /* lowercased names; NULL: empty */
+    size_t mask;              /* slots - 1, a power of two minus one */
+    size_t maxlen;            /* the longest name */
+    unsigned char first[256]; /* 1 for each byte a name starts with, either case */
+} tn__nameset;
+
 struct tn_store {
     char *dir;
     char *dbpath;
@@ -31,12 +39,13 @@ struct tn_store {
     int gc_leader;
     int gc_queued;                /* writes waiting in the queue */
     int64_t gc_groups, gc_writes; /* transactions led, writes they carried */
+    int64_t console_shaped;       /* console statements run as a shape (atomic) */
 
     unsigned char secret[32]; /* keys list cursors; from _meta */
-    char **guard_ctx;         /* names of the schema's views and triggers */
-    int guard_nctx;
-    char **guard_private;     /* schema tables whose names start with '_' */
-    int guard_nprivate;
+    tn__nameset guard_ctx;    /* names of the schema's views and triggers */
+    tn__nameset guard_words;  /* words tenant SQL may not contain (guard.c) */
+    char **guard_odd;         /* forbidden names that are no single word */
+    int guard_nodd;
 };
 
 struct tn_session {
@@ -56,6 +65,13 @@ typedef struct tn__console {
     int64_t rows_left;   /* rows it may still return or write */
     tn__over over;       /* which budget stopped it */
 } tn__console;
+
+/* ---- session.c ---- */
+/* Records detail for tn_session_errmsg(s); returns rc. */
+int tn__sfail(tn_session *s, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Same from the connection's last SQLite error: TN_QUOTA and TN_DENIED for
+ * the schema's refusals (their words), else tn__code(src). */
+int tn__sfail_db(tn_session *s, int src);
 
 /* ---- group.c ---- */
 typedef int (*tn__op_fn)(tn_session *s, void *arg);

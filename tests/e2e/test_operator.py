@@ -333,7 +333,10 @@ def test_cli_operator_while_serving():
          "CLI ungrant: the running daemon refuses the next request")
     p = cli("operator", "grant", "msp-cli", "--tenant", "op-c", "--scopes", "items:read")
     S.eq(p.returncode, 0, "operator grant")
-    S.eq(c.request("GET", "/v1/items/secret").status, 200, "grant again: the old token works")
+    S.eq(c.request("GET", "/v1/items/secret").status, 401,
+         "grant again: the token of the removed grant stays ended")
+    c = bearer(op_token(key, "op-c"))
+    S.eq(c.request("GET", "/v1/items/secret").status, 200, "a token of the new grant works")
     S.eq(cli("operator", "revoke", "msp-cli").returncode, 0, "operator revoke")
     S.eq(c.request("GET", "/v1/items/secret").status, 401, "CLI revoke applies at once")
     S.eq(cli("operator", "revoke", "msp-cli").returncode, 3, "revoke twice: not found")
