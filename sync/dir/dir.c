@@ -1141,8 +1141,11 @@ static int dir_changes(tn_remote_conn *cn, const char *tenant, const char *curso
         s.seen = malloc((size_t)s.seen_cap * sizeof *s.seen);
         rc = s.seen ? scan_feed(&s, fd, &off) : TN_NOMEM;
         snprintf(cursor_out, 256, "%.32s:%lld", header + 9, (long long)off);
-        /* Lines left after this page: the caller should call again now. */
-        if (rc == TN_OK && off < st.st_size) snprintf(out->next, sizeof out->next, "more");
+        /* A full page with lines left after it: the caller should call again
+         * now.  (A partial last line, a writer's append in progress, is not
+         * "more": it is read once it ends.) */
+        if (rc == TN_OK && out->n >= max && off < st.st_size)
+            snprintf(out->next, sizeof out->next, "more");
     }
     if (fd >= 0) close(fd);
     unlock_tenant(lockfd);
