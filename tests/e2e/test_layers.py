@@ -111,7 +111,12 @@ def library_is_the_store_alone():
                     '    if (c < 2 || tn_open(v[1], &o, &st) != TN_OK) return 1;\n'
                     '    tn_close(st); return 0; }\n')
         exe = os.path.join(d, "five")
-        cc = subprocess.run(["cc", "-o", exe, prog] + cflags + libs.stdout.split(),
+        # A sanitized build's library wants the program built the same way.
+        lib = os.path.join(dest, "usr/local/lib/libtenantry.so")
+        san = [] if "libasan" not in subprocess.run(["ldd", lib], capture_output=True,
+                                                     text=True).stdout \
+            else ["-fsanitize=address,undefined"]
+        cc = subprocess.run(["cc", "-o", exe, prog] + san + cflags + libs.stdout.split(),
                             capture_output=True, text=True, timeout=120)
         T.eq(cc.returncode, 0, "a five-line program links libtenantry: %s" % cc.stderr[-400:])
         if cc.returncode == 0:
