@@ -97,7 +97,8 @@ SCHEMA   = $(sort $(wildcard schema/*.sql))
 VERSION  = 0.1.0
 
 _all: $(BUILD)/libtenantry.a $(BUILD)/libtenantry.so $(BUILD)/libtenantry-full.a \
-      $(BUILD)/tenantry $(BUILD)/unit $(BUILD)/bench_store $(BUILD)/man/tenantry.1
+      $(BUILD)/tenantry $(BUILD)/unit $(BUILD)/bench_store $(BUILD)/bench_remote_dir \
+      $(BUILD)/man/tenantry.1
 
 $(BUILD)/schema_gen.c: $(SCHEMA) tools/embed_schema.sh
 	@mkdir -p $(@D)
@@ -113,6 +114,7 @@ $(BUILD)/src/api/%.o:   INC = $(INC_api)
 $(BUILD)/src/cli/%.o:   INC = $(INC_cli)
 $(BUILD)/tests/%.o:     INC = $(INC_all) -Itests
 $(BUILD)/bench/%.o:     INC = $(INC_store)
+$(BUILD)/bench/remote_dir.o: INC = $(INC_dir)
 
 $(BUILD)/src/cli/lazylib.o: DEFS = $(if $(CURL_SONAME),-DTN_LIBCURL_SONAME='"$(CURL_SONAME)"') \
                                    $(if $(CRYPTO_SONAME),-DTN_LIBCRYPTO_SONAME='"$(CRYPTO_SONAME)"')
@@ -154,6 +156,9 @@ $(BUILD)/unit: $(TEST_OBJ) $(UNIT_CLI) $(BUILD)/libtenantry-full.a
 
 $(BUILD)/bench_store: $(BUILD)/bench/store.o $(BUILD)/libtenantry.a
 	$(CC) -o $@ $^ $(LDLIBS_LIB)
+
+$(BUILD)/bench_remote_dir: $(BUILD)/bench/remote_dir.o $(BUILD)/libtenantry-full.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 # The whole suite: C unit tests, then the end-to-end suites in tests/*.sh|py.
 test: deps

@@ -4,14 +4,15 @@
 #   BENCH_RUNS=N    run everything N times (default 1); the summary gives the
 #                   median of the N runs and their spread (min-max)
 #   BENCH_QUICK=1   a short run (smaller backlogs, one round each)
-#   BENCH_ONLY=LIST a comma-separated subset of store,console,http,sync
+#   BENCH_ONLY=LIST a comma-separated subset of store,remote,restore,console,http,sync
+#   TN_BENCH_REMOTE_N rows for bench_remote_dir (default 5000)
 #   TN_BENCH_N      items for bench_store (default 100000; quick 20000)
 #   TN_BENCH_ROUNDS rounds inside each benchmark (store 3, http 3, console 3)
 # Each script's own settings are described at its top.
 set -eu
 build=${1:-build}
 runs=${BENCH_RUNS:-1}
-only=${BENCH_ONLY:-store,console,http,sync}
+only=${BENCH_ONLY:-store,remote,restore,console,http,sync}
 if [ "${BENCH_QUICK:-}" = 1 ]; then n=${TN_BENCH_N:-20000}; srounds=${TN_BENCH_ROUNDS:-1}
 else n=${TN_BENCH_N:-100000}; srounds=${TN_BENCH_ROUNDS:-3}; fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tn-bench-run-XXXXXX")
@@ -33,6 +34,16 @@ while [ "$i" -le "$runs" ]; do
             /point reads/ {k="store.read.ratio"; g=">= 0.9"}
             k != "" { r=$5; gsub(/[ x]/, "", r); print k "|" r "|x|" g >> out; print "@@ " k "|" r "|x|" g; k="" }
         ' "$tmp/store.out"
+    fi
+    if want remote; then
+        echo
+        echo "== directory remote: put_rows, list, changes vs a durable file per row"
+        "$build/bench_remote_dir" "${TN_BENCH_REMOTE_N:-5000}" "$srounds"
+    fi
+    if want restore && [ -f bench/restore.py ]; then
+        echo
+        echo "== restore, pull and verify against moto vs boto3 and the aws CLI"
+        TN_BUILD="$build" python3 bench/restore.py
     fi
     for b in console http sync; do
         if want "$b"; then

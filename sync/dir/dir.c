@@ -38,6 +38,12 @@
  * rename, fsync of the folder.  Temp files start with '.', as no encoded name
  * does; readers skip them.
  *
+ * Reads.  changes returns each key of the lines it passes once, at the row's
+ * current state, in feed order; a key whose row is gone (purged) fills no
+ * place, so an empty page means nothing more for now.  list pages through the
+ * row files by name, from names read once per LIST_CHUNK; a row written
+ * during a listing may or may not appear (the feed brings it).
+ *
  * File names.  An object's file name is percent-encoded: every byte outside
  * [A-Za-z0-9._-], and a '.' that starts a component, becomes %XX, so "a" and
  * "a/b" ("a%2Fb") are both plain files and no component is hidden, "." or
