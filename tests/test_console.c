@@ -191,9 +191,9 @@ TEST(console_transaction_must_end_in_its_call) {
 TEST(console_row_budget_bounds_reads_and_writes) {
     fixture f;
     fixture_init(&f);
-    tn_close(f.st);
     tn_session_close(f.a);
     tn_session_close(f.g);
+    tn_close(f.st);
     tn_options o;
     tn_options_init(&o);
     o.console_rows = 1000;
@@ -229,9 +229,9 @@ TEST(console_row_budget_bounds_reads_and_writes) {
 TEST(console_heap_value_and_statement_sizes_are_bounded) {
     fixture f;
     fixture_init(&f);
-    tn_close(f.st);
     tn_session_close(f.a);
     tn_session_close(f.g);
+    tn_close(f.st);
     tn_options o;
     tn_options_init(&o);
     o.console_heap = 8 << 20;
