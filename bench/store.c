@@ -16,7 +16,10 @@
  *           against sqlite3_exec into a plain two-column table (what the
  *           sqlite3 shell does with the same text)
  * Prints the median rate of each side per workload and the ratio
- * tenantry / raw (higher is better for tenantry; 1.0 is parity).
+ * tenantry / raw (higher is better for tenantry; 1.0 is parity), then the
+ * same for CPU time per row (the process's, one thread): on a machine shared
+ * with other work the wall-clock rates swing from round to round, the CPU
+ * each side spends per row much less.
  *
  *   bench_store --threads T N    raw SQLite only: T threads, each with its own
  *                                connection, insert N rows in all, one row per
@@ -39,6 +42,12 @@
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -298,6 +307,7 @@ int main(int argc, char **argv) {
 
     const char *names[4] = {"single", "bulk", "read", "console"};
     double raw[4][MAXROUNDS], tn[4][MAXROUNDS];
+    double rawc[4][MAXROUNDS], tnc[4][MAXROUNDS]; /* CPU microseconds per row */
     char *script = console_script(n);
     const char *tmp = getenv("TMPDIR");
     for (int r = 0; r < rounds; r++) {
@@ -311,31 +321,39 @@ int main(int argc, char **argv) {
                 char sub[4200];
                 snprintf(sub, sizeof sub, "%s/%s-%s", dir, is_tn ? "t" : "r", names[w]);
                 if (mkdir(sub, 0700) != 0) die("mkdir", sub);
-                double t0, dt;
+                double t0, c0, dt;
                 if (is_tn) {
                     tn_session *s;
                     tn_store *st = tn_setup(sub, &s);
                     t0 = now_s();
+                    c0 = cpu_s();
                     tn_insert(s, w == 1 ? n : n1, w == 1);
                     dt = now_s() - t0;
                     tn[w][r] = (w == 1 ? n : n1) / dt;
+                    tnc[w][r] = (cpu_s() - c0) / (w == 1 ? n : n1) * 1e6;
                     if (w == 1) { /* reads on the bulk-loaded store */
                         t0 = now_s();
+                        c0 = cpu_s();
                         tn_read(s, n, order);
                         tn[2][r] = n / (now_s() - t0);
+                        tnc[2][r] = (cpu_s() - c0) / n * 1e6;
                     }
                     tn_session_close(s);
                     tn_close(st);
                 } else {
                     sqlite3 *db = raw_open(sub);
                     t0 = now_s();
+                    c0 = cpu_s();
                     raw_insert(db, w == 1 ? n : n1, w == 1);
                     dt = now_s() - t0;
                     raw[w][r] = (w == 1 ? n : n1) / dt;
+                    rawc[w][r] = (cpu_s() - c0) / (w == 1 ? n : n1) * 1e6;
                     if (w == 1) {
                         t0 = now_s();
+                        c0 = cpu_s();
                         raw_read(db, n, order);
                         raw[2][r] = n / (now_s() - t0);
+                        rawc[2][r] = (cpu_s() - c0) / n * 1e6;
                     }
                     sqlite3_close(db);
                 }
@@ -346,21 +364,25 @@ int main(int argc, char **argv) {
             char sub[4200];
             snprintf(sub, sizeof sub, "%s/%s-%s", dir, is_tn ? "t" : "r", names[3]);
             if (mkdir(sub, 0700) != 0) die("mkdir", sub);
-            double t0;
+            double t0, c0;
             if (is_tn) {
                 tn_session *s;
                 tn_store *st = tn_setup(sub, &s);
                 t0 = now_s();
+                c0 = cpu_s();
                 if (tn_session_exec(s, script, NULL, NULL) != TN_OK)
                     die("console", tn_session_errmsg(s));
                 tn[3][r] = n / (now_s() - t0);
+                tnc[3][r] = (cpu_s() - c0) / n * 1e6;
                 tn_session_close(s);
                 tn_close(st);
             } else {
                 sqlite3 *db = raw_open(sub);
                 t0 = now_s();
+                c0 = cpu_s();
                 raw_console(db, script);
                 raw[3][r] = n / (now_s() - t0);
+                rawc[3][r] = (cpu_s() - c0) / n * 1e6;
                 sqlite3_close(db);
             }
         }
@@ -381,6 +403,12 @@ int main(int argc, char **argv) {
     for (int w = 0; w < 4; w++) {
         double mr = median(raw[w], rounds), mt = median(tn[w], rounds);
         printf("| %s | %.0f | %.0f | %.2fx | >= %.2fx |\n", label[w], mr, mt, mt / mr, target[w]);
+    }
+    printf("\nCPU per row (microseconds, medians; ratio raw / tenantry, higher is better)\n\n");
+    printf("| workload | raw SQLite | tenantry | ratio |\n|---|---:|---:|---:|\n");
+    for (int w = 0; w < 4; w++) {
+        double mr = median(rawc[w], rounds), mt = median(tnc[w], rounds);
+        printf("| %s | %.2f | %.2f | %.2fx |\n", label[w], mr, mt, mr / mt);
     }
     free(order);
     return 0;
