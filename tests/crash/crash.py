@@ -9,6 +9,17 @@ so a kill can be aimed: when a request of a kind arrives (before the remote
 sees it), or when the remote's answer arrives (the remote applied it, the
 daemon never learns).  Other kills come from a plain timer.
 
+A second appliance (its own data directory, the same remote, through the
+same forwarder) has joined the tenants; after each of the first appliance's
+cycles it writes items of its own through its CLI while `sync --once` (a pull,
+then a push) runs, SIGKILLed when a feed Query or an object GET reaches the
+forwarder, or on a timer.  Then `check` is clean there and its acknowledged
+writes are there exactly; both sync to completion and must hold the same rows
+(versions, contents, tombstones) and bytes.  Every third cycle, and at the
+end, a third data directory runs `tenantry restore`, SIGKILLed half way
+(`check` must then exit 5 and say so), runs it again to completion, and must
+equal the first appliance's store.
+
 After every cycle: the daemon died by the SIGKILL this driver sent, not by
 itself before it (a crash, a sanitizer's abort: its exit status or signal is
 reported and fails the cycle); `tenantry check` is clean; every write
@@ -57,6 +68,8 @@ BIG_FILE = 2 * PART_MB * MB + 123457   # three parts
 DDB_WRITES = ("ddb:PutItem", "ddb:TransactWriteItems", "ddb:BatchWriteItem")
 S3_UPLOADS = ("s3:put", "s3:part")
 MODES = ("default", "transact", "single_writer")
+PULL_READS = ("ddb:Query", "s3:get")   # a pull's feed page, a pulled file's bytes
+B_IDS = 8                              # the second appliance's item ids per tenant
 
 
 # ---- a forwarder in front of moto that knows what is in flight ------------------
@@ -268,6 +281,18 @@ class Tenant:
         self.files = {}   # name -> Key
         self.blobs = {}   # sha256 -> bytes (the contents the clients sent)
         self.new_seq = 0
+        self.sent = {}    # item id -> every content the clients sent for it
+        self.b = {}       # the second appliance's item ids -> BKey
+
+
+class BKey:
+    """One item id the second appliance writes (through the CLI, so every
+    write is acknowledged): state None (never written), "absent", or
+    (version, content); versions: every (version, content) it wrote."""
+
+    def __init__(self):
+        self.state = None
+        self.versions = {}
 
 
 def sha(b):
@@ -358,6 +383,7 @@ class Writer(threading.Thread):
             doc = {"t": t.name, "id": iid, "n": r.randrange(10 ** 12),
                    "pad": "x" * r.randrange(300), "l": [r.randrange(9), {"k": "v"}]}
             k = t.items.setdefault(iid, Key())
+            t.sent.setdefault(iid, set()).add(canon(doc))
             return self.write(k, "PUT", "/v1/items/" + iid, json.dumps({"data": doc}),
                               {"Content-Type": "application/json"}, canon(doc))
         if op < 0.55:       # a new id
@@ -365,6 +391,7 @@ class Writer(threading.Thread):
             iid = "n%05d" % t.new_seq
             doc = {"t": t.name, "new": t.new_seq}
             k = t.items.setdefault(iid, Key())
+            t.sent.setdefault(iid, set()).add(canon(doc))
             return self.write(k, "POST", "/v1/items", json.dumps({"id": iid, "data": doc}),
                               {"Content-Type": "application/json"}, canon(doc))
         if op < 0.68:       # delete an item that is (or may be) there
@@ -416,7 +443,19 @@ class Driver:
         self.stats = {"cycles": 0, "kills": 0, "self_deaths": 0, "clean_stops": 0,
                       "kill_http": 0, "kill_ddb": 0, "kill_upload": 0,
                       "kill_answered": 0, "kill_multipart_open": 0, "kill_timer": 0,
-                      "rows_compared": 0, "objects_compared": 0, "orphan_temp_files": 0}
+                      "rows_compared": 0, "objects_compared": 0, "orphan_temp_files": 0,
+                      "kill_pull": 0,
+                      # The second appliance: "b_kills" when its sync was found dead
+                      # by our SIGKILL (by what the forwarder saw in flight:
+                      # b_kill_query, b_kill_get, else b_kill_timer), "b_synced"
+                      # when one finished before any kill, "b_writes" acknowledged.
+                      "b_cycles": 0, "b_kills": 0, "b_kill_query": 0, "b_kill_get": 0,
+                      "b_kill_timer": 0, "b_synced": 0, "b_writes": 0, "ab_rows_equal": 0,
+                      # Restores: "restore_kills" when killed by us, "restore_unfinished"
+                      # when check then said so (exit 5), "restores" when one completed
+                      # and equalled the others.
+                      "restores": 0, "restore_kills": 0, "restore_unfinished": 0,
+                      "restored_rows_compared": 0}
         self.sigkilled = set()   # pids this driver sent SIGKILL
         self.modes = {}
         self.kill_times = []
@@ -438,6 +477,12 @@ class Driver:
             # One stream for the parts, each about a quarter of a second.
             "TENANTRY_SYNC_BANDWIDTH": str(24 * MB),
         })
+        # The second appliance (its own store, the same remote, through the
+        # forwarder) and the directory restores go to.
+        self.data_b = os.path.join(self.dir, "data-b")
+        self.env_b = dict(self.env, TENANTRY_DATA=self.data_b)
+        self.data_c = os.path.join(self.dir, "data-c")
+        self.env_c = dict(self.env, TENANTRY_DATA=self.data_c)
         self.ddb, self.s3 = awslib.clients(self.moto.url)
         self.daemon = None
         self.tenants = []
@@ -470,6 +515,18 @@ class Driver:
         p = self.tn(["remote", "init"])
         if p.returncode:
             raise RuntimeError("remote init: " + p.stdout + p.stderr)
+        # The first sync sends each tenant's own row; then the second
+        # appliance joins them.
+        p = self.tn(["sync", "--once"])
+        if p.returncode:
+            raise RuntimeError("first sync: " + p.stdout + p.stderr)
+        p = self.tn(["init"], env=self.env_b)
+        if p.returncode:
+            raise RuntimeError("init b: " + p.stderr)
+        for t in self.tenants:
+            p = self.tn(["tenant", "join", t.id], env=self.env_b)
+            if p.returncode:
+                raise RuntimeError("tenant join: " + p.stdout + p.stderr)
 
     def start(self, mode):
         env = dict(self.env)
@@ -520,12 +577,14 @@ class Driver:
 
     # -- one cycle --
 
-    def cycle(self, n, suite, crash_signal=None, stop_signal=None):
+    def cycle(self, n, suite, crash_signal=None, stop_signal=None, break_cursor=False):
         """One cycle: start, write, SIGKILL, check, restart, verify, SIGTERM.
         The daemon must die by the SIGKILL (not by itself before it) and exit 0
         on the SIGTERM.  For the driver's own test: crash_signal is sent to the
         daemon as if it crashed by itself during the writes, stop_signal just
-        before the SIGTERM; either must fail the cycle."""
+        before the SIGTERM; either must fail the cycle.  Then the second
+        appliance's turn (pull_cycle; break_cursor makes it skip a pull, which
+        must fail the cycle), and every third cycle a restore."""
         r = self.rnd
         mode = r.choice(self.allowed_modes)
         self.modes[mode] = self.modes.get(mode, 0) + 1
@@ -568,18 +627,23 @@ class Driver:
             suite.eq(rc, 0, "cycle %d: exit status of the daemon on SIGTERM after the checks (%s)"
                      % (n, self.daemon.log()[-400:].replace("\n", " | ")))
             self.daemon = None
+        self.pull_cycle(n, suite, break_cursor=break_cursor)
+        if n % 3 == 0:
+            self.restore_cycle(suite, "cycle %d" % n)
         self.stats["cycles"] += 1
 
     def run_until_kill(self, n, mode, writers, crash_signal=None):
         r = self.rnd
         # Where to aim the kill.
         aim = r.choice(("timer", "timer", "ddb-request", "ddb-answer", "upload-request",
-                        "upload-answer", "part-answer", "complete-answer"))
+                        "upload-answer", "part-answer", "complete-answer", "query-answer",
+                        "get-request"))
         budget = r.uniform(0.3, 3.0)
         if aim != "timer":
             what, when = aim.split("-")
             kinds = {"ddb": DDB_WRITES, "upload": S3_UPLOADS, "part": ("s3:part",),
-                     "complete": ("s3:complete",)}[what]
+                     "complete": ("s3:complete",), "query": PULL_READS[:1],
+                     "get": PULL_READS[1:]}[what]
             self.fwd.arm(when, kinds, r.randint(1, 3), self.kill)
             budget += 3.0
         end = time.time() + budget
@@ -610,6 +674,8 @@ class Driver:
             self.stats["kill_ddb"] += 1
         if any(k in S3_UPLOADS for k in in_flight):
             self.stats["kill_upload"] += 1
+        if any(k in PULL_READS for k in in_flight):
+            self.stats["kill_pull"] += 1
         open_uploads = self.sql("SELECT count(*) FROM _sync_uploads")[0][0]
         if open_uploads:
             self.stats["kill_multipart_open"] += 1
@@ -665,8 +731,13 @@ class Driver:
         for t in self.tenants:
             items = self.listing(t, "items")
             files = self.listing(t, "files")
-            for iid in items:
-                if iid not in t.items:
+            for iid, e in items.items():
+                if iid in t.b:   # the second appliance's, pulled: one of its writes
+                    got = (int(e["version"]), canon(e["data"]))
+                    suite.check(t.b[iid].versions.get(got[0]) == got[1],
+                                "%s: item %s of the second appliance is %s, which it never "
+                                "wrote" % (t.name, iid, short(got)))
+                elif iid not in t.items:
                     suite.check(False, "%s: item %s that nobody wrote" % (t.name, iid))
             for name in files:
                 if name not in t.files:
@@ -710,6 +781,245 @@ class Driver:
             suite.check(False, "%s: %s went back from version %d to %d" % (
                 t.name, what, k.last_version(), got[0]))
         k.base, k.acked, k.unknown = got, None, []
+
+    # -- the second appliance and the restores --
+
+    def rows(self, data):
+        """{(tenant id, kind, key): (version, deleted, content)} of a store:
+        content is the canonical JSON of an item, the SHA-256 of a file."""
+        c = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "tenantry.db"), uri=True,
+                            timeout=10)
+        try:
+            out = {}
+            for tid, iid, v, d, doc in c.execute(
+                    "SELECT t.id, i.id, i.version, i.deleted, i.data FROM _items i "
+                    "JOIN _tenants t ON t.tid = i.tenant"):
+                out[(tid, "item", iid)] = (v, bool(d), None if d else canon(json.loads(doc)))
+            for tid, name, v, d, digest in c.execute(
+                    "SELECT t.id, f.name, f.version, f.deleted, f.sha256 FROM _files f "
+                    "JOIN _tenants t ON t.tid = f.tenant"):
+                out[(tid, "file", name)] = (v, bool(d), None if d else digest)
+            return out
+        finally:
+            c.close()
+
+    def same_rows(self, suite, got, want, what):
+        """Two row sets equal exactly; names at most five differing keys."""
+        bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+        suite.check(not bad, "%s: %d rows differ, e.g. %s" % (what, len(bad), "; ".join(
+            "%r: %r vs %r" % (k, got.get(k), want.get(k)) for k in bad[:5])))
+        return not bad
+
+    def file_bytes_match(self, suite, data, rows, who):
+        for (tid, kind, name), (_, deleted, digest) in sorted(rows.items()):
+            if kind == "file" and not deleted:
+                with open(os.path.join(data, "files", tid, name), "rb") as f:
+                    got = sha(f.read())
+                suite.check(got == digest, "%s: bytes of %s/%s are %s, the row says %s" % (
+                    who, tid[:8], name, got[:12], digest[:12]))
+
+    def b_writes(self, rnd, stop, out):
+        """The second appliance's own writes, through its CLI while its sync
+        runs: puts and deletes of a few ids per tenant; every one is
+        acknowledged (exit 0 with the item, or 3 for a delete of nothing)."""
+        for _ in range(8):
+            if stop.is_set():
+                break
+            t = rnd.choice(self.tenants)
+            iid = "b%02d" % rnd.randrange(B_IDS)
+            k = t.b.setdefault(iid, BKey())
+            if rnd.random() < 0.75:
+                doc = {"by": "b", "t": t.name, "id": iid, "n": rnd.randrange(10 ** 9)}
+                p = self.tn(["item", "put", "--tenant", t.name, "--id", iid, canon(doc)],
+                            env=self.env_b)
+                if p.returncode != 0:
+                    out.append("b: item put %s %s: %d %s" % (t.name, iid, p.returncode, p.stderr))
+                    continue
+                v = int(json.loads(p.stdout)["version"])
+                if k.versions and v <= max(k.versions):
+                    out.append("b: %s %s: version %d not above %d" % (t.name, iid, v,
+                                                                      max(k.versions)))
+                k.versions[v] = canon(doc)
+                k.state = (v, canon(doc))
+            else:
+                p = self.tn(["item", "delete", "--tenant", t.name, iid], env=self.env_b)
+                if p.returncode == 3 and k.state not in (None, "absent"):
+                    out.append("b: delete %s %s: not found, but %s was acknowledged" % (
+                        t.name, iid, short(k.state)))
+                elif p.returncode not in (0, 3):
+                    out.append("b: item delete %s %s: %d %s" % (t.name, iid, p.returncode,
+                                                                p.stderr))
+                    continue
+                k.state = "absent"
+            with self.lock:
+                self.stats["b_writes"] += 1
+            stop.wait(rnd.uniform(0.0, 0.05))
+
+    def b_model(self, suite, rows, who):
+        """Every write acknowledged to the second appliance, exactly, in rows
+        (its own store's, or the first appliance's after they converged); the
+        first appliance's items hold contents its clients sent."""
+        for t in self.tenants:
+            for iid, k in t.b.items():
+                got = rows.get((t.id, "item", iid))
+                if k.state == "absent":
+                    suite.check(got is None or got[1], "%s: %s %s deleted by b is %r" % (
+                        who, t.name, iid, got))
+                elif k.state is not None:
+                    suite.check(got is not None and (got[0], got[2]) == k.state,
+                                "%s: %s %s is %r, b acknowledged %s" % (
+                                    who, t.name, iid, got, short(k.state)))
+        by_id = {t.id: t for t in self.tenants}
+        for (tid, kind, key), (v, deleted, content) in rows.items():
+            t = by_id.get(tid)
+            if t is None:
+                suite.check(False, "%s: a row of a tenant nobody made: %s" % (who, tid))
+            elif kind == "item" and not deleted and key not in t.b:
+                suite.check(content in t.sent.get(key, ()),
+                            "%s: %s item %s holds content its clients never sent" % (
+                                who, t.name, key))
+            elif kind == "file" and not deleted:
+                suite.check(content in t.blobs, "%s: %s file %s holds bytes nobody sent" % (
+                    who, t.name, key))
+
+    def killed_run(self, args, env, aim, nth, budget):
+        """Runs tenantry args, SIGKILLed when the forwarder sees the aimed
+        request (aim: (when, kinds)) or after budget seconds.  Returns (return
+        code, what the forwarder fired on or None, whether we sent the kill)."""
+        p = subprocess.Popen([tnlib.TENANTRY] + args, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        sent = []
+
+        def kill():
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                sent.append(p.pid)
+        if aim:
+            self.fwd.arm(aim[0], aim[1], nth, kill)
+        end = time.time() + budget
+        while p.poll() is None and time.time() < end:
+            time.sleep(0.005)
+        kill()
+        fired = self.fwd.disarm()
+        rc = p.wait(30)
+        return rc, fired, bool(sent) and rc == -signal.SIGKILL
+
+    def sync_b(self, suite, who, env=None):
+        p = self.tn(["sync", "--once"], env=env or self.env_b)
+        lines = p.stdout.strip().splitlines()
+        ok = p.returncode == 0 and lines and json.loads(lines[-1]).get("ok")
+        suite.check(ok, "%s sync --once: rc %d %s %s" % (who, p.returncode, p.stdout[-300:],
+                                                        p.stderr[-300:]))
+
+    def check_dir(self, suite, env, who):
+        p = self.tn(["check"], env=env)
+        suite.check(p.returncode == 0, "%s: tenantry check: rc %d %s %s" % (
+            who, p.returncode, p.stdout[-300:], p.stderr[-300:]))
+
+    def pull_cycle(self, n, suite, break_cursor=False):
+        """The second appliance: its own writes while `sync --once` (a pull,
+        then a push) runs and is SIGKILLed when a feed Query or an object GET
+        reaches the forwarder, or on a timer.  Then: check clean, its writes
+        there exactly; then both sync to completion and hold the same rows."""
+        r = self.rnd
+        if break_cursor:   # the driver's own test: a pull that skips what is new
+            db = sqlite3.connect(os.path.join(self.data_b, "tenantry.db"), timeout=10)
+            db.execute("UPDATE _sync_pull SET cursor = ?1", ("c%d" % (time.time() * 1000 + 6e5),))
+            db.commit()
+            db.close()
+        aim = r.choice(("query-request", "query-answer", "get-request", "get-answer", "timer"))
+        nth = r.randint(1, 4 if aim.startswith("query") else 2)
+        kinds = {"query": PULL_READS[:1], "get": PULL_READS[1:]}
+        stop, problems = threading.Event(), []
+        w = threading.Thread(target=self.b_writes, args=(random.Random(r.random()), stop,
+                                                         problems), daemon=True)
+        w.start()
+        if aim == "timer":
+            rc, fired, ours = self.killed_run(["sync", "--once"], self.env_b, None, 0,
+                                              r.uniform(0.05, 0.8))
+        else:
+            what, when = aim.split("-")
+            rc, fired, ours = self.killed_run(["sync", "--once"], self.env_b,
+                                              (when, kinds[what]), nth, 10.0)
+        w.join(10)
+        stop.set()
+        w.join(60)
+        for v in problems:
+            suite.check(False, v)
+        if ours:
+            self.stats["b_kills"] += 1
+            self.stats[{"ddb:Query": "b_kill_query", "s3:get": "b_kill_get"}.get(
+                fired and fired[1], "b_kill_timer")] += 1
+        elif rc == 0:
+            self.stats["b_synced"] += 1
+        else:
+            suite.check(False, "cycle %d: b's sync ended by itself with %d" % (n, rc))
+        self.check_dir(suite, self.env_b, "b after its kill")
+        self.b_model(suite, self.rows(self.data_b), "b after its kill")
+        # Both to completion: b pushes its writes, a pushes its rest and
+        # pulls b's, b pulls a's.
+        self.sync_b(suite, "b")
+        self.sync_b(suite, "a", env=self.env)
+        self.sync_b(suite, "b")
+        self.check_dir(suite, self.env, "a")
+        self.check_dir(suite, self.env_b, "b")
+        ra, rb = self.rows(self.data), self.rows(self.data_b)
+        if self.same_rows(suite, rb, ra, "cycle %d: a and b" % n):
+            self.stats["ab_rows_equal"] += 1
+        self.b_model(suite, rb, "b")
+        self.b_model(suite, ra, "a")
+        self.file_bytes_match(suite, self.data_b, rb, "b")
+        self.log("%.3f cycle %d: b's sync aimed %s %d, fired %s, rc %d%s; %d rows alike" % (
+            time.time() - self.t0, n, aim, nth, fired, rc, " (our kill)" if ours else "",
+            len(ra)))
+        self.stats["b_cycles"] += 1
+
+    def restore_cycle(self, suite, label):
+        """A third data directory restored from the remote, SIGKILLed half way
+        (while `check` must call it unfinished), run again to completion, then
+        equal to the first appliance's store, row by row and byte by byte."""
+        r = self.rnd
+        shutil.rmtree(self.data_c, ignore_errors=True)
+        aim = r.choice(("scan-answer", "query-request", "query-answer", "get-request",
+                        "get-answer", "timer"))
+        kinds = {"scan": ("ddb:Scan",), "query": PULL_READS[:1], "get": PULL_READS[1:]}
+        if aim == "timer":
+            rc, fired, ours = self.killed_run(["restore"], self.env_c, None, 0,
+                                              r.uniform(0.05, 0.6))
+        else:
+            what, when = aim.split("-")
+            rc, fired, ours = self.killed_run(["restore"], self.env_c, (when, kinds[what]),
+                                              r.randint(1, 3), 20.0)
+        db = os.path.join(self.data_c, "tenantry.db")
+        if ours:
+            self.stats["restore_kills"] += 1
+            marked = os.path.exists(db) and sqlite3.connect(db).execute(
+                "SELECT count(*) FROM _meta WHERE key = 'restore_incomplete'").fetchone()[0]
+            if marked:
+                p = self.tn(["check"], env=self.env_c)
+                if p.returncode == 5 and "restore" in p.stdout + p.stderr:
+                    self.stats["restore_unfinished"] += 1
+                suite.check(p.returncode == 5 and "restore" in p.stdout + p.stderr,
+                            "%s: check of a restore killed half way: rc %d %s" % (
+                                label, p.returncode, (p.stdout + p.stderr)[-300:]))
+        elif rc != 0:
+            suite.check(False, "%s: restore ended by itself with %d" % (label, rc))
+        if rc != 0:
+            p = self.tn(["restore"], env=self.env_c)
+            lines = p.stdout.strip().splitlines()
+            suite.check(p.returncode == 0 and lines and json.loads(lines[-1]).get("ok"),
+                        "%s: restore run again: rc %d %s %s" % (label, p.returncode,
+                                                                p.stdout[-300:], p.stderr[-300:]))
+        self.check_dir(suite, self.env_c, "restored, " + label)
+        rc_, ra = self.rows(self.data_c), self.rows(self.data)
+        if self.same_rows(suite, rc_, ra, "%s: the restored store and a" % label):
+            self.stats["restores"] += 1
+            self.stats["restored_rows_compared"] += len(rc_)
+        self.file_bytes_match(suite, self.data_c, rc_, "restored")
+        self.log("%.3f %s: restore aimed %s, fired %s, rc %d%s; %d rows" % (
+            time.time() - self.t0, label, aim, fired, rc, " (our kill)" if ours else "",
+            len(rc_)))
+        shutil.rmtree(self.data_c, ignore_errors=True)
 
     # -- the end --
 
@@ -873,7 +1183,19 @@ def run(suite, cycles, seed, log=print):
             drv.check_store(suite)
             drv.drain(suite)
             drv.compare_remote(suite)
+
+        def the_second_appliance_and_a_restore_equal_it():
+            # a's drain pulled b's last writes and pushed a's; b pulls them.
+            drv.sync_b(suite, "b")
+            drv.check_dir(suite, drv.env_b, "b")
+            ra, rb = drv.rows(drv.data), drv.rows(drv.data_b)
+            if drv.same_rows(suite, rb, ra, "at the end: a and b"):
+                drv.stats["ab_rows_equal"] += 1
+            drv.b_model(suite, rb, "b at the end")
+            drv.file_bytes_match(suite, drv.data_b, rb, "b at the end")
+            drv.restore_cycle(suite, "at the end")
         suite.run(final_sync_and_remote_equal_local)
+        suite.run(the_second_appliance_and_a_restore_equal_it)
     finally:
         drv.close()
     s = dict(drv.stats, acked_writes=drv.acked_writes, unknown_writes=drv.unknown_writes,

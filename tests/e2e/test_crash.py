@@ -78,7 +78,9 @@ def the_driver_fails_a_daemon_that_dies_by_itself(suite, crash):
     this driver did not send as its kill (here SIGSEGV, as a crash or a
     sanitizer would) fails that cycle, and so does one that does not exit 0 on
     SIGTERM (here SIGABRT just before it); neither counts as a kill or a clean
-    stop.  A third cycle with nothing done to it passes."""
+    stop.  A third cycle with nothing done to it passes (its second appliance's
+    pull and its restore too); in a fourth, the second appliance's pull
+    skips what is new, and the cycle fails."""
     import signal
     drv = crash.Driver(7, log=lambda s: print("  self-test " + s, flush=True))
     try:
@@ -101,6 +103,13 @@ def the_driver_fails_a_daemon_that_dies_by_itself(suite, crash):
         suite.eq(rec.failures, [], "a cycle left alone passes")
         suite.eq((drv.stats["kills"], drv.stats["clean_stops"], drv.stats["cycles"]), (2, 2, 3),
                  "counts after three cycles")
+        # A pull that skips what was pushed (the second appliance's cursor
+        # moved ten minutes ahead) must fail the cycle: the appliances differ.
+        rec = Recorder()
+        drv.cycle(4, rec, break_cursor=True)
+        suite.check(any("a and b" in f and "rows differ" in f for f in rec.failures),
+                    "a pull that skipped a page fails the cycle: %r" % [f[:200] for f in rec.failures])
+        suite.eq(drv.stats["ab_rows_equal"], 3, "the skipped pull is not counted as equal")
     finally:
         drv.close()
 
@@ -132,6 +141,23 @@ def main():
                     counts.get("rows_compared"))
         suite.check(counts.get("objects_compared", 0) > 5, "S3 objects compared: %r" %
                     counts.get("objects_compared"))
+        # The second appliance and the restores (crash.py pull_cycle, restore_cycle).
+        suite.eq(counts.get("b_cycles"), cycles, "second appliance's turns run to their end")
+        suite.eq(counts.get("ab_rows_equal"), cycles + 1,
+                 "both appliances equal after every cycle and at the end")
+        suite.check(counts.get("b_kills", 0) >= 1 and
+                    counts.get("b_kill_query", 0) + counts.get("b_kill_get", 0) >= 1,
+                    "second appliance's syncs SIGKILLed, at least one at a pull's request: "
+                    "%r kills, %r at a Query, %r at a GET" % (
+                        counts.get("b_kills"), counts.get("b_kill_query"), counts.get("b_kill_get")))
+        suite.check(counts.get("b_writes", 0) >= cycles, "second appliance's writes: %r" %
+                    counts.get("b_writes"))
+        suite.eq(counts.get("restores"), cycles // 3 + 1, "restores completed and equal")
+        suite.check(counts.get("restore_kills", 0) >= 1 and counts.get("restore_unfinished", 0) >= 1,
+                    "restores SIGKILLed half way (%r) and seen unfinished by check (%r)" % (
+                        counts.get("restore_kills"), counts.get("restore_unfinished")))
+        suite.check(counts.get("restored_rows_compared", 0) > 50, "restored rows compared: %r" %
+                    counts.get("restored_rows_compared"))
     suite.run(the_run_did_real_work)
     try:
         import crash
