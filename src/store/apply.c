@@ -56,6 +56,16 @@ static const char SQL_FILE_PUT[] =
     "ON CONFLICT (tenant, name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, "
     "  content_type = excluded.content_type, version = excluded.version, "
     "  updated_at = excluded.updated_at, deleted = excluded.deleted";
+/* A file's tombstone keeps what the row held (the schema checks every file
+ * row's name, size and digest); one never seen here holds no bytes: size 0
+ * and the SHA-256 of nothing. */
+static const char SQL_FILE_TOMB[] =
+    "INSERT INTO _files (tenant, name, size, sha256, content_type, version, created_at, "
+    "                    updated_at, deleted) "
+    "VALUES (?1, ?2, 0, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', "
+    "        'application/octet-stream', ?3, ?4, ?4, 1) "
+    "ON CONFLICT (tenant, name) DO UPDATE SET version = excluded.version, "
+    "  updated_at = excluded.updated_at, deleted = 1";
 static const char SQL_CURSOR_GET[] =
     "SELECT p.cursor FROM _sync_pull p JOIN _tenants t ON t.tid = p.tenant WHERE t.id = ?1";
 static const char SQL_CURSOR_PUT[] =
@@ -201,17 +211,23 @@ int tn__apply_row(tn__apply *a, const tn__incoming *r, int *outcome) {
     int lost = 0;
     if ((rc = record_loss(a, r, &lost)) != TN_OK) return rc;
     sqlite3_stmt *s;
-    if (r->kind == TN__KIND_FILE) {
+    if (r->kind == TN__KIND_FILE && r->deleted) {
+        if ((rc = tn__stmt(a->c, SQL_FILE_TOMB, &s)) != TN_OK) return rc;
+        sqlite3_bind_int64(s, 1, a->tid);
+        sqlite3_bind_text(s, 2, r->key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, r->version);
+        sqlite3_bind_int64(s, 4, r->updated_at);
+    } else if (r->kind == TN__KIND_FILE) {
         if ((rc = tn__stmt(a->c, SQL_FILE_PUT, &s)) != TN_OK) return rc;
         sqlite3_bind_int64(s, 1, a->tid);
         sqlite3_bind_text(s, 2, r->key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, r->deleted ? 0 : r->size);
-        sqlite3_bind_text(s, 4, r->deleted || !r->sha256 ? "" : r->sha256, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, r->size);
+        sqlite3_bind_text(s, 4, r->sha256 ? r->sha256 : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 5, r->content_type ? r->content_type : "application/octet-stream", -1,
                           SQLITE_STATIC);
         sqlite3_bind_int64(s, 6, r->version);
         sqlite3_bind_int64(s, 7, r->updated_at);
-        sqlite3_bind_int(s, 8, r->deleted != 0);
+        sqlite3_bind_int(s, 8, 0);
     } else {
         if ((rc = tn__stmt(a->c, SQL_ITEM_PUT, &s)) != TN_OK) return rc;
         sqlite3_bind_int64(s, 1, a->tid);

@@ -384,10 +384,20 @@ def two_appliances_converge(remote):
                 kills += 1
             a.sync()
             b.sync()
+        # A file deleted on one appliance is deleted on the other (its
+        # tombstone pulled), and a file never seen there arrives as one.
+        a.lib().delete_file("shared", "seed.bin")
+        a.lib().put_file("shared", "gone.bin", b"short-lived")
+        a.lib().delete_file("shared", "gone.bin")
         for _ in range(2):
             a.sync()
             b.sync()
         ra, rb, rr = a.rows(), b.rows(), remote.rows()
+        T.check(rb.get((tid, "file", "seed.bin"), (0, False))[1] is True and
+                not os.path.exists(os.path.join(b.data, "files", tid, "seed.bin")),
+                "a file deleted on a is deleted on b, bytes too")
+        T.check(rb.get((tid, "file", "gone.bin"), (0, False))[1] is True,
+                "a file b never saw arrives as its tombstone")
         shared = lambda rows: {k: v for k, v in rows.items() if k[0] == tid}  # noqa: E731
         same(shared(ra), shared(rb), "both appliances hold the same rows")
         same(shared(rr), shared(highest(ra, rb)), "the remote holds each row at its highest version")
