@@ -21,7 +21,7 @@
 #define STATUS_COLS                                                                          \
     "SELECT t.id, t.name, "                                                                  \
     "  (SELECT count(*) FROM _outbox o WHERE o.tenant = t.tid), "                            \
-    "  (SELECT coalesce(sum(f.size), 0) FROM _outbox o JOIN _files f ON f.rowid = o.ref "    \
+    "  (SELECT coalesce(total(f.size), 0) FROM _outbox o JOIN _files f ON f.rowid = o.ref "    \
     "    WHERE o.tenant = t.tid AND o.kind = 2 AND f.deleted = 0), "                         \
     "  (SELECT count(*) FROM _sync_dead d WHERE d.tenant = t.tid), "                         \
     "  (SELECT count(*) FROM _sync_conflicts x WHERE x.tenant = t.tid), "                    \

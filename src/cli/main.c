@@ -352,8 +352,11 @@ static int cmd_sql(int argc, char **argv) {
              "from stdin.  The tenant sees the views `items` (id, data, version,\n"
              "created_at, updated_at) and `files`; inserting into items creates or\n"
              "replaces an item, DELETE tombstones it.  Everything else (the private\n"
-             "tables, ATTACH, PRAGMA, schema changes) is refused.  Output is a table, or\n"
-             "with --json one JSON array of row objects per statement that returned rows.");
+             "tables, ATTACH, PRAGMA, schema changes, writes to files, functions off the\n"
+             "allow-list) is refused.  One run has a budget: 2 s (waits for the write lock\n"
+             "included), 1,000,000 rows, 64 MiB of memory; a transaction must end within\n"
+             "the input or it is rolled back.  The tenant's quotas hold.  Output is a table,\n"
+             "or with --json one JSON array of row objects per statement that returned rows.");
         return EX_OK;
     }
     if (o.nargs) return tn__cli_usage("sql takes no arguments; pass SQL with -c or stdin");
