@@ -289,6 +289,12 @@ printf "daemon RSS [log]: fresh %.1f MiB, under load %.1f MiB peak (target <= 32
 metric http.nginx.rps "$n_rps" "req/s" ""
 metric http.get.defaults.ok_rps "$(median "$tmp/res_get_defaults" 2)" "req/s" ""
 metric http.get.defaults.rps "$(median "$tmp/res_get_defaults" 1)" "req/s" ""
+for w in get get_quiet list post32 post1; do
+    metric "http.$w.rps" "$(median "$tmp/res_$w" 1)" "req/s" ""
+done
+metric http.nginx.p99 "$(median "$tmp/res_nginx" 4)" ms ""
+metric http.raw32.rows_s "$raw32" "rows/s" ""
+metric http.raw1.rows_s "$raw1" "rows/s" ""
 metric http.get.log.ratio "$(ratio "$(median "$tmp/res_get" 1)" "$n_rps")" x ">= 0.5"
 metric http.get.log.p99 "$(median "$tmp/res_get" 4)" ms "< 5"
 metric http.get.quiet.ratio "$(ratio "$(median "$tmp/res_get_quiet" 1)" "$n_rps")" x ">= 0.7"

@@ -20,6 +20,7 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 want() { case ",$only," in *",$1,"*) return 0 ;; esac; return 1; }
 load() { awk '{print $1, $2, $3}' /proc/loadavg; }
 start=$(date +%s)
+failed=0
 i=1
 while [ "$i" -le "$runs" ]; do
     export TN_BENCH_OUT="$tmp/run$i"
@@ -27,7 +28,8 @@ while [ "$i" -le "$runs" ]; do
     echo "######## run $i/$runs (load average $(load), $(nproc) CPUs)"
     if want store; then
         echo "== store: tenant session vs plain SQLite table (C API)"
-        "$build/bench_store" "$n" "$srounds" | tee "$tmp/store.out"
+        "$build/bench_store" "$n" "$srounds" > "$tmp/store.out" || { echo "!! FAILED: bench_store"; failed=1; }
+        cat "$tmp/store.out"
         awk -F'|' -v out="$TN_BENCH_OUT" '
             /one-row transactions/ {k="store.single.ratio"; g=">= 0.9"}
             /one bulk transaction/ {k="store.bulk.ratio"; g=">= 0.7"}
@@ -49,7 +51,7 @@ while [ "$i" -le "$runs" ]; do
         if want "$b"; then
             echo
             echo "== $b"
-            "bench/$b.sh" "$build"
+            "bench/$b.sh" "$build" || { echo "!! FAILED: bench/$b.sh (exit $?)"; failed=1; }
         fi
     done
     echo "######## run $i/$runs done (load average $(load))"
@@ -80,3 +82,4 @@ cat "$tmp"/run* | awk -F'|' '
             printf "| %s | %s | %s-%s | %s | %s | %s |\n", k, f(med), f(a[1]), f(a[m]), unit[k], g, ok
         }
     }'
+exit "$failed"

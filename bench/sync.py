@@ -281,8 +281,9 @@ class Backlog:
             rnd = open("/dev/urandom", "rb")
             for i, size in enumerate(sizes):
                 blob = rnd.read(size)
-                st.put_file("bench", name % i, blob)
-                with open(os.path.join(src, name % i), "wb") as f:
+                fname = name % i if "%" in name else name
+                st.put_file("bench", fname, blob)
+                with open(os.path.join(src, fname), "wb") as f:
                     f.write(blob)
             rnd.close()
         finally:
