@@ -195,6 +195,7 @@ static int do_read(conn *c, int side) {
         want = w < 1448 ? 1448 : w > sizeof buf ? sizeof buf : (size_t)w;
     }
     if (buf_limit - d->queued < want) want = buf_limit - d->queued;
+    if (want == 0) return 0; /* full (a hang-up is read once there is room) */
     ssize_t n = read(c->fd[side], buf, want);
     if (n > 0) {
         bytes[side] += (unsigned long long)n;
