@@ -414,6 +414,20 @@ def two_appliances_converge(remote):
         raise
 
 
+def has_schema(c):
+    """The store file exists and its schema is in place (a restore killed in its
+    first milliseconds may leave a file without tables)."""
+    return os.path.exists(os.path.join(c.data, "tenantry.db")) and c.sql(
+        "SELECT count(*) FROM sqlite_master WHERE name IN ('_meta', '_tenants')")[0][0] == 2
+
+
+def restored_whole(c):
+    """A killed restore had already finished: no marker left and tenants present."""
+    return has_schema(c) and not c.sql(
+        "SELECT count(*) FROM _meta WHERE key = 'restore_incomplete'")[0][0] and \
+        c.sql("SELECT count(*) FROM _tenants")[0][0] > 0
+
+
 def restore_everything(remote, a):
     c = Appliance(remote, "c")
     try:
@@ -428,16 +442,12 @@ def restore_everything(remote, a):
             time.sleep(delay)
             p.send_signal(signal.SIGKILL)
             p.wait(timeout=30)
-            db = os.path.join(c.data, "tenantry.db")
-            done = p.returncode == 0 or (os.path.exists(db) and not c.sql(
-                "SELECT count(*) FROM _meta WHERE key = 'restore_incomplete'")[0][0] and
-                c.sql("SELECT count(*) FROM _tenants")[0][0])
+            done = p.returncode == 0 or restored_whole(c)
             if p.returncode == -signal.SIGKILL and not done:
                 break
             shutil.rmtree(c.data, ignore_errors=True)
         T.check(p.returncode == -signal.SIGKILL, "a restore was killed half way")
-        db = os.path.join(c.data, "tenantry.db")
-        marked = os.path.exists(db) and c.sql(
+        marked = has_schema(c) and c.sql(
             "SELECT count(*) FROM _meta WHERE key = 'restore_incomplete'")[0][0] == 1
         if marked:
             chk = c.tn("check", check=False)
