@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "crypto.h"
+#include "digest.h"
 #include "outbox.h"
 #include "pull.h"
 #include "remote.h"
@@ -403,7 +404,7 @@ typedef struct hash_job {
 
 static void *hash_worker(void *arg) {
     hash_job *j = arg;
-    j->rc = tn__fd_sha256_hex(j->fd, j->hex) == 0 ? TN_OK : TN_IO;
+    j->rc = tn__digest_fd_hex(j->fd, j->hex);
     return NULL;
 }
 
@@ -841,6 +842,7 @@ static int pull_all(ctx *x) {
         x->stats->pulled += ps.items + ps.files;
         x->stats->conflicts += ps.conflicts;
         x->stats->pull_refused += ps.refused;
+        x->stats->pull_read += ps.read;
     }
     return rc != TN_OK ? rc : first;
 }

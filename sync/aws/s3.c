@@ -5,6 +5,7 @@
 #include "s3.h"
 
 #include "crypto.h"
+#include "digest.h"
 #include "sbuf.h"
 #include "sigv4.h"
 #include "tenantry.h"
@@ -119,7 +120,7 @@ int tn__s3_put(tn__aws *a, tn__http *h, const char *key, const void *data, size_
     unsigned char sha[32], md5[16];
     unsigned int mdlen = 0;
     char hex[65], b64[48], md5b64[32];
-    tn__sha256(data, len, sha);
+    if (tn__digest(data, len, sha) != TN_OK) return TN_NOMEM;
     tn__hex(sha, 32, hex);
     if (!sha256_hex || strcmp(hex, sha256_hex) != 0) return TN_IO;
     if (!EVP_Digest(data, len, md5, &mdlen, EVP_md5(), NULL)) return TN_ERROR;

@@ -60,6 +60,7 @@
 
 #include "clock.h"
 #include "crypto.h"
+#include "digest.h"
 #include "json_check.h"
 #include "remote_key.h"
 #include "sbuf.h"
@@ -1184,7 +1185,7 @@ static int dir_put_object(tn_remote_conn *cn, const tn_remote_row *f, const void
     char path[PATH_BUF], dir[PATH_BUF], sha[65];
     int rc = object_at(c, f, path, 1);
     if (rc != TN_OK) return rc;
-    tn__sha256_hex(data, len, sha);
+    if (tn__digest_hex(data, len, sha) != TN_OK) return TN_NOMEM;
     if (!f->sha256 || strcmp(sha, f->sha256) != 0) return TN_IO; /* the recorded digest, as AWS checks it */
     parent_of(path, dir);
     return put_file(c, dir, strrchr(path, '/') + 1, data, len);
@@ -1306,7 +1307,7 @@ static int dir_mp_part(tn_remote_conn *cn, const tn_remote_row *f, const char *u
     if (part < 1 || part > PARTS_MAX || etag_n < sizeof sha) return TN_INVALID;
     int rc = upload_open(c, f, upload_id, dir);
     if (rc != TN_OK) return rc;
-    tn__sha256_hex(data, len, sha);
+    if (tn__digest_hex(data, len, sha) != TN_OK) return TN_NOMEM;
     snprintf(name, sizeof name, "part-%05d", part);
     rc = put_file(c, dir, name, data, len);
     if (rc == TN_OK) snprintf(etag, etag_n, "%s", sha);
