@@ -208,11 +208,19 @@ def clients(url):
 
 
 def create_table(ddb, name):
+    """The table `tenantry remote init` creates, with its change-feed index
+    (every pass pulls before it pushes), for every client alike."""
     ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
                      KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                                 {"AttributeName": "sk", "KeyType": "RANGE"}],
                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                           {"AttributeName": "sk", "AttributeType": "S"}])
+                                           {"AttributeName": "sk", "AttributeType": "S"},
+                                           {"AttributeName": "feed", "AttributeType": "N"}],
+                     GlobalSecondaryIndexes=[{
+                         "IndexName": "feed",
+                         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                       {"AttributeName": "feed", "KeyType": "RANGE"}],
+                         "Projection": {"ProjectionType": "ALL"}}])
     for _ in range(100):
         if ddb.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE":
             return

@@ -41,6 +41,7 @@ typedef struct tn_sync_stats {
     int64_t parts;     /* multipart parts uploaded */
     int64_t pulled;    /* rows other writers pushed, applied here */
     int64_t pull_refused; /* pulled rows refused (malformed, foreign, damaged bytes) */
+    int64_t pull_read; /* rows the remotes' change feeds sent (what a pull costs) */
     int64_t purged;    /* remote rows of deleted tenants removed */
     int error;         /* 0, or the tn code that stopped the run */
     char what[128];    /* generic description of that error (no secrets) */

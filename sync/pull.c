@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "crypto.h"
+#include "digest.h"
 #include "json_check.h"
 #include "outbox.h"
 #include "remote.h"
@@ -83,7 +84,7 @@ static int fetch_file(tn_store *st, tn_remote *r, tn_remote_conn *c, const tn_re
     char hex[65];
     struct stat sb;
     if (rc == TN_OK && (fstat(fd, &sb) != 0 || sb.st_size != f->size)) rc = TN_INVALID;
-    if (rc == TN_OK && (tn__fd_sha256_hex(fd, hex) != 0 || !f->sha256 || strcmp(hex, f->sha256) != 0))
+    if (rc == TN_OK && (tn__digest_fd_hex(fd, hex) != TN_OK || !f->sha256 || strcmp(hex, f->sha256) != 0))
         rc = TN_INVALID; /* bytes that do not match their row never count */
     if (rc == TN_OK && fsync(fd) != 0) rc = TN_IO;
     close(fd);
@@ -393,6 +394,7 @@ int tn__pull_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *t
         memset(&page, 0, sizeof page);
         char next[256] = "";
         rc = r->m->changes(c, tenant, cursor, PAGE_ROWS, &page, next);
+        if (rc == TN_OK && ps) ps->read += page.n;
         int gone = 0;
         for (int i = 0; rc == TN_OK && i < page.n; i++)
             if (page.rows[i].kind == TN_REMOTE_TENANT && strcmp(page.rows[i].tenant, tenant) == 0)
@@ -566,7 +568,7 @@ static int object_ok(verify_ctx *v, const tn_remote_row *f) {
     unlink(path);
     int rc = v->r->m->get_object(v->c, f, fd);
     char hex[65];
-    int ok = rc == TN_OK && tn__fd_sha256_hex(fd, hex) == 0 && f->sha256 &&
+    int ok = rc == TN_OK && tn__digest_fd_hex(fd, hex) == TN_OK && f->sha256 &&
              strcmp(hex, f->sha256) == 0;
     close(fd);
     return ok;

@@ -23,6 +23,7 @@ typedef struct tn__pull_stats {
     int64_t removed;             /* local rows deleted by a full reconcile */
     int64_t tenants;             /* tenants restored or joined */
     int64_t gone;                /* tenants the remote says were deleted */
+    int64_t read;                /* rows the change feed sent (held ones too) */
 } tn__pull_stats;
 
 /* Pulls tenant's changes since its cursor (a full reconcile when it was

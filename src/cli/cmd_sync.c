@@ -231,7 +231,7 @@ static int once_on_daemon(tn_store *st, const char *admin_key, bar *b) {
     double el = now_s() - b->t0;
     cJSON *j = cJSON_CreateObject();
     const char *keys[] = {"items", "files", "bytes", "parts", "conflicts", "dead_letters",
-                          "pending"};
+                          "pending", "pulled", "pull_read"};
     cJSON *ok = cJSON_GetObjectItemCaseSensitive(r, "ok");
     cJSON_AddBoolToObject(j, "ok", cJSON_IsTrue(ok));
     char n[32];
@@ -344,6 +344,8 @@ int tn__cmd_sync(int argc, char **argv) {
     RAW("conflicts", s.conflicts);
     RAW("dead_letters", s.dead);
     RAW("pending", s.pending);
+    RAW("pulled", s.pulled);
+    RAW("pull_read", s.pull_read);
     RAW("tombstones_purged", purged);
 #undef RAW
     cJSON_AddNumberToObject(j, "seconds", (double)(long long)(el * 1000) / 1000.0);

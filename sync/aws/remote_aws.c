@@ -32,11 +32,15 @@
  * consistent) or the table (a slow request) up to five minutes late.  A row
  * seen twice is harmless: the engine applies by version.  The cursor's time
  * never passes the reader's own clock, so a writer whose clock runs ahead
- * cannot make everyone skip the rows of the others.  Cost: one Query per
- * call when nothing changed, plus the rows of the last five minutes.
+ * cannot make everyone skip the rows of the others; once a walk reaches the
+ * end it is the reader's clock when the last page was asked for (the feed
+ * was read up to then).  Cost: one Query per call when nothing changed, plus
+ * the rows written in the five minutes before it.
  *
  * Cursor ("" from the start):
- *   c<high>                  caught up; high = highest feed seen (ms)
+ *   c<high>                  caught up; high = the reader's clock when the
+ *                            walk's last page was asked for, or the
+ *                            highest feed seen when that is later (ms)
  *   w<high>!<feed>!<sk>      pages remain: resume after (feed, sk), the
  *                            last evaluated key (sk %-encoded, cut at a
  *                            character boundary when over 255 characters:
@@ -564,14 +568,18 @@ static int aws_changes(tn_remote_conn *c, const char *tenant, const char *cursor
     }
     tn__ddb_key lek;
     int have = 0;
-    int64_t maxf;
+    int64_t maxf, asked = tn__wall_ms();
     rc = read_page(c, "Query", &b, tenant, out, &lek, &have, &maxf);
     tn__sb_free(&b);
     if (rc == TN_OK) {
-        /* The highest feed seen, never past this reader's own clock. */
+        /* The highest feed seen, never past this reader's own clock.  At the
+         * end of the walk the feed was read up to when this page was asked
+         * for, so the high mark moves there: an idle pull then re-reads the
+         * overlap before now, not the rows before the last write for ever. */
         int64_t now = tn__wall_ms();
         if (maxf > now) maxf = now;
         if (maxf > cur.high) cur.high = maxf;
+        if (!have && asked > cur.high) cur.high = asked;
         tn__ddb_cursor next = {.high = cur.high};
         if (have) {
             if (lek.pk.len != strlen(k.part) || memcmp(lek.pk.p, k.part, lek.pk.len) != 0 ||

@@ -526,6 +526,8 @@ def cloud_side_writer(remote, a):
     remote.cloud_write(tid, "from-cloud", {"source": "lambda", "n": 12345678901234567}, version)
     j = a.sync()
     T.check(j.get("ok"), "sync: %r" % j)
+    T.check(j.get("pulled", 0) >= 1 and j.get("pull_read", 0) >= j.get("pulled", 0),
+            "the pass reports what it pulled and what the feed sent: %r" % j)
     got = a.rows().get((tid, "item", "from-cloud"))
     T.check(got and got[0] == version and got[2] == {"source": "lambda", "n": 12345678901234567},
             "the cloud writer's row arrived with its version and exact digits: %r" % (got,))
