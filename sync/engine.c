@@ -833,7 +833,8 @@ static int pull_all(ctx *x) {
     tn__pull_stats ps;
     memset(&ps, 0, sizeof ps);
     for (int i = 0; rc == TN_OK && i < n && !stopping(x); i++) {
-        int prc = tn__pull_tenant(x->st, x->r, x->w[0].c, ids[i], x->cfg.tombstone_ttl_s, &ps);
+        int prc = tn__pull_tenant(x->st, x->r, x->w[0].c, ids[i], x->cfg.tombstone_ttl_s,
+                                  x->cfg.bandwidth > 0 ? 1 : WORKERS, &ps);
         if (is_blocking(prc)) skip_tenant(x, ids[i], prc);
         else if (prc != TN_OK && first == TN_OK && prc != TN_BUSY) first = prc;
     }

@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,7 @@ static void fsync_dir_of(const char *path) {
 /* The bytes of file row f, fetched into a temporary file beside its place
  * and checked: *tmp (malloc'd) is ready to be renamed to *dest. */
 static int fetch_file(tn_store *st, tn_remote *r, tn_remote_conn *c, const tn_remote_row *f,
-                      char **tmp, char **dest, tn__pull_stats *ps) {
+                      char **tmp, char **dest) {
     *tmp = *dest = NULL;
     tn_session *s;
     int rc = tn_session_open(st, f->tenant, &s);
@@ -88,12 +89,54 @@ static int fetch_file(tn_store *st, tn_remote *r, tn_remote_conn *c, const tn_re
         rc = TN_INVALID; /* bytes that do not match their row never count */
     if (rc == TN_OK && fsync(fd) != 0) rc = TN_IO;
     close(fd);
-    if (rc != TN_OK) {
-        unlink(*tmp);
-    } else if (ps) {
-        ps->bytes += f->size;
-    }
+    if (rc != TN_OK) unlink(*tmp);
     return rc;
+}
+
+/* Fetching the winning files of a page, on up to `fetchers` connections
+ * (the caller's, and more opened here: downloads are bound by round trips
+ * and the server, not by this CPU). */
+#define MAX_FETCHERS 8
+
+typedef struct fetch_job {
+    tn_store *st;
+    tn_remote *r;
+    const tn_remote_page *page;
+    const int *todo; /* page rows to fetch */
+    int n;
+    int next;        /* atomic: the next entry of todo */
+    char **tmp, **dest;
+    int *frc;        /* each todo entry's result */
+} fetch_job;
+
+static void fetch_some(fetch_job *j, tn_remote_conn *c) {
+    for (;;) {
+        int k = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (k >= j->n || stopping(j->r)) break;
+        int i = j->todo[k];
+        j->frc[k] = fetch_file(j->st, j->r, c, &j->page->rows[i], &j->tmp[i], &j->dest[i]);
+    }
+}
+
+static void *fetch_thread(void *arg) {
+    fetch_job *j = arg;
+    tn_remote_conn *c;
+    if (j->r->m->conn_open(j->r, 0, &c) != TN_OK) return NULL; /* the others go on */
+    fetch_some(j, c);
+    j->r->m->conn_close(c);
+    return NULL;
+}
+
+static void fetch_all(fetch_job *j, tn_remote_conn *c, int fetchers) {
+    pthread_t th[MAX_FETCHERS];
+    int nth = fetchers < j->n ? fetchers : j->n, started = 0;
+    if (nth > MAX_FETCHERS) nth = MAX_FETCHERS;
+    for (int t = 1; t < nth; t++) {
+        if (pthread_create(&th[started], NULL, fetch_thread, j) != 0) break;
+        started++;
+    }
+    fetch_some(j, c);
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
 }
 
 /* ---- applying a page ------------------------------------------------------------ */
@@ -127,14 +170,16 @@ static int usable(const tn_remote_row *row, const char *tenant) {
 /* Applies the item and file rows of page for tenant; cursor (NULL: leave it)
  * is stored with them. */
 static int apply_page(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant,
-                      const tn_remote_page *page, const char *cursor, int at_end,
+                      const tn_remote_page *page, const char *cursor, int at_end, int fetchers,
                       tn__pull_stats *ps) {
     int n = page->n, rc = TN_OK;
     int64_t refused = page->refused;
     char **tmp = calloc((size_t)(n ? n : 1), sizeof *tmp);
     char **dest = calloc((size_t)(n ? n : 1), sizeof *dest);
     unsigned char *ok = calloc((size_t)(n ? n : 1), 1);
-    if (!tmp || !dest || !ok) rc = TN_NOMEM;
+    int *todo = calloc((size_t)(n ? n : 1), sizeof *todo);
+    int *frc = calloc((size_t)(n ? n : 1), sizeof *frc);
+    if (!tmp || !dest || !ok || !todo || !frc) rc = TN_NOMEM;
     /* 1. Weigh, and fetch the bytes of winning files, without the lock. */
     tn__apply *a = NULL;
     if (rc == TN_OK) rc = tn__apply_begin(st, tenant, &a);
@@ -158,18 +203,25 @@ static int apply_page(tn_store *st, tn_remote *r, tn_remote_conn *c, const char 
     }
     tn__apply_abort(a);
     a = NULL;
-    for (int i = 0; rc == TN_OK && i < n && !stopping(r); i++) {
-        const tn_remote_row *row = &page->rows[i];
-        if (!ok[i] || row->kind != TN_REMOTE_FILE || row->deleted) continue;
-        int frc = fetch_file(st, r, c, row, &tmp[i], &dest[i], ps);
-        if (frc == TN_INVALID || frc == TN_NOTFOUND || frc == TN_TOOBIG) {
+    fetch_job fj = {st, r, page, todo, 0, 0, tmp, dest, frc};
+    for (int i = 0; rc == TN_OK && i < n; i++)
+        if (ok[i] && page->rows[i].kind == TN_REMOTE_FILE && !page->rows[i].deleted) {
+            frc[fj.n] = TN_BUSY; /* not reached: stopped */
+            todo[fj.n++] = i;
+        }
+    if (rc == TN_OK && fj.n) fetch_all(&fj, c, fetchers);
+    for (int k = 0; rc == TN_OK && k < fj.n; k++) {
+        int i = todo[k];
+        if (frc[k] == TN_INVALID || frc[k] == TN_NOTFOUND || frc[k] == TN_TOOBIG) {
             /* Bytes that do not match the row, or no object: not applied,
              * reported.  Usually a race: a newer write replaced the object
              * after this row was read, and its own row comes next. */
             ok[i] = 0;
             refused++;
-        } else if (frc != TN_OK) {
-            rc = frc; /* the network: the page is tried again later */
+        } else if (frc[k] != TN_OK) {
+            rc = frc[k]; /* the network: the page is tried again later */
+        } else if (ps) {
+            ps->bytes += page->rows[i].size;
         }
     }
     if (rc == TN_OK && stopping(r)) rc = TN_BUSY;
@@ -229,6 +281,8 @@ static int apply_page(tn_store *st, tn_remote *r, tn_remote_conn *c, const char 
     free(tmp);
     free(dest);
     free(ok);
+    free(todo);
+    free(frc);
     return rc;
 }
 
@@ -353,18 +407,19 @@ static int collect_gone(const tn__local_row *l, void *arg) {
     return t->key ? 0 : TN_NOMEM;
 }
 
-/* Full reconcile: every remote row applied, and local rows the remote lost
- * (deleted elsewhere, tombstone expired) deleted. */
-static int reconcile_full(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant,
-                          tn__pull_stats *ps) {
-    tn_remote_page all;
-    int rc = list_all(r, c, tenant, &all);
+/* Full reconcile against all, the tenant's whole listing: every remote row
+ * applied, and local rows the remote lost (deleted elsewhere, tombstone
+ * expired) deleted. */
+static int reconcile_with(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant,
+                          tn_remote_page *all_rows, int fetchers, tn__pull_stats *ps) {
+    tn_remote_page all = *all_rows;
+    int rc = TN_OK;
     for (int k = 0; rc == TN_OK && k < all.n; k += PAGE_ROWS) {
         tn_remote_page part = all;
         part.rows = all.rows + k;
         part.n = all.n - k < PAGE_ROWS ? all.n - k : PAGE_ROWS;
         part.refused = k == 0 ? all.refused : 0;
-        rc = apply_page(st, r, c, tenant, &part, NULL, 0, ps);
+        rc = apply_page(st, r, c, tenant, &part, NULL, 0, fetchers, ps);
     }
     if (rc == TN_OK) {
         tn_remote_page gone;
@@ -372,23 +427,31 @@ static int reconcile_full(tn_store *st, tn_remote *r, tn_remote_conn *c, const c
         gone_list g = {&gone, &all, tenant};
         rc = tn__local_rows(st, tenant, collect_gone, &g);
         if (rc == TN_OK && gone.n) {
-            rc = apply_page(st, r, c, tenant, &gone, NULL, 0, NULL);
+            rc = apply_page(st, r, c, tenant, &gone, NULL, 0, 1, NULL);
             if (ps) ps->removed += gone.n;
         }
         tn_remote_page_free(&gone);
     }
+    return rc;
+}
+
+static int reconcile_full(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant,
+                          int fetchers, tn__pull_stats *ps) {
+    tn_remote_page all;
+    int rc = list_all(r, c, tenant, &all);
+    if (rc == TN_OK) rc = reconcile_with(st, r, c, tenant, &all, fetchers, ps);
     tn_remote_page_free(&all);
     return rc;
 }
 
 int tn__pull_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant,
-                    int64_t default_ttl_s, tn__pull_stats *ps) {
+                    int64_t default_ttl_s, int fetchers, tn__pull_stats *ps) {
     if (r->m->version < 2 || !r->m->changes) return TN_OK; /* a push-only remote */
     char cursor[256];
     int rc = tn__pull_cursor(st, tenant, cursor);
     int full = 0;
     if (rc == TN_OK && cursor[0]) rc = tn__pull_due(st, tenant, default_ttl_s, &full);
-    if (rc == TN_OK && full) rc = reconcile_full(st, r, c, tenant, ps);
+    if (rc == TN_OK && full) rc = reconcile_full(st, r, c, tenant, fetchers, ps);
     while (rc == TN_OK && !stopping(r)) {
         tn_remote_page page;
         memset(&page, 0, sizeof page);
@@ -399,7 +462,7 @@ int tn__pull_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *t
         for (int i = 0; rc == TN_OK && i < page.n; i++)
             if (page.rows[i].kind == TN_REMOTE_TENANT && strcmp(page.rows[i].tenant, tenant) == 0)
                 apply_tenant_row(st, &page.rows[i], &gone);
-        if (rc == TN_OK) rc = apply_page(st, r, c, tenant, &page, next, !page.next[0], ps);
+        if (rc == TN_OK) rc = apply_page(st, r, c, tenant, &page, next, !page.next[0], fetchers, ps);
         int more = page.next[0] != '\0';
         tn_remote_page_free(&page);
         if (rc != TN_OK) break;
@@ -459,42 +522,24 @@ int tn__purge_tenants(tn_store *st, tn_remote *r, tn_remote_conn *c, int64_t *ro
 
 /* ---- restore and join ------------------------------------------------------------ */
 
-/* The tenant row of id, read from its partition.  TN_NOTFOUND when the
- * remote has none; TN_EXISTS when it is the marker of a deleted tenant. */
-static int tenant_row_of(tn_remote *r, tn_remote_conn *c, const char *id, tn_remote_page *p,
-                         const tn_remote_row **row) {
-    *row = NULL;
-    char token[1024] = "";
-    int rc;
-    do {
-        tn_remote_page_free(p);
-        rc = r->m->list(c, id, token, p);
-        for (int i = 0; rc == TN_OK && i < p->n; i++)
-            if (p->rows[i].kind == TN_REMOTE_TENANT) *row = &p->rows[i];
-        snprintf(token, sizeof token, "%s", p->next);
-    } while (rc == TN_OK && !*row && token[0]);
-    if (rc == TN_OK && !*row) rc = TN_NOTFOUND;
-    if (rc == TN_OK && (*row)->deleted) rc = TN_EXISTS;
-    return rc;
-}
-
 int tn__join_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *id,
                     tn__pull_stats *ps) {
     if (r->m->version < 2 || !r->m->list) return TN_INVALID;
-    tn_remote_page p;
-    memset(&p, 0, sizeof p);
-    const tn_remote_row *row;
-    int rc = tenant_row_of(r, c, id, &p, &row);
+    /* The feed's end first, so nothing pushed during the copy is missed;
+     * then the partition, read once: the tenant row is one of its rows. */
+    char cursor[256] = "";
+    int rc = r->m->feed_end ? r->m->feed_end(c, id, cursor) : TN_OK;
+    tn_remote_page all;
+    memset(&all, 0, sizeof all);
+    if (rc == TN_OK) rc = list_all(r, c, id, &all);
+    const tn_remote_row *row = rc == TN_OK ? find_row(&all, TN_REMOTE_TENANT, "") : NULL;
+    if (rc == TN_OK && !row) rc = TN_NOTFOUND;       /* the remote holds no such tenant */
+    if (rc == TN_OK && row->deleted) rc = TN_EXISTS; /* the marker of a deleted tenant */
     int gone = 0;
     /* A restore that stopped half way finds the tenant here already. */
     if (rc == TN_OK) rc = apply_tenant_row(st, row, &gone);
-    tn_remote_page_free(&p);
-    if (rc != TN_OK) return rc;
-    /* The feed's end first, so nothing pushed during the copy is missed;
-     * then every row. */
-    char cursor[256] = "";
-    if (r->m->feed_end) rc = r->m->feed_end(c, id, cursor);
-    if (rc == TN_OK) rc = reconcile_full(st, r, c, id, ps);
+    if (rc == TN_OK) rc = reconcile_with(st, r, c, id, &all, MAX_FETCHERS, ps);
+    tn_remote_page_free(&all);
     if (rc == TN_OK && ps) ps->tenants++;
     if (rc == TN_OK && cursor[0]) {
         tn__apply *a;
@@ -502,7 +547,7 @@ int tn__join_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *i
         if (rc == TN_OK) rc = tn__apply_commit(a, cursor, 1, 0);
     } else if (rc == TN_OK) {
         /* No shortcut to the end: walk the feed (rows are already here). */
-        rc = tn__pull_tenant(st, r, c, id, 0, NULL);
+        rc = tn__pull_tenant(st, r, c, id, 0, MAX_FETCHERS, NULL);
     }
     return rc;
 }
@@ -656,7 +701,7 @@ int tn__verify_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char 
             }
             *m = *rr; /* apply_page weighs each by the rule: only winners land */
         }
-        if (rc == TN_OK && missing.n) rc = apply_page(st, r, c, tenant, &missing, NULL, 0, ps);
+        if (rc == TN_OK && missing.n) rc = apply_page(st, r, c, tenant, &missing, NULL, 0, MAX_FETCHERS, ps);
     }
     tn_remote_page_free(&missing); /* its rows' strings belong to all */
     cJSON_AddNumberToObject(out, "local_rows", (double)v.local);

@@ -27,9 +27,11 @@ typedef struct tn__pull_stats {
 } tn__pull_stats;
 
 /* Pulls tenant's changes since its cursor (a full reconcile when it was
- * offline longer than its tombstones live, default_ttl_s by default). */
+ * offline longer than its tombstones live, default_ttl_s by default).
+ * Files are fetched on up to `fetchers` connections (1: only c, which keeps
+ * c's bandwidth cap; more open connections of their own, uncapped). */
 int tn__pull_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant,
-                    int64_t default_ttl_s, tn__pull_stats *ps);
+                    int64_t default_ttl_s, int fetchers, tn__pull_stats *ps);
 /* Pushes the tenant's own row when its name or settings changed. */
 int tn__push_tenant_row(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant);
 /* Works off the purge of deleted tenants: the marker, then every object and
