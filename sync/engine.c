@@ -50,8 +50,14 @@
 
 #define MAX_FETCH 800
 #define MAX_VERSIONS 100
-/* Requests in flight: each worker thread has its own connection. */
-#define WORKERS 8
+/* Requests in flight: each worker thread has its own connection.  Rows sent
+ * one per request (the default conditional mode) go on up to WORKERS at
+ * once: on a WAN link their time is round trips, not bytes.  Files go up on
+ * at most FEW_WORKERS at once (each may hold a file up to the multipart
+ * threshold in memory), and so do batched rows (each request carries up to
+ * a hundred). */
+#define WORKERS 32
+#define FEW_WORKERS 8
 /* Tenants one pass may leave out (their partition refused). */
 #define MAX_SKIP 64
 
@@ -127,6 +133,7 @@ typedef struct ctx {
     tn_sync_config cfg;
     tn_remote *r;
     int own_remote;         /* opened here (else the caller's, in cfg) */
+    int row_workers;        /* threads that write rows: WORKERS or FEW_WORKERS */
     worker w[WORKERS];
     volatile int *stop;     /* background: set by tn_sync_stop */
     volatile int never;     /* what stop points at otherwise */
@@ -197,8 +204,10 @@ static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_sta
     if (x->r->batch_rows > 100) x->r->batch_rows = 100; /* the interface's bound */
     /* Enough rows per fetch to keep every worker busy with a full chunk. */
     int per = x->r->batch_rows;
+    x->row_workers = per == 1 ? WORKERS : FEW_WORKERS;
     if (x->cfg.batch < 1 || x->cfg.batch > MAX_FETCH) x->cfg.batch = 100;
-    if (x->cfg.batch == 100 && per > 1) x->cfg.batch = per * (per > 25 ? 4 : WORKERS);
+    if (x->cfg.batch == 100 && per > 1) x->cfg.batch = per * (per > 25 ? 4 : FEW_WORKERS);
+    if (x->cfg.batch == 100 && per == 1) x->cfg.batch = WORKERS * 8;
     if (x->cfg.batch > MAX_FETCH) x->cfg.batch = MAX_FETCH;
     /* The bandwidth cap is shared out between the connections (run_job shares
      * it again between those a job uses). */
@@ -644,13 +653,15 @@ static void *job_worker(void *arg) {
     return NULL;
 }
 
-/* Runs the job on up to WORKERS threads, each with its own connection.  The
- * bandwidth cap is shared out between the connections this job uses, so a
- * job with fewer items than WORKERS still gets the whole cap. */
+/* Runs the job on up to WORKERS threads (uploads: FEW_WORKERS; rows: the
+ * remote's), each with its own connection.  The bandwidth cap is shared out
+ * between the connections this job uses, so a job with fewer items than
+ * threads still gets the whole cap. */
 static void run_job(job *j) {
     pthread_t th[WORKERS];
     job_arg args[WORKERS];
-    int nth = j->n < WORKERS ? j->n : WORKERS, started = 0;
+    int most = j->stage == 1 ? FEW_WORKERS : j->x->row_workers;
+    int nth = j->n < most ? j->n : most, started = 0;
     int64_t bw = j->x->cfg.bandwidth;
     for (int t = 0; bw > 0 && j->x->r->m->conn_cap && t < nth; t++)
         j->x->r->m->conn_cap(j->x->w[t].c, (bw + nth - 1) / nth);
@@ -834,7 +845,7 @@ static int pull_all(ctx *x) {
     memset(&ps, 0, sizeof ps);
     for (int i = 0; rc == TN_OK && i < n && !stopping(x); i++) {
         int prc = tn__pull_tenant(x->st, x->r, x->w[0].c, ids[i], x->cfg.tombstone_ttl_s,
-                                  x->cfg.bandwidth > 0 ? 1 : WORKERS, &ps);
+                                  x->cfg.bandwidth > 0 ? 1 : FEW_WORKERS, &ps);
         if (is_blocking(prc)) skip_tenant(x, ids[i], prc);
         else if (prc != TN_OK && first == TN_OK && prc != TN_BUSY) first = prc;
     }

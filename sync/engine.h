@@ -51,7 +51,8 @@ typedef struct tn_sync_config {
     int64_t interval_ms;      /* background: time between runs (default 60 s) */
     int64_t early_rows;       /* background: an outbox this long starts a run early (1000) */
     int batch;                /* changes per fetch, at most 800; the default 100 grows
-                                 * to keep every worker busy when the remote takes
+                                 * to keep every worker busy: 256 when rows go one per
+                                 * request (32 in flight), more when the remote takes
                                  * several rows per call */
     int64_t bandwidth;        /* bytes per second, 0 = no cap */
     int64_t tombstone_ttl_s;  /* expires_at = deletion time + this (default 30 days) */

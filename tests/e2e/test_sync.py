@@ -784,8 +784,9 @@ def sync_once_next_to_serve_hands_the_run_to_the_daemon():
                   and summary["error"] is None,
                   "the daemon's pass, reported: rc=%d %r %r" % (rc, summary, err))
             check(set(summary) == {"ok", "items", "files", "bytes", "parts", "conflicts",
-                                   "dead_letters", "pending", "tombstones_purged", "seconds",
-                                   "error"}, "the summary has sync --once's keys: %r" % summary)
+                                   "dead_letters", "pending", "pulled", "pull_read",
+                                   "tombstones_purged", "seconds", "error"},
+                  "the summary has sync --once's keys: %r" % summary)
             check("asking it for a pass" in err, "says it asked the daemon: %r" % err)
             rows = s.rows()
             check(all(("TENANT#" + acme, "ITEM#%s%d" % (tag, i)) in rows for i in range(30)) and
