@@ -51,12 +51,12 @@
 #define MAX_FETCH 800
 #define MAX_VERSIONS 100
 /* Requests in flight: each worker thread has its own connection.  Rows sent
- * one per request (the default conditional mode) go on up to WORKERS at
- * once: on a WAN link their time is round trips, not bytes.  Files go up on
- * at most FEW_WORKERS at once (each may hold a file up to the multipart
- * threshold in memory), and so do batched rows (each request carries up to
- * a hundred). */
-#define WORKERS 32
+ * one per request (the default conditional mode) go on cfg.connections at
+ * once (default 32, at most WORKERS): on a WAN link their time is round
+ * trips, not bytes.  Files go up on at most FEW_WORKERS at once (each may
+ * hold a file up to the multipart threshold in memory), and so do batched
+ * rows (each request carries up to a hundred). */
+#define WORKERS 64
 #define FEW_WORKERS 8
 /* Tenants one pass may leave out (their partition refused). */
 #define MAX_SKIP 64
@@ -66,6 +66,7 @@ void tn_sync_config_init(tn_sync_config *c) {
     c->interval_ms = 60000;
     c->early_rows = 1000;
     c->batch = 100;
+    c->connections = 32;
     c->tombstone_ttl_s = 30 * 86400;
     c->max_attempts = 4;
     c->backoff_base_ms = 500;
@@ -93,6 +94,9 @@ int tn_sync_config_from_env(tn_sync_config *cfg) {
     if (r) cfg->bandwidth = v;
     if ((r = env_int("TENANTRY_SYNC_EARLY_ROWS", &v)) < 0) return -1;
     if (r) cfg->early_rows = v;
+    if ((r = env_int("TENANTRY_SYNC_CONNECTIONS", &v)) < 0 || (r && (v < 1 || v > WORKERS)))
+        return -1;
+    if (r) cfg->connections = (int)v;
     if ((r = env_int("TENANTRY_SYNC_ATTEMPTS", &v)) < 0) return -1;
     if (r) cfg->max_attempts = (int)(v > 100 ? 100 : v);
     if ((r = env_int("TENANTRY_SYNC_BACKOFF_MS", &v)) < 0) return -1;
@@ -133,7 +137,8 @@ typedef struct ctx {
     tn_sync_config cfg;
     tn_remote *r;
     int own_remote;         /* opened here (else the caller's, in cfg) */
-    int row_workers;        /* threads that write rows: WORKERS or FEW_WORKERS */
+    int row_workers;        /* threads that write rows: cfg.connections or FEW_WORKERS */
+    int nconn;              /* connections open in w[] */
     worker w[WORKERS];
     volatile int *stop;     /* background: set by tn_sync_stop */
     volatile int never;     /* what stop points at otherwise */
@@ -204,15 +209,17 @@ static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_sta
     if (x->r->batch_rows > 100) x->r->batch_rows = 100; /* the interface's bound */
     /* Enough rows per fetch to keep every worker busy with a full chunk. */
     int per = x->r->batch_rows;
-    x->row_workers = per == 1 ? WORKERS : FEW_WORKERS;
+    if (x->cfg.connections < 1 || x->cfg.connections > WORKERS) x->cfg.connections = 32;
+    x->row_workers = per == 1 ? x->cfg.connections : FEW_WORKERS;
+    x->nconn = x->row_workers > FEW_WORKERS ? x->row_workers : FEW_WORKERS;
     if (x->cfg.batch < 1 || x->cfg.batch > MAX_FETCH) x->cfg.batch = 100;
     if (x->cfg.batch == 100 && per > 1) x->cfg.batch = per * (per > 25 ? 4 : FEW_WORKERS);
-    if (x->cfg.batch == 100 && per == 1) x->cfg.batch = WORKERS * 8;
+    if (x->cfg.batch == 100 && per == 1 && x->row_workers > 12) x->cfg.batch = x->row_workers * 8;
     if (x->cfg.batch > MAX_FETCH) x->cfg.batch = MAX_FETCH;
     /* The bandwidth cap is shared out between the connections (run_job shares
      * it again between those a job uses). */
-    int64_t cap = x->cfg.bandwidth > 0 ? (x->cfg.bandwidth + WORKERS - 1) / WORKERS : 0;
-    for (int i = 0; rc == TN_OK && i < WORKERS; i++) rc = x->r->m->conn_open(x->r, cap, &x->w[i].c);
+    int64_t cap = x->cfg.bandwidth > 0 ? (x->cfg.bandwidth + x->nconn - 1) / x->nconn : 0;
+    for (int i = 0; rc == TN_OK && i < x->nconn; i++) rc = x->r->m->conn_open(x->r, cap, &x->w[i].c);
     if (rc != TN_OK) set_what(x, rc, NULL);
     return rc;
 }

@@ -50,6 +50,8 @@ typedef struct tn_sync_stats {
 typedef struct tn_sync_config {
     int64_t interval_ms;      /* background: time between runs (default 60 s) */
     int64_t early_rows;       /* background: an outbox this long starts a run early (1000) */
+    int connections;          /* requests in flight for rows sent one per request
+                               * (1-64, default 32); files and batched rows: 8 */
     int batch;                /* changes per fetch, at most 800; the default 100 grows
                                  * to keep every worker busy: 256 when rows go one per
                                  * request (32 in flight), more when the remote takes
@@ -71,7 +73,8 @@ typedef struct tn_sync_config {
 
 void tn_sync_config_init(tn_sync_config *cfg);
 /* Overrides from TENANTRY_SYNC_INTERVAL (s), TENANTRY_SYNC_BANDWIDTH (bytes/s),
- * TENANTRY_SYNC_EARLY_ROWS, TENANTRY_SYNC_ATTEMPTS, TENANTRY_SYNC_BACKOFF_MS,
+ * TENANTRY_SYNC_EARLY_ROWS, TENANTRY_SYNC_CONNECTIONS, TENANTRY_SYNC_ATTEMPTS,
+ * TENANTRY_SYNC_BACKOFF_MS,
  * TENANTRY_SYNC_MULTIPART_MB, TENANTRY_SYNC_PART_MB, TENANTRY_TOMBSTONE_TTL (s).
  * -1 when one is not a non-negative number. */
 int tn_sync_config_from_env(tn_sync_config *cfg);

@@ -47,6 +47,7 @@ TEST(config_every_key) {
         "sync_interval = 15\n"
         "sync_bandwidth = 0\n"
         "sync_early_rows = 250\n"
+        "sync_connections = 48\n"
         "multipart_threshold_mb = 32\n"
         "part_size_mb = 16\n"
         "tombstone_ttl = 86400\n";
@@ -68,6 +69,7 @@ TEST(config_every_key) {
     ASSERT_INT_EQ(c.sync_interval, 15);
     ASSERT_INT_EQ(c.sync_bandwidth, 0);
     ASSERT_INT_EQ(c.sync_early_rows, 250);
+    ASSERT_INT_EQ(c.sync_connections, 48);
     ASSERT_INT_EQ(c.multipart_threshold_mb, 32);
     ASSERT_INT_EQ(c.part_size_mb, 16);
     ASSERT_INT_EQ(c.tombstone_ttl, 86400);

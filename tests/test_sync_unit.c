@@ -249,6 +249,23 @@ TEST(sync_config_from_environment) {
     tn__aws_free(&a);
 }
 
+/* The engine's knobs: requests in flight for rows, within 1..64. */
+TEST(sync_engine_connections_from_environment) {
+    tn_sync_config c;
+    tn_sync_config_init(&c);
+    ASSERT_INT_EQ(c.connections, 32);
+    setenv("TENANTRY_SYNC_CONNECTIONS", "48", 1);
+    ASSERT_INT_EQ(tn_sync_config_from_env(&c), 0);
+    ASSERT_INT_EQ(c.connections, 48);
+    static const char *bad[] = {"0", "65", "-1", "8x", "1e3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("TENANTRY_SYNC_CONNECTIONS", bad[i], 1);
+        if (tn_sync_config_from_env(&c) != -1) TN_FAIL_("accepted %s", bad[i]);
+    }
+    ASSERT_INT_EQ(c.connections, 48);
+    unsetenv("TENANTRY_SYNC_CONNECTIONS");
+}
+
 /* ---- reading rows back: AttributeValue -> JSON, one item -> one row -------------- */
 
 static char *js(const char *av_text) {

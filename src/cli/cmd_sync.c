@@ -75,7 +75,8 @@ static const char SYNC_HELP[] =
     "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE,\n"
     "AWS_ROLE_ARN (or TENANTRY_AWS_ROLE_ARN), TENANTRY_AWS_EXTERNAL_ID,\n"
     "TENANTRY_DYNAMODB_TABLE (default tenantry), TENANTRY_ENV_PREFIX, TENANTRY_S3_BUCKET,\n"
-    "TENANTRY_SYNC_BANDWIDTH (bytes/s), TENANTRY_SYNC_EARLY_ROWS, TENANTRY_SYNC_ATTEMPTS,\n"
+    "TENANTRY_SYNC_BANDWIDTH (bytes/s), TENANTRY_SYNC_EARLY_ROWS, TENANTRY_SYNC_CONNECTIONS\n"
+    "(rows in flight, default 32), TENANTRY_SYNC_ATTEMPTS,\n"
     "TENANTRY_SYNC_BACKOFF_MS, TENANTRY_SYNC_MULTIPART_MB (default 16), TENANTRY_SYNC_PART_MB\n"
     "(default 8), TENANTRY_SYNC_TRANSACT=1 (TransactWriteItems instead of parallel PutItem),\n"
     "TENANTRY_TOMBSTONE_TTL (seconds).  Each may also be set in DIR/tenantry.conf (or\n"
@@ -292,7 +293,7 @@ int tn__cmd_sync(int argc, char **argv) {
     if ((ex = tn__cli_config(&o, &conf)) != EX_OK) return ex;
     tn_sync_config cfg;
     tn_sync_config_init(&cfg);
-    if (tn_sync_config_from_env(&cfg) != 0) return tn__cli_usage("a TENANTRY_SYNC_* variable is not a number");
+    if (tn_sync_config_from_env(&cfg) != 0) return tn__cli_usage("a TENANTRY_SYNC_* variable is not a number in its range");
     tn_store *st;
     if ((ex = tn__cli_open(&o, 0, &st)) != EX_OK) return ex;
     if (!o.once) {

@@ -155,6 +155,7 @@ static const key_def keys[] = {
     NUM(sync_interval, K_INT, 1, 7 * 86400, "TENANTRY_SYNC_INTERVAL"),
     NUM(sync_bandwidth, K_INT, 0, 1e12, "TENANTRY_SYNC_BANDWIDTH"),
     NUM(sync_early_rows, K_INT, 1, 1e9, "TENANTRY_SYNC_EARLY_ROWS"),
+    NUM(sync_connections, K_INT, 1, 64, "TENANTRY_SYNC_CONNECTIONS"),
     NUM(multipart_threshold_mb, K_INT, 5, 1024, "TENANTRY_SYNC_MULTIPART_MB"),
     NUM(part_size_mb, K_INT, 5, 5120, "TENANTRY_SYNC_PART_MB"),
     NUM(tombstone_ttl, K_INT, 1, 10 * 366 * 86400.0, "TENANTRY_TOMBSTONE_TTL"),
@@ -166,7 +167,7 @@ void tn__config_init(tn__config *c) {
     c->port = c->threads = -1;
     c->rate = c->burst = c->auth_fail_rate = c->auth_fail_burst = -1;
     c->sync = -1;
-    c->sync_interval = c->sync_bandwidth = c->sync_early_rows = -1;
+    c->sync_interval = c->sync_bandwidth = c->sync_early_rows = c->sync_connections = -1;
     c->multipart_threshold_mb = c->part_size_mb = c->tombstone_ttl = -1;
 }
 

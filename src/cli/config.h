@@ -61,6 +61,7 @@ typedef struct tn__config {
     int64_t sync_interval;          /* seconds */
     int64_t sync_bandwidth;         /* bytes per second, 0 = no cap */
     int64_t sync_early_rows;
+    int64_t sync_connections;
     int64_t multipart_threshold_mb;
     int64_t part_size_mb;
     int64_t tombstone_ttl;          /* seconds */
