@@ -27,6 +27,8 @@ def main():
     table = res.Table(table_name)
     rows = [{"pk": "TENANT#bench", "sk": "ITEM#" + bench_docs.item_id(i), "version": i + 1,
              "updated_at": "2026-01-01T00:00:00.000Z", "deleted": False,
+             # the change feed's attribute, so the index does the same work
+             "feed": 1767225600000 + i,
              "data": json.loads(bench_docs.doc(i), parse_float=Decimal)} for i in range(n)]
 
     def note(what, t0, c0):

@@ -229,7 +229,10 @@ def create_table(ddb, name):
 
 
 def count_items(ddb, table):
-    n, kw = 0, {"TableName": table, "Select": "COUNT"}
+    """Item rows only (tenantry also mirrors each tenant's own row)."""
+    n, kw = 0, {"TableName": table, "Select": "COUNT",
+                "FilterExpression": "begins_with(sk, :i)",
+                "ExpressionAttributeValues": {":i": {"S": "ITEM#"}}}
     while True:
         r = ddb.scan(**kw)
         n += r["Count"]
