@@ -898,11 +898,9 @@ MOTO_TEST(sync_aws_moto_changes_and_cursor) {
     /* A partition whose newest row is older than the overlap: once caught
      * up, an idle call reads none of it again (the high mark is this
      * reader's clock, not the last row's feed). */
-    for (int i = 0; i < 4; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "quiet%d", i);
-        mput_feed(&m, mrow(MT3, TN_REMOTE_ITEM, key, 20 + i, "{}"), now - 3600000 + i);
-    }
+    static const char *quiet[] = {"quiet0", "quiet1", "quiet2", "quiet3"};
+    for (int i = 0; i < 4; i++)
+        mput_feed(&m, mrow(MT3, TN_REMOTE_ITEM, quiet[i], 20 + i, "{}"), now - 3600000 + i);
     char cur3[256] = "";
     n = walk(&m, MT3, cur3, 100, all, 64, &pages, NULL);
     ASSERT_INT_EQ(n, 4);
