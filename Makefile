@@ -173,11 +173,13 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1 tests/run.sh build-asan
 
 # The unit tests under valgrind memcheck: any error or leak fails the test it
-# happens in (each test is a forked child that exits 99).
+# happens in (each test is a forked child that exits 99).  valgrind runs one
+# thread at a time; --fair-sched=yes hands the CPU round, so a test that
+# watches another thread (a console holding the write lock) is not starved.
 valgrind: deps
 	@command -v valgrind >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 	@$(MAKE) --no-print-directory _all
-	@valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	@valgrind --quiet --fair-sched=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --error-exitcode=99 $(BUILD)/unit
 
 # libFuzzer targets (tests/fuzz/), each for FUZZ_SECONDS (default 30) from a

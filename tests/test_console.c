@@ -74,17 +74,13 @@ static void *run_console(void *arg) {
     return NULL;
 }
 
-/* 1 when some connection holds the write lock of the store in dir. */
-static int write_locked(const char *dir) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/tenantry.db", dir);
-    sqlite3 *db;
-    int locked = 0;
-    if (sqlite3_open(path, &db) == SQLITE_OK) {
-        locked = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_BUSY;
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    }
-    sqlite3_close(db);
+/* 1 when some connection holds the write lock of the store probe is open on
+ * (no busy timeout: a held lock answers at once).  One connection for every
+ * probe, so a probe is cheap enough to catch a short window even under
+ * valgrind, which runs one thread at a time. */
+static int write_locked(sqlite3 *probe) {
+    int locked = sqlite3_exec(probe, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_BUSY;
+    sqlite3_exec(probe, "ROLLBACK", NULL, NULL, NULL);
     return locked;
 }
 
@@ -105,15 +101,24 @@ static void runaway_with(const char *sql, int setup_rows) {
     }
     int64_t acme_before = 0;
     ASSERT_OK(tn_item_count(f.a, &acme_before));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tenantry.db", f.dir);
+    sqlite3 *probe;
+    ASSERT(sqlite3_open(path, &probe) == SQLITE_OK);
     runaway r = {.st = f.st, .tenant = f.acme.id, .sql = sql};
     pthread_t t;
     ASSERT(pthread_create(&t, NULL, run_console, &r) == 0);
     int locked = 0;
-    for (int i = 0; i < 400 && !locked; i++) {
-        locked = write_locked(f.dir);
-        if (!locked) usleep(5000);
+    for (int i = 0; i < 4000 && !locked; i++) {
+        locked = write_locked(probe);
+        if (!locked) usleep(1000);
     }
-    ASSERT(locked); /* the console holds the write lock now */
+    sqlite3_close(probe);
+    if (!locked) { /* the console holds the write lock now, or this says why not */
+        pthread_join(t, NULL);
+        TN_FAIL_("never saw the console's write lock: it ended %s after %lld ms: %s",
+                 tn_errname(r.rc), (long long)r.ms, r.err);
+    }
     int64_t t0 = tn__mono_ms();
     int rc = tn_item_put(f.g, "written-meanwhile", "{\"ok\":true}", NULL);
     int64_t waited = tn__mono_ms() - t0;
@@ -160,7 +165,12 @@ TEST(console_transaction_must_end_in_its_call) {
                   TN_INVALID);
     ASSERT_INT_EQ(tn_item_get(f.a, "open", NULL), TN_NOTFOUND);
     /* The write lock is free again: another tenant writes at once. */
-    ASSERT(!write_locked(f.dir));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tenantry.db", f.dir);
+    sqlite3 *probe;
+    ASSERT(sqlite3_open(path, &probe) == SQLITE_OK);
+    ASSERT(!write_locked(probe));
+    sqlite3_close(probe);
     /* A failing statement inside the call's transaction undoes all of it. */
     ASSERT_INT_EQ(tn_session_exec(f.a, "BEGIN; INSERT INTO items (id, data) VALUES ('x1', '{}');"
                                        "INSERT INTO items (id, data) VALUES ('x2', 'bad json');"
