@@ -615,6 +615,9 @@ typedef struct job {
     const int *start; /* stage 2: each chunk's first index into idx ... */
     const int *cnt;   /* ... and its length */
     const int64_t *rv; /* stage 1: remote versions */
+    int held_back;    /* atomic: a request failed in a way worth waiting out (the network,
+                       * a timeout, throttling): the workers take no more of this job, its
+                       * untried rows wait for the batch's backoff with the failed ones */
 } job;
 
 typedef struct job_arg {
@@ -630,6 +633,8 @@ static void write_chunk(ctx *x, worker *w, job *j, const int *idx, int n) {
     memset(out, 0, sizeof out);
     for (int k = 0; k < n; k++) rows[k] = j->rows[idx[k]];
     x->r->m->put_rows(w->c, rows, n, out);
+    for (int k = 0; k < n; k++)
+        if (tn_err_retryable(out[k].code)) __atomic_store_n(&j->held_back, 1, __ATOMIC_RELAXED);
     for (int k = 0; k < n; k++) {
         int i = idx[k];
         const tn__change *ch = &j->b->changes[i];
@@ -645,12 +650,14 @@ static void *job_worker(void *arg) {
     ctx *x = j->x;
     for (;;) {
         int k = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-        if (k >= j->n || stopping(x)) break;
+        if (k >= j->n || stopping(x) || __atomic_load_n(&j->held_back, __ATOMIC_RELAXED)) break;
         if (j->stage == 1) {
             int i = j->idx[k];
             const tn__change *ch = &j->b->changes[i];
             if (skipping(x, ch->tenant_id)) continue;
             upload(x, a->w, ch, &j->rows[i], j->rv[i], &j->res[i]);
+            if (j->res[i].outcome == TN__OUT_RETRY && tn_err_retryable(j->res[i].code))
+                __atomic_store_n(&j->held_back, 1, __ATOMIC_RELAXED);
         } else {
             /* A chunk holds one tenant's rows only: see process(). */
             if (skipping(x, j->b->changes[j->idx[j->start[k]]].tenant_id)) continue;
@@ -720,7 +727,7 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
         rv[i] = 0;
     }
     /* 1. Objects first: a file's row never points at a missing object. */
-    int nf = 0;
+    int nf = 0, held = 0; /* held: a request failed in a way worth waiting out */
     for (int i = 0; i < n; i++) {
         tn__change *ch = &b->changes[i];
         if (ch->kind == TN__KIND_FILE && !ch->deleted && ch->key && res[i].outcome != TN__OUT_DEAD)
@@ -735,6 +742,7 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
             int64_t v[MAX_VERSIONS];
             for (int j = 0; j < cnt_k; j++) q[j] = rows[idx[k + j]];
             int vrc = m->versions(x->w[0].c, q, cnt_k, v);
+            if (tn_err_retryable(vrc)) held = 1;
             for (int j = 0; j < cnt_k; j++) {
                 int i = idx[k + j];
                 if (v[j] >= 0) rv[i] = v[j];
@@ -744,8 +752,9 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
         int m2 = 0;
         for (int k = 0; k < nf; k++)
             if (!(res[idx[k]].outcome == TN__OUT_RETRY && res[idx[k]].code)) idx[m2++] = idx[k];
-        job j = {x, b, rows, idx, m2, 0, 1, res, NULL, NULL, rv};
+        job j = {x, b, rows, idx, m2, 0, 1, res, NULL, NULL, rv, held};
         run_job(&j);
+        held = j.held_back;
     }
     /* 2. Rows. */
     int nr = 0;
@@ -759,7 +768,7 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
         settle(&res[i], TN__OUT_RETRY, 0);
         idx[nr++] = i;
     }
-    if (nr) {
+    if (nr && !held) {
         /* Chunks the backend takes in one call: at most batch_rows rows and
          * batch_bytes of data, one tenant each (so a tenant refused as a
          * whole never takes another's rows with it), a key at most once, a
@@ -803,7 +812,7 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
             cur_alone = alone;
         }
         if (cur) cnt[nch++] = cur;
-        job j = {x, b, rows, idx, nch, 0, 2, res, starts, cnt, NULL};
+        job j = {x, b, rows, idx, nch, 0, 2, res, starts, cnt, NULL, 0};
         run_job(&j);
     }
     /* 3. Objects of deleted files, once their tombstone is written. */
