@@ -86,6 +86,7 @@ ARGS = [a for a in sys.argv[1:] if a != "quick"]
 os.environ["TN_BUILD"] = ARGS[0] if ARGS else os.environ.get("TN_BUILD", "build")
 import awslib  # noqa: E402
 import bench_docs  # noqa: E402
+from benchlib import aws_cli, child_cpu, log, metric  # noqa: E402
 import faultproxy  # noqa: E402
 
 BUILD = os.environ["TN_BUILD"]
@@ -103,7 +104,6 @@ FILE_MIB = env_num("TN_BENCH_RESTORE_FILE_MIB", 1, 1, float)
 RUNS = env_num("TN_BENCH_RESTORE_RUNS", 3, 3)
 WAIT = env_num("TN_BENCH_RESTORE_WAIT", 1, 1) == 1
 ALL = env_num("TN_BENCH_RESTORE_ALL", 0, 1) == 1
-OUT = os.environ.get("TN_BENCH_OUT", "")
 FILE_BYTES = int(FILE_MIB * 2**20)
 N_FILES = int(round(MIB * 2**20 / FILE_BYTES)) if FILE_BYTES else 0
 OVERLAP_S = 300  # the feed's overlap window (docs/sync.md, "A feed that cannot miss")
@@ -112,22 +112,10 @@ BUCKET = "bench-restore-%d" % os.getpid()
 LIMIT = 7200  # seconds any one child may take
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
-def metric(name, value, unit, goal=""):
-    line = "@@ %s|%.6g|%s|%s" % (name, value, unit, goal)
-    print(line, flush=True)
-    if OUT:
-        with open(OUT, "a") as f:
-            f.write(line[3:] + "\n")
 
 
-def child_cpu():
-    import resource
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def proc_cpu(pid):
@@ -138,14 +126,6 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def aws_cli():
-    """The aws CLI's real entry point (a pyenv shim would add its own CPU)."""
-    path = shutil.which("aws")
-    if path and "/shims/" in path and shutil.which("pyenv"):
-        p = subprocess.run(["pyenv", "which", "aws"], capture_output=True, text=True)
-        if p.returncode == 0 and p.stdout.strip():
-            return p.stdout.strip()
-    return path or "aws"
 
 
 class Failed(Exception):

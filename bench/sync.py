@@ -58,6 +58,7 @@ sys.path.insert(0, HERE)
 os.environ["TN_BUILD"] = sys.argv[1] if len(sys.argv) > 1 else "build"
 import awslib  # noqa: E402
 import bench_docs  # noqa: E402
+from benchlib import aws_cli, child_cpu, log, metric  # noqa: E402
 
 BUILD = os.environ["TN_BUILD"]
 TENANTRY = os.path.abspath(os.path.join(BUILD, "tenantry"))
@@ -78,7 +79,6 @@ BUDGET = env_int("TN_BENCH_SYNC_BUDGET", 40, 30) or 86400
 BUDGET_LOCAL = env_int("TN_BENCH_SYNC_BUDGET_LOCAL", 60, 60) or 86400
 PROFILES = os.environ.get("TN_BENCH_SYNC_PROFILES", "direct,pass,lte,sat").split(",")
 PERF = os.environ.get("TN_BENCH_PERF", "")
-OUT = os.environ.get("TN_BENCH_OUT", "")
 
 # name: (one-way delay ms, kbit/s up, kbit/s down) or None for no linkem
 LINKS = {
@@ -96,32 +96,12 @@ LABEL = {
 BOTO_TENANT = "TENANT#" + str(uuid.UUID(int=0x6F1C2A524D0E4C1B9A7E1D2C3B4A5F60))  # same length
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
-def metric(name, value, unit, goal=""):
-    line = "@@ %s|%.6g|%s|%s" % (name, value, unit, goal)
-    print(line, flush=True)
-    if OUT:
-        with open(OUT, "a") as f:
-            f.write(line[3:] + "\n")
 
 
-def child_cpu():
-    import resource
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
-def aws_cli():
-    """The aws CLI's real entry point (a pyenv shim would add its own CPU)."""
-    path = shutil.which("aws")
-    if path and "/shims/" in path and shutil.which("pyenv"):
-        p = subprocess.run(["pyenv", "which", "aws"], capture_output=True, text=True)
-        if p.returncode == 0 and p.stdout.strip():
-            return p.stdout.strip()
-    return path or "aws"
 
 
 AWS = aws_cli()
