@@ -11,7 +11,6 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 void tn__sha256(const void *data, size_t len, unsigned char out[TN_SHA256_LEN]) {
     crypto_hash_sha256(out, data, len);
@@ -117,20 +116,4 @@ void tn__key_hash(const unsigned char salt[TN__KEY_SALT_LEN], const char *key,
                   unsigned char out[TN__KEY_HASH_LEN]) {
     crypto_generichash(out, TN__KEY_HASH_LEN, (const unsigned char *)key, strlen(key), salt,
                        TN__KEY_SALT_LEN);
-}
-
-int tn__fd_sha256_hex(int fd, char out[2 * TN_SHA256_LEN + 1]) {
-    crypto_hash_sha256_state h;
-    unsigned char *buf = malloc(1 << 20), md[TN_SHA256_LEN];
-    int ok = buf != NULL && crypto_hash_sha256_init(&h) == 0;
-    off_t off = 0;
-    ssize_t got = 0;
-    while (ok && (got = pread(fd, buf, 1 << 20, off)) > 0) {
-        crypto_hash_sha256_update(&h, buf, (unsigned long long)got);
-        off += got;
-    }
-    ok = ok && got == 0 && crypto_hash_sha256_final(&h, md) == 0;
-    if (ok) tn__hex(md, TN_SHA256_LEN, out);
-    free(buf);
-    return ok ? 0 : -1;
 }

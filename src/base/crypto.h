@@ -29,9 +29,6 @@ void tn__b64url_encode(const unsigned char *in, size_t len, char *out);
  */
 int tn__b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen);
 
-/* SHA-256 of a whole open file as hex, read with pread (the file offset is
- * left alone).  0, or -1 on a read error or when out of memory. */
-int tn__fd_sha256_hex(int fd, char out[2 * TN_SHA256_LEN + 1]);
 
 /* Standard base64 with padding of len bytes into out (4*ceil(len/3)+1 bytes). */
 void tn__b64_std(const unsigned char *in, size_t len, char *out);
