@@ -282,6 +282,12 @@ class FaultProxy:
             self.log = []
             self.keys = []
 
+    def forget(self):
+        """Clears the log, keeping the plan and what is left of each rule."""
+        with self.lock:
+            self.log = []
+            self.keys = []
+
     def counts(self, prefix=""):
         with self.lock:
             out = {}
