@@ -36,6 +36,8 @@ TEST(config_every_key) {
         "burst = 40\n"
         "auth_fail_rate = 0.5\n"
         "auth_fail_burst = 7\n"
+        "tenant_rate = 0\n"
+        "tenant_burst = 900\n"
         "cors_origins = https://app.local:8443, http://localhost:3000\n"
         "sync = off\n"
         "s3_bucket = appliance-7.backup\n"
@@ -58,6 +60,7 @@ TEST(config_every_key) {
     ASSERT_INT_EQ(c.port, -1);
     ASSERT_INT_EQ(c.threads, 6);
     ASSERT(c.rate == 12.5 && c.burst == 40 && c.auth_fail_rate == 0.5 && c.auth_fail_burst == 7);
+    ASSERT(c.tenant_rate == 0 && c.tenant_burst == 900);
     ASSERT_STR_EQ(c.cors_origins, "https://app.local:8443, http://localhost:3000");
     ASSERT_INT_EQ(c.sync, 0);
     ASSERT_STR_EQ(c.s3_bucket, "appliance-7.backup");

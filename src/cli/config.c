@@ -143,6 +143,8 @@ static const key_def keys[] = {
     NUM(burst, K_REAL, 1, 1e6, NULL),
     NUM(auth_fail_rate, K_REAL, 0.001, 1e6, NULL),
     NUM(auth_fail_burst, K_REAL, 1, 1e6, NULL),
+    NUM(tenant_rate, K_REAL, 0, 1e6, NULL),
+    NUM(tenant_burst, K_REAL, 1, 1e6, NULL),
     STR(cors_origins, 1, 1000, "TENANTRY_CORS_ORIGINS", NULL, shape_origins),
     NUM(sync, K_BOOL, 0, 1, NULL),
     STR(remote, 3, 1000, "TENANTRY_REMOTE", NULL, shape_remote),
@@ -166,6 +168,7 @@ void tn__config_init(tn__config *c) {
     memset(c, 0, sizeof *c);
     c->port = c->threads = -1;
     c->rate = c->burst = c->auth_fail_rate = c->auth_fail_burst = -1;
+    c->tenant_rate = c->tenant_burst = -1;
     c->sync = -1;
     c->sync_interval = c->sync_bandwidth = c->sync_early_rows = c->sync_connections = -1;
     c->multipart_threshold_mb = c->part_size_mb = c->tombstone_ttl = -1;

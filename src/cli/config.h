@@ -44,6 +44,8 @@ typedef struct tn__config {
     int64_t threads;
     double rate, burst;                     /* per API key */
     double auth_fail_rate, auth_fail_burst; /* failed authentications per client */
+    double tenant_rate, tenant_burst;       /* a tenant's share while others are active
+                                               (tenant_rate 0: none) */
     /* Allowed CORS origins, as `--cors-origin` takes them: comma-separated
      * scheme://host[:port] entries (http or https, no path), or "*" alone.
      * Exported as TENANTRY_CORS_ORIGINS. */

@@ -127,6 +127,8 @@ static void apply_file(const tn__config *f, tn__http_config *cfg) {
     if (f->burst > 0) cfg->burst = f->burst;
     if (f->auth_fail_rate > 0) cfg->auth_fail_rate = f->auth_fail_rate;
     if (f->auth_fail_burst > 0) cfg->auth_fail_burst = f->auth_fail_burst;
+    if (f->tenant_rate >= 0) cfg->tenant_rate = f->tenant_rate; /* 0 turns the share off */
+    if (f->tenant_burst > 0) cfg->tenant_burst = f->tenant_burst;
 }
 
 /* A daemon must not start serving a damaged file: SQLite reads pages only

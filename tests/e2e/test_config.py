@@ -283,6 +283,39 @@ def test_sync_once_reads_the_file():
     os.remove(CONF)
 
 
+def test_file_sets_the_tenant_share():
+    """tenant_rate and tenant_burst from the file: with a share of 1 request/s
+    and a burst of 3, a tenant sending while another is active is served its
+    first three requests and refused after them; with tenant_rate = 0 (no
+    share) it is not refused."""
+    toks = {}
+    port = closed_port()
+    for conf, want_refused in (("tenant_rate = 1\ntenant_burst = 3\n", True),
+                               ("tenant_rate = 0\n", False)):
+        write_conf(CONF, "port = %d\n%s" % (port, conf))
+        proc, _ = start_serve(DATA, ["--no-sync", "--quiet"], port=port)
+        try:
+            adm = tnlib.Client(port, {"X-Admin-Key": ADMIN})
+            for name in ("share-a", "share-b"):
+                if name not in toks:
+                    t = adm.request("POST", "/v1/admin/tenants", json_body={"name": name}).json()
+                    tnlib.add_tenant_ids([t["id"]])
+                    toks[name] = adm.request("POST", "/v1/admin/tenants/%s/keys" % t["id"],
+                                             json_body={"scopes": ["items:read"]}).json()["api_key"]
+            bearer = {n: tnlib.Client(port).request("POST", "/v1/auth", json_body={
+                "api_key": k}).json()["token"] for n, k in toks.items()}
+            a = tnlib.Client(port, {"Authorization": "Bearer " + bearer["share-a"]})
+            b = tnlib.Client(port, {"Authorization": "Bearer " + bearer["share-b"]})
+            S.eq(b.request("GET", "/v1/me").status, 200, "the other tenant is active")
+            got = [a.request("GET", "/v1/me").status for _ in range(6)]
+            S.eq(got[:3], [200] * 3, "%r: the first three requests are served" % conf)
+            S.eq(got[3:], [429 if want_refused else 200] * 3,
+                 "%r: the next three, sent at once" % conf)
+        finally:
+            S.eq(stop(proc), 0, "serve exit code after SIGTERM")
+    os.remove(CONF)
+
+
 S.run(test_bad_files_refused_everywhere)
 S.run(test_bad_file_starts_nothing)
 S.run(test_unreadable_or_missing_file)
@@ -290,5 +323,6 @@ S.run(test_good_file_applies_port_and_cors)
 S.run(test_flag_beats_file)
 S.run(test_sync_interval_and_precedence)
 S.run(test_sync_once_reads_the_file)
+S.run(test_file_sets_the_tenant_share)
 tnlib.shutil.rmtree(ROOT, True)
 S.finish()

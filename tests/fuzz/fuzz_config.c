@@ -44,10 +44,11 @@ typedef struct nfield {
 #define N(f, lo, hi) {#f, offsetof(tn__config, f), lo, hi}
 static const nfield ints[] = {
     N(threads, 1, 256), N(sync_interval, 1, 604800), N(sync_bandwidth, 0, 1e12),
-    N(sync_early_rows, 1, 1e9), N(multipart_threshold_mb, 5, 1024), N(part_size_mb, 5, 5120),
+    N(sync_early_rows, 1, 1e9), N(sync_connections, 1, 64), N(multipart_threshold_mb, 5, 1024), N(part_size_mb, 5, 5120),
     N(tombstone_ttl, 1, 316224000)};
 static const nfield reals[] = {N(rate, 0.001, 1e6), N(burst, 1, 1e6),
-                               N(auth_fail_rate, 0.001, 1e6), N(auth_fail_burst, 1, 1e6)};
+                               N(auth_fail_rate, 0.001, 1e6), N(auth_fail_burst, 1, 1e6),
+                               N(tenant_rate, 0, 1e6), N(tenant_burst, 1, 1e6)};
 
 static void put_str(char **p, const char *key, const char *v) {
     *p += sprintf(*p, "%s = \"", key);
