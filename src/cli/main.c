@@ -187,7 +187,11 @@ static cJSON *item_json(const tn_item *it) {
     cJSON_AddStringToObject(j, "id", it->id);
     cJSON *data = cJSON_Parse(it->data);
     cJSON_AddItemToObject(j, "data", data ? data : cJSON_CreateNull());
-    cJSON_AddItemToObject(j, "version", int64_json(it->version));
+    /* A decimal string, as the HTTP API gives it: versions pass 2^53, and a
+     * script that parses this output in JavaScript must read them exactly. */
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)it->version);
+    cJSON_AddStringToObject(j, "version", v);
     cJSON_AddItemToObject(j, "created_at", int64_json(it->created_at));
     cJSON_AddItemToObject(j, "updated_at", int64_json(it->updated_at));
     return j;

@@ -161,7 +161,9 @@ def items_through_the_cli():
         check(rc == 0, err)
         item = json.loads(out)
         check(item["id"] == "a1" and item["data"] == {"n": 1}, f"put output {out}")
-        check(isinstance(item["version"], int) and item["version"] > 2**53, "exact 57-bit version")
+        check(isinstance(item["version"], str) and re.fullmatch(r"[1-9][0-9]*", item["version"])
+              and int(item["version"]) > 2**53,
+              "the 57-bit version as a decimal string, as the HTTP API gives it: %r" % item["version"])
         rc, out, err = run("item", "put", "--tenant", "acme", data=s.data, stdin='{"from": "stdin"}')
         check(rc == 0 and UUID.fullmatch(json.loads(out)["id"]), "generated id, data from stdin")
         rc, out, _ = run("item", "get", "--tenant", "acme", "a1", data=s.data)

@@ -83,7 +83,7 @@ class Setup:
         rc, out, err = tn(["item", "put", "--tenant", tenant, "--id", id_], self.env,
                           stdin=json.dumps(doc))
         check(rc == 0, "item put: " + err)
-        return json.loads(out)["version"]
+        return int(json.loads(out)["version"])
 
     def delete(self, tenant, id_):
         rc, _, err = tn(["item", "delete", "--tenant", tenant, id_], self.env)
@@ -350,7 +350,7 @@ def two_appliances_sharing_a_tenant_keep_the_highest_version():
             rc, out, err = tn(["item", "put", "--tenant", "acme", "--id", id_], env,
                               stdin=json.dumps({"from": who}))
             check(rc == 0, "put: " + err)
-            return json.loads(out)["version"]
+            return int(json.loads(out)["version"])
 
         def sync(env):
             rc, out, err = tn(["sync", "--once"], env)
@@ -514,7 +514,7 @@ def transaction_mode_keeps_the_same_guarantees():
         s.put("acme", "huge", {"blob": "y" * (420 * 1024)})
         rows = {}
         _, out, _ = tn(["item", "get", "--tenant", "acme", "t007"], s.env)
-        v7 = json.loads(out)["version"]
+        v7 = int(json.loads(out)["version"])
         s.ddb.put_item(TableName=s.table, Item={
             "pk": {"S": "TENANT#" + acme}, "sk": {"S": "ITEM#t007"},
             "version": {"N": str(v7 + 10**9)}, "deleted": {"BOOL": False}})
