@@ -93,50 +93,66 @@ static int fetch_file(tn_store *st, tn_remote *r, tn_remote_conn *c, const tn_re
     return rc;
 }
 
-/* Fetching the winning files of a page, on up to `fetchers` connections
- * (the caller's, and more opened here: downloads are bound by round trips
- * and the server, not by this CPU). */
+/* Work spread over up to `workers` connections (the caller's, and more
+ * opened here: downloads are bound by round trips and the server, not by
+ * this CPU): fn(arg, conn, k) for each k below n, until the remote stops. */
 #define MAX_FETCHERS 8
 
+typedef void (*par_fn)(void *arg, tn_remote_conn *c, int k);
+
+typedef struct par_job {
+    tn_remote *r;
+    par_fn fn;
+    void *arg;
+    int n;
+    int next; /* atomic: the next k */
+} par_job;
+
+static void par_some(par_job *j, tn_remote_conn *c) {
+    for (;;) {
+        int k = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (k >= j->n || stopping(j->r)) break;
+        j->fn(j->arg, c, k);
+    }
+}
+
+static void *par_thread(void *arg) {
+    par_job *j = arg;
+    tn_remote_conn *c;
+    if (j->r->m->conn_open(j->r, 0, &c) != TN_OK) return NULL; /* the others go on */
+    par_some(j, c);
+    j->r->m->conn_close(c);
+    return NULL;
+}
+
+static void par_run(tn_remote *r, tn_remote_conn *c, int n, int workers, par_fn fn, void *arg) {
+    par_job j = {r, fn, arg, n, 0};
+    pthread_t th[MAX_FETCHERS];
+    int nth = workers < n ? workers : n, started = 0;
+    if (nth > MAX_FETCHERS) nth = MAX_FETCHERS;
+    for (int t = 1; t < nth; t++) {
+        if (pthread_create(&th[started], NULL, par_thread, &j) != 0) break;
+        started++;
+    }
+    par_some(&j, c);
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+}
+
+/* Fetching the winning files of a page. */
 typedef struct fetch_job {
     tn_store *st;
     tn_remote *r;
     const tn_remote_page *page;
     const int *todo; /* page rows to fetch */
     int n;
-    int next;        /* atomic: the next entry of todo */
     char **tmp, **dest;
     int *frc;        /* each todo entry's result */
 } fetch_job;
 
-static void fetch_some(fetch_job *j, tn_remote_conn *c) {
-    for (;;) {
-        int k = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-        if (k >= j->n || stopping(j->r)) break;
-        int i = j->todo[k];
-        j->frc[k] = fetch_file(j->st, j->r, c, &j->page->rows[i], &j->tmp[i], &j->dest[i]);
-    }
-}
-
-static void *fetch_thread(void *arg) {
+static void fetch_one(void *arg, tn_remote_conn *c, int k) {
     fetch_job *j = arg;
-    tn_remote_conn *c;
-    if (j->r->m->conn_open(j->r, 0, &c) != TN_OK) return NULL; /* the others go on */
-    fetch_some(j, c);
-    j->r->m->conn_close(c);
-    return NULL;
-}
-
-static void fetch_all(fetch_job *j, tn_remote_conn *c, int fetchers) {
-    pthread_t th[MAX_FETCHERS];
-    int nth = fetchers < j->n ? fetchers : j->n, started = 0;
-    if (nth > MAX_FETCHERS) nth = MAX_FETCHERS;
-    for (int t = 1; t < nth; t++) {
-        if (pthread_create(&th[started], NULL, fetch_thread, j) != 0) break;
-        started++;
-    }
-    fetch_some(j, c);
-    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    int i = j->todo[k];
+    j->frc[k] = fetch_file(j->st, j->r, c, &j->page->rows[i], &j->tmp[i], &j->dest[i]);
 }
 
 /* ---- applying a page ------------------------------------------------------------ */
@@ -203,13 +219,13 @@ static int apply_page(tn_store *st, tn_remote *r, tn_remote_conn *c, const char 
     }
     tn__apply_abort(a);
     a = NULL;
-    fetch_job fj = {st, r, page, todo, 0, 0, tmp, dest, frc};
+    fetch_job fj = {st, r, page, todo, 0, tmp, dest, frc};
     for (int i = 0; rc == TN_OK && i < n; i++)
         if (ok[i] && page->rows[i].kind == TN_REMOTE_FILE && !page->rows[i].deleted) {
             frc[fj.n] = TN_BUSY; /* not reached: stopped */
             todo[fj.n++] = i;
         }
-    if (rc == TN_OK && fj.n) fetch_all(&fj, c, fetchers);
+    if (rc == TN_OK && fj.n) par_run(r, c, fj.n, fetchers, fetch_one, &fj);
     for (int k = 0; rc == TN_OK && k < fj.n; k++) {
         int i = todo[k];
         if (frc[k] == TN_INVALID || frc[k] == TN_NOTFOUND || frc[k] == TN_TOOBIG) {
@@ -589,6 +605,9 @@ typedef struct verify_ctx {
     cJSON *diffs;
     int64_t local;
     unsigned char *seen; /* remote rows matched by a local row */
+    int *objects;        /* remote file rows whose object is to be read back ... */
+    int nobjects;
+    unsigned char *bad;  /* ... and which of them were missing or damaged */
     tn_remote *r;
     tn_remote_conn *c;
     const char *tenant;
@@ -605,18 +624,38 @@ static void diff(verify_ctx *v, int kind, const char *key, const char *what) {
     cJSON_AddItemToArray(v->diffs, d);
 }
 
-/* Whether the remote holds the bytes of file row f. */
-static int object_ok(verify_ctx *v, const tn_remote_row *f) {
+/* Reads back the object of remote file row objects[k]: bad[k] when the
+ * remote does not hold its bytes. */
+static void object_check(void *arg, tn_remote_conn *c, int k) {
+    verify_ctx *v = arg;
+    const tn_remote_row *f = &v->remote->rows[v->objects[k]];
     char path[] = "/tmp/tenantry-verify-XXXXXX";
     int fd = mkstemp(path);
-    if (fd < 0) return 1; /* cannot tell: not a difference */
+    if (fd < 0) return; /* cannot tell: not a difference */
     unlink(path);
-    int rc = v->r->m->get_object(v->c, f, fd);
+    int rc = v->r->m->get_object(c, f, fd);
     char hex[65];
-    int ok = rc == TN_OK && tn__digest_fd_hex(fd, hex) == TN_OK && f->sha256 &&
-             strcmp(hex, f->sha256) == 0;
+    v->bad[k] = !(rc == TN_OK && tn__digest_fd_hex(fd, hex) == TN_OK && f->sha256 &&
+                  strcmp(hex, f->sha256) == 0);
     close(fd);
-    return ok;
+}
+
+/* Reports a difference; with repair, the local row is pushed again when it
+ * wins (rr: the remote row, or NULL).  The remote's winners are applied at
+ * the end, like a pull. */
+static void differs(verify_ctx *v, int kind, const char *key, const char *what, int local_wins,
+                    const tn_remote_row *rr, int64_t version) {
+    diff(v, kind, key, what);
+    if (!v->repair) return;
+    int rc = TN_OK;
+    if (local_wins) {
+        /* Pushed again; a remote row of the same version (its object lost)
+         * is removed first, or the push would take it for a replay. */
+        if (rr && rr->version == version) rc = v->r->m->delete_row(v->c, rr);
+        if (rc == TN_OK) rc = tn__outbox_touch(v->st, v->tenant, kind, key);
+    }
+    if (rc == TN_OK) v->repaired++;
+    else v->rc = rc;
 }
 
 static int verify_local(const tn__local_row *l, void *arg) {
@@ -646,22 +685,12 @@ static int verify_local(const tn__local_row *l, void *arg) {
         if (!cJSON_Compare(a, b, 1)) what = "different content";
         cJSON_Delete(a);
         cJSON_Delete(b);
-    } else if (!l->deleted && l->kind == TN__KIND_FILE && !object_ok(v, rr)) {
-        what = "object missing or damaged remotely";
-        local_wins = 1;
+    } else if (!l->deleted && l->kind == TN__KIND_FILE) {
+        /* The same file row on both sides: its object is read back after
+         * the walk, several at a time, outside the store's read. */
+        v->objects[v->nobjects++] = (int)(rr - v->remote->rows);
     }
-    if (!what) return 0;
-    diff(v, l->kind, l->key, what);
-    if (!v->repair) return 0;
-    int rc = TN_OK;
-    if (local_wins) {
-        /* Pushed again; a remote row of the same version (its object lost)
-         * is removed first, or the push would take it for a replay. */
-        if (rr && rr->version == l->version) rc = v->r->m->delete_row(v->c, rr);
-        if (rc == TN_OK) rc = tn__outbox_touch(v->st, v->tenant, l->kind, l->key);
-    }
-    if (rc == TN_OK) v->repaired++;
-    else v->rc = rc;
+    if (what) differs(v, l->kind, l->key, what, local_wins, rr, l->version);
     return 0;
 }
 
@@ -670,11 +699,22 @@ int tn__verify_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char 
     if (r->m->version < 2 || !r->m->list) return TN_INVALID;
     tn_remote_page all;
     int rc = list_all(r, c, tenant, &all);
-    verify_ctx v = {st, &all, cJSON_CreateArray(), 0, calloc((size_t)all.n + 1, 1), r, c, tenant,
-                    repair, 0, TN_OK};
-    if (rc == TN_OK && (!v.diffs || !v.seen)) rc = TN_NOMEM;
+    verify_ctx v = {st, &all, cJSON_CreateArray(), 0, calloc((size_t)all.n + 1, 1),
+                    calloc((size_t)all.n + 1, sizeof(int)), 0, calloc((size_t)all.n + 1, 1),
+                    r, c, tenant, repair, 0, TN_OK};
+    if (rc == TN_OK && (!v.diffs || !v.seen || !v.objects || !v.bad)) rc = TN_NOMEM;
     if (rc == TN_OK) rc = tn__local_rows(st, tenant, verify_local, &v);
     if (rc == TN_OK) rc = v.rc;
+    if (rc == TN_OK && v.nobjects) {
+        par_run(r, c, v.nobjects, MAX_FETCHERS, object_check, &v);
+        for (int k = 0; k < v.nobjects && v.rc == TN_OK; k++) {
+            const tn_remote_row *rr = &all.rows[v.objects[k]];
+            if (v.bad[k])
+                differs(&v, TN__KIND_FILE, rr->key, "object missing or damaged remotely", 1, rr,
+                        rr->version);
+        }
+        rc = v.rc;
+    }
     /* Remote rows this store does not have. */
     tn_remote_page missing;
     memset(&missing, 0, sizeof missing);
@@ -710,6 +750,8 @@ int tn__verify_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char 
     cJSON_AddNumberToObject(out, "repaired", (double)v.repaired);
     cJSON_AddItemToObject(out, "differences", v.diffs);
     free(v.seen);
+    free(v.objects);
+    free(v.bad);
     tn_remote_page_free(&all);
     return rc;
 }

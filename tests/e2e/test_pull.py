@@ -478,24 +478,31 @@ def restore_everything(remote, a):
 
 def verify_and_repair(remote, a):
     tid = a.lib().tenant_id("shared")
-    a.lib().put_file("shared", "v.bin", os.urandom(4000))
+    # Objects are read back several at a time: twelve files, three lost.
+    names = ["v.bin"] + ["w%02d.bin" % i for i in range(11)]
+    lost = ["v.bin", "w03.bin", "w10.bin"]
+    for n in names:
+        a.lib().put_file("shared", n, os.urandom(4000))
     a.lib().put_items("shared", [("v-1", json.dumps({"v": 1}))])
     a.sync()
     p = a.tn("verify", "--remote", check=False)
     T.eq(p.returncode, 0, "verify: equal after a sync: %s" % p.stdout[-400:])
-    remote.delete_object(tid, "v.bin")
+    for n in lost:
+        remote.delete_object(tid, n)
     remote.delete_row(tid, "item", "v-1")
     p = a.tn("verify", "--remote", "--json", check=False)
     T.eq(p.returncode, 5, "verify exits 5 on differences")
     j = json.loads(p.stdout)
-    diffs = {(d["kind"], d["key"]) for t in j["tenants"] for d in t["differences"]}
-    T.check(("file", "v.bin") in diffs and ("item", "v-1") in diffs,
-            "verify finds the lost object and the lost row: %r" % diffs)
+    diffs = sorted((d["kind"], d["key"], d["what"]) for t in j["tenants"] for d in t["differences"])
+    T.eq(diffs, sorted([("file", n, "object missing or damaged remotely") for n in lost] +
+                       [("item", "v-1", "missing remotely")]),
+         "verify finds exactly the lost objects and the lost row")
     p = a.tn("verify", "--remote", "--repair", check=False)
     T.eq(p.returncode, 0, "repair: %s %s" % (p.stdout[-300:], p.stderr[-300:]))
     p = a.tn("verify", "--remote", check=False)
     T.eq(p.returncode, 0, "equal after the repair: %s" % p.stdout[-400:])
-    T.check(("%s/files/v.bin" % tid) in remote.objects(), "the object is back")
+    for n in lost:
+        T.check(("%s/files/%s" % (tid, n)) in remote.objects(), "the object %s is back" % n)
 
 
 def hostile_rows(remote, a):
