@@ -561,6 +561,10 @@ def test_quotas():
     S.eq(c.request("PUT", "/v1/items/two", json_body={"data": 1}).status, 201, "item 2")
     r = c.request("POST", "/v1/items", json_body={"data": 1})
     S.eq((r.status, r.json()), (507, {"error": "quota exceeded"}), "item quota -> 507")
+    r = c.request("PUT", "/v1/items/three", json_body={"data": 3})
+    S.eq((r.status, r.json()), (507, {"error": "quota exceeded"}), "a PUT that creates -> 507")
+    S.eq(c.request("GET", "/v1/items/three").status, 404, "nothing written past the quota")
+    S.eq(len(c.request("GET", "/v1/items").json()["items"]), 2, "still two items")
     S.eq(c.request("PUT", "/v1/items/two", json_body={"data": 2}).status, 200,
          "replacing within quota still works")
     S.eq(c.request("PUT", "/v1/files/a", body=b"12345678").status, 201, "file within quota")
