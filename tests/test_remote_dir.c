@@ -12,6 +12,8 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <time.h>
 
 /* The directory remote at <tmp>/<name>, created and initialised. */
 static tn_remote *dir_remote(const char *name, char root[4200]) {
@@ -478,6 +480,99 @@ TEST(dir_bandwidth_caps_object_writes) {
     int64_t took = now_ms() - t0;
     if (took < 400) TN_FAIL_("2 MiB at 4 MiB/s took %lld ms", (long long)took);
     free(bytes);
+    close_all(r, c);
+}
+
+/* Sets the modification time of root/rel `ago` seconds back. */
+static void age(const char *root, const char *rel, time_t ago) {
+    char p[8192];
+    ASSERT(snprintf(p, sizeof p, "%s/%s", root, rel) < (int)sizeof p);
+    struct timespec ts[2] = {{time(NULL) - ago, 0}, {time(NULL) - ago, 0}};
+    ASSERT(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) == 0);
+}
+
+/* The ".tmp-" entries of folder root/rel. */
+static int temps_in(const char *root, const char *rel) {
+    char p[8192];
+    ASSERT(snprintf(p, sizeof p, "%s/%s", root, rel) < (int)sizeof p);
+    DIR *dh = opendir(p);
+    ASSERT(dh);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dh)) != NULL) n += strncmp(e->d_name, ".tmp-", 5) == 0;
+    closedir(dh);
+    return n;
+}
+
+TEST(dir_leftovers_of_killed_writers_are_swept) {
+    char root[4200], t[37], rel[8192], rel2[8192], sha[65], sha2[65];
+    tn_remote *r = dir_remote("nas", root);
+    tn_remote_conn *c = open_conn(r);
+    new_tenant(t);
+    int64_t v = base_version();
+    tn_remote_row a = item_row(t, "a", v, "{}"), b = item_row(t, "b", v, "{}");
+    ASSERT_INT_EQ(put1(r, c, &a).code, TN_OK);
+    /* Rows: a temp file in the tenant's folder is a killed writer's,
+     * however young: only the lock's holder writes there. */
+    snprintf(rel, sizeof rel, "tenants/%s/.tmp-0123456789abcdef", t);
+    plant(root, rel, "{\"half", 6);
+    ASSERT_INT_EQ(put1(r, c, &b).code, TN_OK);
+    ASSERT(!exists(root, rel));
+    snprintf(rel, sizeof rel, "tenants/%s", t);
+    ASSERT_INT_EQ(temps_in(root, rel), 0);
+    snprintf(rel, sizeof rel, "tenants/%s/rows", t);
+    ASSERT_INT_EQ(temps_in(root, rel), 0);
+
+    /* Objects: temp files untouched for an hour go; a young one (a writer
+     * at work on another appliance) stays. */
+    tn_remote_row f = file_row(t, "doc.bin", v, "z", 1, sha);
+    ASSERT_INT_EQ(r->m->put_object(c, &f, "z", 1), TN_OK);
+    snprintf(rel, sizeof rel, "objects/%s/.tmp-old", t);
+    snprintf(rel2, sizeof rel2, "objects/%s/.tmp-young", t);
+    plant(root, rel, "old", 3);
+    plant(root, rel2, "young", 5);
+    age(root, rel, 2 * 3600);
+    tn_remote_row f2 = file_row(t, "dir/doc2.bin", v, "zz", 2, sha2);
+    ASSERT_INT_EQ(r->m->put_object(c, &f2, "zz", 2), TN_OK);
+    ASSERT(!exists(root, rel));
+    ASSERT(exists(root, rel2));
+    snprintf(rel, sizeof rel, "objects/%s/files", t);
+    ASSERT_INT_EQ(temps_in(root, rel), 0);
+
+    /* Uploads: one untouched for 8 days goes, and so does what a killed
+     * removal left; a young one stays and completes. */
+    char old_id[256], new_id[256], etag[1][72];
+    ASSERT_INT_EQ(r->m->mp_create(c, &f, old_id, sizeof old_id), TN_OK);
+    snprintf(rel, sizeof rel, "uploads/%s/part-00001", old_id);
+    plant(root, rel, "part", 4);
+    snprintf(rel, sizeof rel, "uploads/%s", old_id);
+    age(root, rel, 8 * 86400);
+    snprintf(rel2, sizeof rel2, "%s/uploads/.gone-%s-00000000", root, old_id);
+    ASSERT(mkdir(rel2, 0755) == 0);
+    snprintf(rel2, sizeof rel2, "uploads/.gone-%s-00000000/part-00001", old_id);
+    plant(root, rel2, "part", 4);
+    snprintf(rel2, sizeof rel2, "uploads/.gone-%s-00000000", old_id);
+    age(root, rel2, 8 * 86400);
+    char young[256];
+    ASSERT_INT_EQ(r->m->mp_create(c, &f, young, sizeof young), TN_OK);
+    snprintf(rel, sizeof rel, "uploads/%s", young);
+    age(root, rel, 6 * 86400);
+    ASSERT_INT_EQ(r->m->mp_create(c, &f, new_id, sizeof new_id), TN_OK);
+    snprintf(rel, sizeof rel, "uploads/%s", old_id);
+    ASSERT(!exists(root, rel));
+    ASSERT(!exists(root, rel2));
+    snprintf(rel, sizeof rel, "uploads/%s", young);
+    ASSERT(exists(root, rel));
+    ASSERT_INT_EQ(r->m->mp_part(c, &f, young, 1, "z", 1, etag[0], sizeof etag[0]), TN_OK);
+    ASSERT_INT_EQ(r->m->mp_complete(c, &f, young, (const char (*)[72])etag, 1), TN_OK);
+    size_t n;
+    int frc;
+    char *back = fetch(r, c, &f, &n, &frc);
+    ASSERT_INT_EQ(frc, TN_OK);
+    ASSERT(n == 1 && back[0] == 'z');
+    free(back);
+    snprintf(rel, sizeof rel, "objects/%s", t);
+    ASSERT_INT_EQ(temps_in(root, rel), 1); /* the young one planted above */
     close_all(r, c);
 }
 

@@ -12,6 +12,8 @@
  *   objects/<uuid>/files/<name>      an object's bytes, <name> encoded (below)
  *   uploads/<id>/object              an unfinished multipart upload: the object
  *   uploads/<id>/part-NNNNN          it is for, and its parts
+ *   tenants/<uuid>/.tmp-*            a row being written (under the lock)
+ *   objects/<uuid>/.tmp-*            an object being written
  *
  * A row file is one JSON object:
  *   {"pk":"TENANT#<uuid>","sk":"ITEM#<id>","version":"<decimal>",
@@ -37,6 +39,16 @@
  * read has its row in place.  Objects and parts: temp file, fdatasync,
  * rename, fsync of the folder.  Temp files start with '.', as no encoded name
  * does; readers skip them.
+ *
+ * Leftovers.  A writer killed mid-write leaves its temp file, and an upload
+ * nobody completes leaves its folder; each has one place where it is found
+ * cheaply and removed, so a crash costs space only until the next write.  A
+ * row's temp file sits in its tenant's folder, where only the holder of the
+ * exclusive lock writes: that holder removes every temp file it finds
+ * there.  An object's temp file sits in its tenant's objects folder, written
+ * without a lock: a writer removes those untouched for TMP_STALE_S.  A new
+ * upload removes the uploads untouched for UPLOAD_STALE_S (S3 buckets made
+ * by `remote template` abort theirs after 7 days too).
  *
  * Reads.  changes returns each key of the lines it passes once, at the row's
  * current state, in feed order; a key whose row is gone (purged) fills no
@@ -100,6 +112,8 @@
 #define PARTS_MAX 10000
 #define BATCH_ROWS 25
 #define COPY_CHUNK (1 << 20)
+#define TMP_STALE_S 3600       /* an object's temp file untouched this long: a crash's */
+#define UPLOAD_STALE_S (7 * 86400) /* an upload untouched this long: abandoned */
 #define UPLOAD_ID_LEN 49       /* 16 hex of the object's hash, '-', 32 random hex */
 
 static const char FORMAT_TEXT[] = "tenantry directory remote 1\n";
@@ -317,12 +331,14 @@ static int tmp_write(dir_conn *c, const char *dir, const void *data, size_t n, c
     return rc;
 }
 
-/* dir/name := data, atomically and durably. */
-static int put_file(dir_conn *c, const char *dir, const char *name, const void *data, size_t n) {
+/* dir/name := data, atomically and durably, through a temp file in tmpdir
+ * (on the same file system). */
+static int put_file_via(dir_conn *c, const char *tmpdir, const char *dir, const char *name,
+                        const void *data, size_t n) {
     char tmp[PATH_BUF], final[PATH_BUF];
     int len = snprintf(final, sizeof final, "%s/%s", dir, name);
     if (len < 0 || len >= PATH_BUF) return TN_INVALID;
-    int rc = tmp_write(c, dir, data, n, tmp);
+    int rc = tmp_write(c, tmpdir, data, n, tmp);
     if (rc != TN_OK) return rc;
     if (rename(tmp, final) != 0) {
         rc = code_of(errno);
@@ -330,6 +346,28 @@ static int put_file(dir_conn *c, const char *dir, const char *name, const void *
         return rc;
     }
     return fsync_dir(dir);
+}
+
+static int put_file(dir_conn *c, const char *dir, const char *name, const void *data, size_t n) {
+    return put_file_via(c, dir, dir, name, data, n);
+}
+
+/* Removes the temp files (".tmp-" names) in folder dir last changed before
+ * `before` (0: every one).  Best effort: what cannot be removed now is
+ * found again next time. */
+static void sweep_tmp(const char *dir, time_t before) {
+    DIR *dh = opendir(dir);
+    struct dirent *e;
+    while (dh && (e = readdir(dh)) != NULL) {
+        char p[PATH_BUF];
+        struct stat st;
+        if (strncmp(e->d_name, ".tmp-", 5) != 0) continue;
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= PATH_BUF) continue;
+        if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (before && st.st_mtime >= before) continue;
+        unlink(p);
+    }
+    if (dh) closedir(dh);
 }
 
 /* The whole of a regular file of at most cap bytes, NUL-terminated.
@@ -695,13 +733,17 @@ static int held_version(dir_conn *c, const char *tenant, pending *ps, int k, int
 static void put_tenant(dir_conn *c, const tn_remote_row *rows, const int *idx, int m, tn_remote_put *out) {
     const char *tenant = rows[idx[0]].tenant;
     pending *ps = calloc((size_t)m, sizeof *ps);
-    char rowsdir[PATH_BUF], final[PATH_BUF];
+    char rowsdir[PATH_BUF], tdir[PATH_BUF], final[PATH_BUF];
     int lockfd = -1, feedfd = -1, torn = 0, naccepted = 0;
     int64_t size = 0;
     tn__sbuf lines = {0};
     int rc = ps ? TN_OK : TN_NOMEM;
     if (rc == TN_OK) rc = mkpath(rowsdir, c->d, "tenants/%s/rows", tenant);
+    if (rc == TN_OK) rc = mkpath(tdir, c->d, "tenants/%s", tenant);
     if (rc == TN_OK) rc = lock_tenant(c, tenant, 1, 1, &lockfd);
+    /* Only the lock's holder writes temp files here: any found now is a
+     * killed writer's. */
+    if (rc == TN_OK) sweep_tmp(tdir, 0);
     if (rc == TN_OK) rc = feed_open_append(c, tenant, &feedfd, &size, &torn);
     if (rc != TN_OK) {
         for (int i = 0; i < m; i++) out[idx[i]].code = rc;
@@ -724,7 +766,7 @@ static void put_tenant(dir_conn *c, const tn_remote_row *rows, const int *idx, i
         size_t len;
         char *text = row_text(r, &ps[i].ref, off, &len);
         char tmp[PATH_BUF];
-        o->code = !text ? TN_NOMEM : len > ROW_MAX ? TN_TOOBIG : tmp_write(NULL, rowsdir, text, len, tmp);
+        o->code = !text ? TN_NOMEM : len > ROW_MAX ? TN_TOOBIG : tmp_write(NULL, tdir, text, len, tmp);
         free(text);
         if (o->code == TN_OK && !(ps[i].tmp = strdup(tmp))) {
             unlink(tmp);
@@ -1180,15 +1222,24 @@ static int object_at(dir_conn *c, const tn_remote_row *f, char path[PATH_BUF], i
     return rc;
 }
 
+/* The tenant's objects folder, where its objects' temp files are written,
+ * with the stale ones left by crashes removed. */
+static int object_tmpdir(dir_conn *c, const tn_remote_row *f, char tmpdir[PATH_BUF]) {
+    int rc = mkpath(tmpdir, c->d, "objects/%s", f->tenant); /* checked by object_at */
+    if (rc == TN_OK) sweep_tmp(tmpdir, time(NULL) - TMP_STALE_S);
+    return rc;
+}
+
 static int dir_put_object(tn_remote_conn *cn, const tn_remote_row *f, const void *data, size_t len) {
     dir_conn *c = CONN(cn);
-    char path[PATH_BUF], dir[PATH_BUF], sha[65];
+    char path[PATH_BUF], dir[PATH_BUF], tmpdir[PATH_BUF], sha[65];
     int rc = object_at(c, f, path, 1);
+    if (rc == TN_OK) rc = object_tmpdir(c, f, tmpdir);
     if (rc != TN_OK) return rc;
     if (tn__digest_hex(data, len, sha) != TN_OK) return TN_NOMEM;
     if (!f->sha256 || strcmp(sha, f->sha256) != 0) return TN_IO; /* the recorded digest, as AWS checks it */
     parent_of(path, dir);
-    return put_file(c, dir, strrchr(path, '/') + 1, data, len);
+    return put_file_via(c, tmpdir, dir, strrchr(path, '/') + 1, data, len);
 }
 
 static int dir_get_object(tn_remote_conn *cn, const tn_remote_row *f, int out) {
@@ -1259,6 +1310,20 @@ static int upload_open(dir_conn *c, const tn_remote_row *f, const char *id, char
     return rc;
 }
 
+/* Removes folder dir and the files in it (an upload's folder holds no
+ * folders). */
+static int remove_flat(const char *dir) {
+    DIR *dh = opendir(dir);
+    struct dirent *e;
+    while (dh && (e = readdir(dh)) != NULL) {
+        char f[PATH_BUF];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (snprintf(f, sizeof f, "%s/%s", dir, e->d_name) < PATH_BUF) unlink(f);
+    }
+    if (dh) closedir(dh);
+    return rmdir(dir) == 0 ? TN_OK : code_of(errno);
+}
+
 /* Removes an upload's folder: renamed away first, so no reader sees half of it. */
 static int upload_remove(dir_conn *c, const char *id) {
     char p[PATH_BUF], gone[PATH_BUF], r[33], up[PATH_BUF];
@@ -1267,18 +1332,47 @@ static int upload_remove(dir_conn *c, const char *id) {
     if (rc == TN_OK) rc = mkpath(gone, c->d, "uploads/.gone-%s-%s", id, r);
     if (rc != TN_OK) return rc;
     if (rename(p, gone) != 0) return errno == ENOENT ? TN_OK : code_of(errno);
-    DIR *dh = opendir(gone);
-    struct dirent *e;
-    while (dh && (e = readdir(dh)) != NULL) {
-        char f[PATH_BUF];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        if (snprintf(f, sizeof f, "%s/%s", gone, e->d_name) < PATH_BUF) unlink(f);
-    }
-    if (dh) closedir(dh);
-    rc = rmdir(gone) == 0 ? TN_OK : code_of(errno);
+    rc = remove_flat(gone);
     parent_of(gone, up);
     int src = fsync_dir(up);
     return rc != TN_OK ? rc : src;
+}
+
+/* Removes the uploads nobody touched for UPLOAD_STALE_S (a part written,
+ * or the upload begun, changes its folder), and what a killed removal left
+ * (".gone-" folders) as soon as it is as old as that too. */
+static void sweep_uploads(dir_conn *c) {
+    char p[PATH_BUF];
+    if (mkpath(p, c->d, "uploads") != TN_OK) return;
+    time_t before = time(NULL) - UPLOAD_STALE_S;
+    DIR *dh = opendir(p);
+    if (!dh) return;
+    /* Collected first: removing renames entries of the folder being read. */
+    char (*old)[UPLOAD_ID_LEN + 64] = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(dh)) != NULL) {
+        char q[PATH_BUF];
+        struct stat st;
+        int gone = strncmp(e->d_name, ".gone-", 6) == 0;
+        if ((!gone && !upload_id_valid(e->d_name)) || strlen(e->d_name) >= sizeof old[0]) continue;
+        if (snprintf(q, sizeof q, "%s/%s", p, e->d_name) >= PATH_BUF) continue;
+        if (lstat(q, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_mtime >= before) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            void *m = realloc(old, (size_t)cap * sizeof *old);
+            if (!m) break;
+            old = m;
+        }
+        snprintf(old[n++], sizeof old[0], "%s", e->d_name);
+    }
+    closedir(dh);
+    for (int i = 0; i < n; i++) {
+        char q[PATH_BUF];
+        if (old[i][0] != '.') upload_remove(c, old[i]);
+        else if (snprintf(q, sizeof q, "%s/%s", p, old[i]) < PATH_BUF) remove_flat(q);
+    }
+    free(old);
 }
 
 static int dir_mp_create(tn_remote_conn *cn, const tn_remote_row *f, char *upload_id, size_t n) {
@@ -1292,6 +1386,7 @@ static int dir_mp_create(tn_remote_conn *cn, const tn_remote_row *f, char *uploa
     rand_hex(rnd, 16);
     snprintf(id, sizeof id, "%s-%s", tag, rnd);
     rc = tree_ready(c->d, "uploads");
+    if (rc == TN_OK) sweep_uploads(c);
     if (rc == TN_OK) rc = mkpath(dir, c->d, "uploads/%s", id);
     if (rc == TN_OK) rc = mkdir_durable(dir);
     if (rc == TN_OK) rc = put_file(NULL, dir, "object", k.object, strlen(k.object));
@@ -1348,13 +1443,15 @@ static int append_part(int fd, const char *path, const char *etag, int last) {
 static int dir_mp_complete(tn_remote_conn *cn, const tn_remote_row *f, const char *upload_id,
                            const char (*etags)[72], int nparts) {
     dir_conn *c = CONN(cn);
-    char updir[PATH_BUF], path[PATH_BUF], dir[PATH_BUF], tmp[PATH_BUF], part[PATH_BUF];
+    char updir[PATH_BUF], path[PATH_BUF], dir[PATH_BUF], tmpdir[PATH_BUF], tmp[PATH_BUF];
+    char part[PATH_BUF];
     if (nparts < 1 || nparts > PARTS_MAX) return TN_INVALID;
     int fd = -1, rc = upload_open(c, f, upload_id, updir);
     if (rc == TN_OK) rc = object_at(c, f, path, 1);
+    if (rc == TN_OK) rc = object_tmpdir(c, f, tmpdir);
     if (rc != TN_OK) return rc;
     parent_of(path, dir);
-    if ((rc = tmp_create(dir, tmp, &fd)) != TN_OK) return rc;
+    if ((rc = tmp_create(tmpdir, tmp, &fd)) != TN_OK) return rc;
     for (int i = 1; rc == TN_OK && i <= nparts; i++) {
         rc = snprintf(part, sizeof part, "%s/part-%05d", updir, i) < PATH_BUF ? TN_OK : TN_INVALID;
         if (rc == TN_OK) rc = append_part(fd, part, etags[i - 1], i == nparts);
