@@ -216,10 +216,9 @@ static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_sta
     if (x->cfg.batch == 100 && per > 1) x->cfg.batch = per * (per > 25 ? 4 : FEW_WORKERS);
     if (x->cfg.batch == 100 && per == 1 && x->row_workers > 12) x->cfg.batch = x->row_workers * 8;
     if (x->cfg.batch > MAX_FETCH) x->cfg.batch = MAX_FETCH;
-    /* The bandwidth cap is shared out between the connections (run_job shares
-     * it again between those a job uses). */
-    int64_t cap = x->cfg.bandwidth > 0 ? (x->cfg.bandwidth + x->nconn - 1) / x->nconn : 0;
-    for (int i = 0; rc == TN_OK && i < x->nconn; i++) rc = x->r->m->conn_open(x->r, cap, &x->w[i].c);
+    /* One bandwidth budget for every connection (remote.h, conn_open). */
+    for (int i = 0; rc == TN_OK && i < x->nconn; i++)
+        rc = x->r->m->conn_open(x->r, x->cfg.bandwidth, &x->w[i].c);
     if (rc != TN_OK) set_what(x, rc, NULL);
     return rc;
 }
@@ -668,17 +667,14 @@ static void *job_worker(void *arg) {
 }
 
 /* Runs the job on up to WORKERS threads (uploads: FEW_WORKERS; rows: the
- * remote's), each with its own connection.  The bandwidth cap is shared out
- * between the connections this job uses, so a job with fewer items than
- * threads still gets the whole cap. */
+ * remote's), each with its own connection.  The bandwidth cap is one budget
+ * the remote shares between every connection (remote.h, conn_open), so the
+ * busy ones get all of it, whatever mix of uploads and parts is running. */
 static void run_job(job *j) {
     pthread_t th[WORKERS];
     job_arg args[WORKERS];
     int most = j->stage == 1 ? FEW_WORKERS : j->x->row_workers;
     int nth = j->n < most ? j->n : most, started = 0;
-    int64_t bw = j->x->cfg.bandwidth;
-    for (int t = 0; bw > 0 && j->x->r->m->conn_cap && t < nth; t++)
-        j->x->r->m->conn_cap(j->x->w[t].c, (bw + nth - 1) / nth);
     for (int t = 1; t < nth; t++) {
         args[t] = (job_arg){j, &j->x->w[t]};
         if (pthread_create(&th[t], NULL, job_worker, &args[t]) != 0) break;

@@ -98,7 +98,9 @@ typedef struct tn_remote_methods {
      * directory tree) and checks the rest is reachable.  *what: a generic
      * line about what failed (static). */
     int (*init)(tn_remote *r, const char **what);
-    /* bandwidth: bytes/s this connection may use, 0 no cap. */
+    /* bandwidth: bytes/s, 0 no cap.  The connections of one remote opened
+     * with a cap share one budget of that many bytes/s between them (the
+     * last cap given sets it), however many are busy at once. */
     int (*conn_open)(tn_remote *r, int64_t bandwidth, tn_remote_conn **out);
     void (*conn_close)(tn_remote_conn *c);
 
@@ -149,9 +151,6 @@ typedef struct tn_remote_methods {
      * with list, then pulls from here).  May be NULL: the caller then walks
      * the feed from the start. */
     int (*feed_end)(tn_remote_conn *c, const char *tenant, char cursor_out[256]);
-    /* A new bandwidth cap (bytes/s, 0 none) for this connection's next
-     * requests.  May be NULL: the cap given to conn_open stays. */
-    void (*conn_cap)(tn_remote_conn *c, int64_t bandwidth);
 } tn_remote_methods;
 
 /* Every backend's object starts with this. */

@@ -483,6 +483,48 @@ TEST(dir_bandwidth_caps_object_writes) {
     close_all(r, c);
 }
 
+typedef struct capped_writer {
+    tn_remote *r;
+    const char *tenant;
+    int k;
+    int rc;
+} capped_writer;
+
+static void *write_capped(void *arg) {
+    capped_writer *w = arg;
+    tn_remote_conn *c = NULL;
+    char name[32], sha[65];
+    size_t n = 1 << 20;
+    unsigned char *bytes = random_bytes(n);
+    snprintf(name, sizeof name, "shared-%d.bin", w->k);
+    tn_remote_row f = file_row(w->tenant, name, base_version(), bytes, n, sha);
+    w->rc = w->r->m->conn_open(w->r, 4 << 20, &c);
+    if (w->rc == TN_OK) w->rc = w->r->m->put_object(c, &f, bytes, n);
+    w->r->m->conn_close(c);
+    free(bytes);
+    return NULL;
+}
+
+/* Four connections opened with a cap of 4 MiB/s share it: 4 MiB at once
+ * take about a second, not the quarter second four caps of their own would. */
+TEST(dir_connections_share_one_bandwidth_cap) {
+    char root[4200], t[37];
+    tn_remote *r = dir_remote("nas", root);
+    new_tenant(t);
+    capped_writer w[4];
+    pthread_t th[4];
+    int64_t t0 = now_ms();
+    for (int k = 0; k < 4; k++) {
+        w[k] = (capped_writer){r, t, k, -1};
+        ASSERT(pthread_create(&th[k], NULL, write_capped, &w[k]) == 0);
+    }
+    for (int k = 0; k < 4; k++) pthread_join(th[k], NULL);
+    int64_t took = now_ms() - t0;
+    for (int k = 0; k < 4; k++) ASSERT_INT_EQ(w[k].rc, TN_OK);
+    if (took < 800) TN_FAIL_("4 MiB through a shared 4 MiB/s cap took %lld ms", (long long)took);
+    tn_remote_close(r);
+}
+
 /* Sets the modification time of root/rel `ago` seconds back. */
 static void age(const char *root, const char *rel, time_t ago) {
     char p[8192];

@@ -19,11 +19,13 @@
 #include "dynamo.h"
 #include "digest.h"
 #include "engine.h"
+#include "pace.h"
 #include "remote_aws.h"
 #include "remote_key.h"
 #include "sbuf.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -685,7 +687,7 @@ static void moto_open_table(moto *m, const char *table, int init) {
     if (rc != TN_OK) TN_FAIL_("remote init: %d %s", rc, what ? what : "");
     ASSERT_INT_EQ(m->r->m->conn_open(m->r, 0, &m->c), TN_OK);
     ASSERT_INT_EQ(tn__aws_load(&m->aws, NULL, err, sizeof err), TN_OK);
-    ASSERT_INT_EQ(tn__http_new(60, 0, &m->h), TN_OK);
+    ASSERT_INT_EQ(tn__http_new(60, NULL, &m->h), TN_OK);
 }
 
 static void moto_open(moto *m, const char *table) { moto_open_table(m, table, 1); }
@@ -1348,4 +1350,54 @@ TEST(sync_digest_vectors_and_files) {
     ASSERT_STR_EQ(hex, want);
     free(b);
     close(fd);
+}
+
+/* ---- the shared bandwidth budget (src/base/pace.c) ---- */
+
+typedef struct pace_arg {
+    tn__pace *p;
+    size_t bytes;
+} pace_arg;
+
+static void *pace_sender(void *arg) {
+    pace_arg *a = arg;
+    size_t chunk = tn__pace_chunk(a->p);
+    for (size_t off = 0; off < a->bytes; off += chunk)
+        tn__pace_take(a->p, a->bytes - off < chunk ? a->bytes - off : chunk, NULL);
+    return NULL;
+}
+
+/* Four senders of 512 KiB through one budget of 4 MiB/s: together they take
+ * at least (2 MiB - the 50 ms burst - a chunk) / 4 MiB/s; each alone would
+ * have been let through at once had the budget been per sender. */
+TEST(sync_pace_is_one_budget_for_every_sender) {
+    tn__pace p;
+    tn__pace_init(&p);
+    volatile int stop = 0;
+    int64_t t0 = tn__mono_ms();
+    ASSERT_INT_EQ(tn__pace_take(&p, 1 << 30, &stop), 0); /* no cap: no wait */
+    ASSERT(tn__mono_ms() - t0 < 50);
+    ASSERT_INT_EQ((int64_t)tn__pace_chunk(&p), 65536);
+    tn__pace_set(&p, 4 << 20);
+    ASSERT_INT_EQ(tn__pace_rate(&p), 4 << 20);
+    ASSERT_INT_EQ((int64_t)tn__pace_chunk(&p), 65536);
+    pthread_t th[4];
+    pace_arg a = {&p, 512 << 10};
+    t0 = tn__mono_ms();
+    for (int i = 0; i < 4; i++) ASSERT(pthread_create(&th[i], NULL, pace_sender, &a) == 0);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    int64_t took = tn__mono_ms() - t0;
+    int64_t least = ((2 << 20) - (4 << 20) / 20 - 65536) * 1000 / (4 << 20);
+    if (took < least) TN_FAIL_("2 MiB through 4 MiB/s in %lld ms, under %lld", (long long)took,
+                               (long long)least);
+    if (took > 5000) TN_FAIL_("2 MiB through 4 MiB/s took %lld ms", (long long)took);
+    /* A slow budget: small chunks, and a wait that a stop ends. */
+    tn__pace_set(&p, 2000);
+    ASSERT_INT_EQ((int64_t)tn__pace_chunk(&p), 1024);
+    ASSERT_INT_EQ(tn__pace_take(&p, 1024, &stop), 0); /* the link is busy for ~3 s now */
+    stop = 1;
+    t0 = tn__mono_ms();
+    ASSERT_INT_EQ(tn__pace_take(&p, 1024, &stop), -1);
+    ASSERT(tn__mono_ms() - t0 < 1000);
+    tn__pace_destroy(&p);
 }

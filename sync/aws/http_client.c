@@ -12,6 +12,12 @@
  * it is shorter).  curl's own low-speed limit averages over several seconds,
  * so it would notice a stall right after a burst only seconds late: the
  * progress callback watches the byte counters instead.
+ *
+ * A bandwidth cap is a budget shared by every handle of a remote (pace.h):
+ * the body's bytes are handed to curl, and the answer's taken from it, in
+ * the budget's chunks, each after its slot on the link.  (curl's own speed
+ * limits are per handle: eight handles at an eighth of the cap each leave
+ * most of it unused whenever fewer than eight are busy.)
  */
 #include "clock.h"
 #include "http_client.h"
@@ -31,7 +37,7 @@
 struct tn__http {
     CURL *curl;
     long timeout_s;
-    int64_t cap;
+    tn__pace *pace;
     int64_t sent;
     int64_t requests;
 };
@@ -45,6 +51,7 @@ typedef struct progress {
 typedef struct upload {
     const unsigned char *p;
     size_t len, off;
+    tn__pace *pace;
 } upload;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -58,7 +65,7 @@ static void curl_init_once(void) {
     if (v && *v && !*end && t >= 1 && t <= 3600) stall_s = t;
 }
 
-int tn__http_new(long timeout_s, int64_t cap, tn__http **out) {
+int tn__http_new(long timeout_s, tn__pace *pace, tn__http **out) {
     *out = NULL;
     pthread_once(&curl_once, curl_init_once);
     tn__http *h = calloc(1, sizeof *h);
@@ -69,13 +76,9 @@ int tn__http_new(long timeout_s, int64_t cap, tn__http **out) {
         return TN_NOMEM;
     }
     h->timeout_s = timeout_s;
-    h->cap = cap;
+    h->pace = pace;
     *out = h;
     return TN_OK;
-}
-
-void tn__http_set_cap(tn__http *h, int64_t cap) {
-    h->cap = cap;
 }
 
 void tn__http_free(tn__http *h) {
@@ -141,6 +144,11 @@ static size_t on_read(char *dst, size_t sz, size_t n, void *arg) {
     upload *u = arg;
     size_t want = sz * n, left = u->len - u->off;
     if (want > left) want = left;
+    if (u->pace && want) {
+        size_t chunk = tn__pace_chunk(u->pace);
+        if (want > chunk) want = chunk;
+        tn__pace_take(u->pace, want, NULL);
+    }
     memcpy(dst, u->p + u->off, want);
     u->off += want;
     return want;
@@ -181,10 +189,6 @@ static struct curl_slist *setup(tn__http *h, const char *url, const char *const 
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, pr);
     if (timeout_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
-    if (h->cap > 0) {
-        curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)h->cap);
-        curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)h->cap);
-    }
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     return hl;
@@ -201,7 +205,7 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
     progress pr;
     struct curl_slist *hl = setup(h, url, headers, nheaders, &pr, h->timeout_s, r);
     if (!hl) return TN_NOMEM;
-    upload u = {body, len, 0};
+    upload u = {body, len, 0, h->pace};
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     if (strcmp(method, "GET") == 0) {
@@ -219,6 +223,8 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        /* A request of rows: small, handed over whole, counted first. */
+        if (h->pace) tn__pace_take(h->pace, len, NULL);
     }
     CURLcode cc = curl_easy_perform(c);
     h->requests++;
@@ -247,6 +253,7 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
 
 typedef struct sink {
     CURL *c;
+    tn__pace *pace;
     int fd;
     int64_t max, written;
     int known, ok; /* the status was read; it is a 2xx */
@@ -284,6 +291,8 @@ static size_t on_fd(char *p, size_t sz, size_t n, void *arg) {
         s->err = TN_TOOBIG;
         return 0;
     }
+    /* curl hands over at most 16 KiB at a time: each waits for its slot. */
+    if (s->pace) tn__pace_take(s->pace, len, NULL);
     for (size_t off = 0; off < len;) {
         ssize_t w = write(s->fd, p + off, len - off);
         if (w < 0 && errno == EINTR) continue;
@@ -303,12 +312,13 @@ int tn__http_get_fd(tn__http *h, const char *url, const char *const *headers, si
     *written = 0;
     if (max < 0) return TN_INVALID;
     CURL *c = h->curl;
-    int64_t rate = h->cap > 0 && h->cap / 2 < MIN_RATE ? (h->cap / 2 > 0 ? h->cap / 2 : 1) : MIN_RATE;
+    int64_t cap = h->pace ? tn__pace_rate(h->pace) : 0;
+    int64_t rate = cap > 0 && cap / 2 < MIN_RATE ? (cap / 2 > 0 ? cap / 2 : 1) : MIN_RATE;
     long timeout = h->timeout_s > 0 ? h->timeout_s + (long)(max / rate) : 0;
     progress pr;
     struct curl_slist *hl = setup(h, url, headers, nheaders, &pr, timeout, r);
     if (!hl) return TN_NOMEM;
-    sink s = {c, fd, max, 0, 0, 0, 0, r};
+    sink s = {c, h->pace, fd, max, 0, 0, 0, 0, r};
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_fd);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);

@@ -12,6 +12,8 @@
 #ifndef TN_HTTP_CLIENT_H
 #define TN_HTTP_CLIENT_H
 
+#include "pace.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,11 +26,11 @@ typedef struct tn__http_resp {
     char etag[256]; /* the ETag response header, if any */
 } tn__http_resp;
 
-/* timeout_s: whole-request limit (0: none, only the low-speed limit). */
-int tn__http_new(long timeout_s, int64_t max_bytes_per_s, tn__http **out);
+/* timeout_s: whole-request limit (0: none, only the low-speed limit).
+ * pace: the bandwidth budget the bytes sent and received are paced through,
+ * shared with other handles (NULL: none). */
+int tn__http_new(long timeout_s, tn__pace *pace, tn__http **out);
 void tn__http_free(tn__http *h);
-/* A new cap for the next requests (0: none). */
-void tn__http_set_cap(tn__http *h, int64_t max_bytes_per_s);
 
 /*
  * Sends one request.  headers: "Name: value" strings.  Returns TN_OK when a

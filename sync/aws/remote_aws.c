@@ -93,6 +93,7 @@ typedef struct aws_remote {
     int no_batch_get;         /* BatchGetItem was refused: versions are asked one by one */
     _Atomic int64_t last_feed; /* the last feed value given to a row */
     int page_rows;            /* list and tenants: Limit per request (0: DynamoDB's 1 MB) */
+    tn__pace pace;            /* the bandwidth cap, shared by the connections opened with one */
 } aws_remote;
 
 struct tn_remote_conn {
@@ -833,7 +834,7 @@ static int aws_init(tn_remote *base, const char **what) {
     aws_remote *r = (aws_remote *)base;
     *what = NULL;
     tn__http *h = NULL;
-    int rc = tn__http_new(60, 0, &h);
+    int rc = tn__http_new(60, NULL, &h);
     if (rc != TN_OK) return rc;
     tn__sbuf b = {0};
     tn__sb_str(&b, "{\"TableName\":");
@@ -936,7 +937,8 @@ static int aws_conn_open(tn_remote *base, int64_t bandwidth, tn_remote_conn **ou
     tn_remote_conn *c = calloc(1, sizeof *c);
     if (!c) return TN_NOMEM;
     c->r = (aws_remote *)base;
-    int rc = tn__http_new(300, bandwidth, &c->h);
+    if (bandwidth > 0) tn__pace_set(&c->r->pace, bandwidth);
+    int rc = tn__http_new(300, bandwidth > 0 ? &c->r->pace : NULL, &c->h);
     if (rc != TN_OK) {
         free(c);
         return rc;
@@ -944,8 +946,6 @@ static int aws_conn_open(tn_remote *base, int64_t bandwidth, tn_remote_conn **ou
     *out = c;
     return TN_OK;
 }
-
-static void aws_conn_cap(tn_remote_conn *c, int64_t bandwidth) { tn__http_set_cap(c->h, bandwidth); }
 
 static void aws_conn_close(tn_remote_conn *c) {
     if (!c) return;
@@ -957,6 +957,7 @@ static void aws_close(tn_remote *base) {
     aws_remote *r = (aws_remote *)base;
     if (!r) return;
     tn__aws_free(&r->aws);
+    tn__pace_destroy(&r->pace);
     free(r);
 }
 
@@ -982,7 +983,6 @@ static const tn_remote_methods aws_methods = {
     .delete_row = aws_delete_row,
     .tenants = aws_tenants,
     .feed_end = aws_feed_end,
-    .conn_cap = aws_conn_cap,
 };
 
 int tn_remote_aws_open(const char *arg, tn_remote **out, char *err, size_t errlen) {
@@ -1009,6 +1009,7 @@ int tn_remote_aws_open(const char *arg, tn_remote **out, char *err, size_t errle
     r->base.batch_bytes = r->mode == MODE_TX ? MAX_TX_BYTES : 0;
     r->base.alone_bytes = r->mode == MODE_TX ? MAX_TX_ITEM : 0;
     r->base.caps = r->mode == MODE_BATCH ? TN_REMOTE_UNCONDITIONAL : 0;
+    tn__pace_init(&r->pace);
     *out = &r->base;
     return TN_OK;
 }

@@ -47,8 +47,8 @@
  * exclusive lock writes: that holder removes every temp file it finds
  * there.  An object's temp file sits in its tenant's objects folder, written
  * without a lock: a writer removes those untouched for TMP_STALE_S.  A new
- * upload removes the uploads untouched for UPLOAD_STALE_S (S3 buckets made
- * by `remote template` abort theirs after 7 days too).
+ * upload removes the uploads untouched for UPLOAD_STALE_S (the cloud
+ * storage `remote template` sets up aborts its own after 7 days too).
  *
  * Reads.  changes returns each key of the lines it passes once, at the row's
  * current state, in feed order; a key whose row is gone (purged) fills no
@@ -74,6 +74,7 @@
 #include "crypto.h"
 #include "digest.h"
 #include "json_check.h"
+#include "pace.h"
 #include "remote_key.h"
 #include "sbuf.h"
 #include "tenantry.h"
@@ -121,15 +122,14 @@ static const char FORMAT_TEXT[] = "tenantry directory remote 1\n";
 typedef struct dir_remote {
     tn_remote base;
     char root[ROOT_MAX + 1]; /* no trailing '/' ("" for the file system's root) */
+    tn__pace pace;           /* the bandwidth cap, shared by the connections opened with one */
 } dir_remote;
 
 typedef char name_slot[72]; /* a row file's name, "<64 hex>.json", and its NUL */
 
 typedef struct dir_conn {
     dir_remote *d;
-    int64_t bandwidth;    /* bytes/s, 0 no cap */
-    int64_t window_ms;    /* pacing: when the current window began */
-    int64_t window_bytes; /* and the bytes moved since */
+    int paced;            /* opened with a cap: bytes go through d->pace */
     /* list: the next LIST_CHUNK row names of the tenant being listed, from
      * one read of its folder, so a listing reads the folder once per chunk
      * rather than once per page. */
@@ -160,11 +160,6 @@ static int code_of(int e) {
 
 static int stopped(const dir_remote *d) {
     return d->base.stop && *d->base.stop;
-}
-
-static void sleep_ms(int64_t ms) {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -282,21 +277,14 @@ static int tree_ready(const dir_remote *d, const char *sub) {
 
 /* ---- pacing (the connection's bandwidth) ---------------------------------- */
 
+/* Waits until n bytes just moved have had their slot in the remote's
+ * shared budget (pace.h), chunk by chunk. */
 static int pace(dir_conn *c, size_t n) {
-    if (c->bandwidth <= 0) return TN_OK;
-    int64_t now = tn__mono_ms();
-    /* A window idle for a second starts again, so a pause earns no burst. */
-    if (c->window_bytes == 0 ||
-        now > c->window_ms + c->window_bytes * 1000 / c->bandwidth + 1000) {
-        c->window_ms = now;
-        c->window_bytes = 0;
-    }
-    c->window_bytes += (int64_t)n;
-    int64_t due = c->window_ms + c->window_bytes * 1000 / c->bandwidth;
-    while ((now = tn__mono_ms()) < due) {
-        if (stopped(c->d)) return TN_TIMEOUT;
-        sleep_ms(due - now < 100 ? due - now : 100);
-    }
+    if (!c->paced) return TN_OK;
+    size_t chunk = tn__pace_chunk(&c->d->pace);
+    for (size_t off = 0; off < n; off += chunk)
+        if (tn__pace_take(&c->d->pace, n - off < chunk ? n - off : chunk, c->d->base.stop) != 0)
+            return TN_TIMEOUT;
     return TN_OK;
 }
 
@@ -1576,7 +1564,8 @@ static int dir_conn_open(tn_remote *r, int64_t bandwidth, tn_remote_conn **out) 
     *out = NULL;
     if (!c) return TN_NOMEM;
     c->d = DIRR(r);
-    c->bandwidth = bandwidth > 0 ? bandwidth : 0;
+    c->paced = bandwidth > 0;
+    if (c->paced) tn__pace_set(&c->d->pace, bandwidth);
     *out = (tn_remote_conn *)(void *)c;
     return TN_OK;
 }
@@ -1588,6 +1577,7 @@ static void dir_conn_close(tn_remote_conn *cn) {
 }
 
 static void dir_close(tn_remote *r) {
+    if (r) tn__pace_destroy(&DIRR(r)->pace);
     free(r);
 }
 
@@ -1660,6 +1650,7 @@ int tn_remote_dir_open(const char *path, tn_remote **out, char *err, size_t errl
         return TN_NOMEM;
     }
     memcpy(d->root, path, n);
+    tn__pace_init(&d->pace);
     d->base.m = &dir_methods;
     d->base.batch_rows = BATCH_ROWS;
     *out = &d->base;

@@ -654,30 +654,42 @@ def serve_runs_the_engine_in_the_background():
 @test
 def the_bandwidth_cap_limits_the_upload_rate():
     """TENANTRY_SYNC_BANDWIDTH (bytes/s) bounds the whole engine, every
-    connection together, with fewer files than the engine's 8 connections (3)
-    and with more (20).  The upload phase is timed at a proxy in front of moto,
-    from the read of the files' remote versions to the first row write after
-    the uploads; its rate (bytes / time) must stay under the cap (with 10% for
-    timing) and reach half of it.  The same files without a cap go up far
-    faster."""
-    cap, workers = 2 * 1024 * 1024, 8
+    connection together: with fewer files than the engine's 8 connections (3),
+    with more (20), and with a file going up in parts on connections of its
+    own beside small files (an 11 MiB file in 5 MiB parts and 12 of 512 KiB).
+    The upload phase is timed at a proxy in front of moto, from the read of
+    the files' remote versions to the first row write after the uploads; its
+    rate (bytes / time) must stay under the cap (with 10% for timing) and
+    reach half of it.  The same files without a cap go up far faster."""
+    cap = 2 * 1024 * 1024
+    big = 11 * 1024 * 1024
+    uploads = ("s3:put", "s3:create", "s3:part", "s3:complete")
     proxy = faultproxy.FaultProxy(MOTO.port).start()
     try:
-        for n, size in ((3, 1024 * 1024), (20, 256 * 1024)):
-            blobs = [os.urandom(size) for _ in range(n)]
+        for what, sizes, extra in (
+                ("3 files of 1024 KiB (fewer than 8 connections)", [1024 * 1024] * 3, {}),
+                ("20 files of 256 KiB (more than 8 connections)", [256 * 1024] * 20, {}),
+                ("11 MiB in parts beside 12 files of 512 KiB", [big] + [512 * 1024] * 12,
+                 {"TENANTRY_SYNC_MULTIPART_MB": "5", "TENANTRY_SYNC_PART_MB": "5"})):
+            n, total = len(sizes), sum(sizes)
+            blobs = [os.urandom(size) for size in sizes]
+            requests = sum(3 + (size - 1) // (5 << 20) if size >= (5 << 20) else 1 for size in sizes)
             took = {}
             for capped in (True, False):
                 s = Setup(tenants=("acme",), endpoint=proxy.url)
                 try:
                     for i, b in enumerate(blobs):
                         s.store().put_file("acme", "cap/f%d.bin" % i, b)
-                    env = dict(s.env, TENANTRY_SYNC_BANDWIDTH=str(cap)) if capped else s.env
+                    env = dict(s.env, **extra)
+                    if capped:
+                        env["TENANTRY_SYNC_BANDWIDTH"] = str(cap)
                     proxy.clear()
                     _, summary, _ = s.sync(env=env)
-                    check(summary["files"] == n and summary["bytes"] == n * size,
+                    check(summary["files"] == n and summary["bytes"] == total,
                           "summary %r" % summary)
-                    puts = proxy.times(("s3:put",))
-                    check(len(puts) == n, "%d PUTs reached moto: %d" % (n, len(puts)))
+                    puts = proxy.times(uploads)
+                    check(len(puts) == requests, "%d upload requests reached moto: %d"
+                          % (requests, len(puts)))
                     began = max(proxy.times(("ddb:BatchGetItem", "ddb:GetItem")))
                     ended = min(proxy.times(("ddb:PutItem",)))
                     check(began < min(puts) and max(puts) <= ended,
@@ -689,17 +701,15 @@ def the_bandwidth_cap_limits_the_upload_rate():
                         check(obj["Body"].read() == b, "object %d bytes" % i)
                 finally:
                     s.close()
-            rate = n * size / took[True]
-            print("  %d files of %d KiB (%s than %d connections): %.2f s capped = %.2f MiB/s "
-                  "(%.2f of the cap), %.2f s uncapped" % (
-                      n, size >> 10, "fewer" if n < workers else "more", workers, took[True],
-                      rate / 2 ** 20, rate / cap, took[False]), flush=True)
-            check(rate <= 1.1 * cap, "%d files: %.2f MiB/s over a %.2f MiB/s cap" % (
-                n, rate / 2 ** 20, cap / 2 ** 20))
-            check(rate >= 0.5 * cap, "%d files: %.2f MiB/s, under half the %.2f MiB/s cap" % (
-                n, rate / 2 ** 20, cap / 2 ** 20))
-            check(took[False] < took[True] * 0.8, "%d files: uncapped %.2fs vs capped %.2fs" % (
-                n, took[False], took[True]))
+            rate = total / took[True]
+            print("  %s: %.2f s capped = %.2f MiB/s (%.2f of the cap), %.2f s uncapped" % (
+                what, took[True], rate / 2 ** 20, rate / cap, took[False]), flush=True)
+            check(rate <= 1.1 * cap, "%s: %.2f MiB/s over a %.2f MiB/s cap" % (
+                what, rate / 2 ** 20, cap / 2 ** 20))
+            check(rate >= 0.5 * cap, "%s: %.2f MiB/s, under half the %.2f MiB/s cap" % (
+                what, rate / 2 ** 20, cap / 2 ** 20))
+            check(took[False] < took[True] * 0.8, "%s: uncapped %.2fs vs capped %.2fs" % (
+                what, took[False], took[True]))
     finally:
         proxy.stop()
 
