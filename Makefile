@@ -98,7 +98,7 @@ VERSION  = 0.1.0
 
 _all: $(BUILD)/libtenantry.a $(BUILD)/libtenantry.so $(BUILD)/libtenantry-full.a \
       $(BUILD)/tenantry $(BUILD)/unit $(BUILD)/bench_store $(BUILD)/bench_remote_dir \
-      $(BUILD)/man/tenantry.1
+      $(BUILD)/linkem $(BUILD)/man/tenantry.1
 
 $(BUILD)/schema_gen.c: $(SCHEMA) tools/embed_schema.sh
 	@mkdir -p $(@D)
@@ -159,6 +159,11 @@ $(BUILD)/bench_store: $(BUILD)/bench/store.o $(BUILD)/libtenantry.a
 
 $(BUILD)/bench_remote_dir: $(BUILD)/bench/remote_dir.o $(BUILD)/libtenantry-full.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+# The benchmarks' link emulator: stand-alone, no library.
+$(BUILD)/linkem: bench/linkem.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -o $@ $< $(EXTRA_LDFLAGS)
 
 # The whole suite: C unit tests, then the end-to-end suites in tests/*.sh|py.
 test: deps

@@ -8,7 +8,7 @@
 set -eu
 build=${1:-build}
 here=$(dirname "$0")
-cc -std=c11 -O2 -Wall -Wextra -Werror -o "$build/linkem" "$here/linkem.c"
+make --no-print-directory -C "$here/.." "BUILD=$(cd "$build" && pwd)" "$(cd "$build" && pwd)/linkem" >&2
 if [ ! -f "$build/npm/node_modules/dynalite/cli.js" ]; then
     if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
         mkdir -p "$build/npm"
