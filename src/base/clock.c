@@ -16,6 +16,12 @@ int64_t tn__wall_ms(void) { return read_ms(CLOCK_REALTIME); }
 
 int64_t tn__mono_ms(void) { return read_ms(CLOCK_MONOTONIC); }
 
+int64_t tn__mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void tn__rfc3339(int64_t ms, char out[32]) {
     if (ms < 0) ms = 0;
     time_t t = (time_t)(ms / 1000);

@@ -8,17 +8,13 @@
  */
 #include "pace.h"
 
+#include "clock.h"
+
 #include <time.h>
 
 #define PACE_BURST_MS 50
 #define CHUNK_MIN 1024
 #define CHUNK_MAX 65536
-
-static int64_t mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void tn__pace_init(tn__pace *p) {
     pthread_mutex_init(&p->mu, NULL);
@@ -54,7 +50,7 @@ int tn__pace_take(tn__pace *p, size_t n, const volatile int *stop) {
         pthread_mutex_unlock(&p->mu);
         return 0;
     }
-    int64_t now = mono_us();
+    int64_t now = tn__mono_us();
     int64_t start = p->next_us > now ? p->next_us : now;
     /* n / rate in microseconds, without overflow for any size_t n. */
     int64_t cost = (int64_t)(n / (size_t)p->rate) * 1000000 +
@@ -62,7 +58,7 @@ int tn__pace_take(tn__pace *p, size_t n, const volatile int *stop) {
     p->next_us = start + cost;
     pthread_mutex_unlock(&p->mu);
     int64_t until = start - PACE_BURST_MS * 1000;
-    while ((now = mono_us()) < until) {
+    while ((now = tn__mono_us()) < until) {
         if (stop && *stop) return -1;
         int64_t us = until - now < 100000 ? until - now : 100000;
         struct timespec ts = {us / 1000000, (us % 1000000) * 1000};

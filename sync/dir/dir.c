@@ -275,7 +275,7 @@ static int tree_ready(const dir_remote *d, const char *sub) {
     return S_ISDIR(st.st_mode) ? TN_OK : TN_NOTFOUND;
 }
 
-/* ---- pacing (the connection's bandwidth) ---------------------------------- */
+/* ---- pacing (the remote's bandwidth budget) -------------------------------- */
 
 /* Waits until n bytes just moved have had their slot in the remote's
  * shared budget (pace.h), chunk by chunk. */
