@@ -466,6 +466,42 @@ TEST(console_cannot_rewrite_files) {
     fixture_done(&f);
 }
 
+/* The usage view: a tenant with quotas reads its own row (what the quota
+ * counts), another tenant none of it, nobody writes through it; the byte
+ * count before an upload comes from it, equal to the sum of the sizes. */
+TEST(usage_view_is_the_tenants_own_and_read_only) {
+    fixture f;
+    fixture_init(&f);
+    ASSERT_INT_EQ(console_scalar(f.a, "SELECT count(*) FROM usage"), 0); /* no quota: no row */
+    ASSERT_OK(tn__tenant_quotas_set(f.st, f.acme.id, 50, 1000));
+    ASSERT_OK(tn_file_record(f.a, "a.bin", 300, SHA_ABC, NULL, NULL));
+    ASSERT_OK(tn_file_record(f.a, "b.bin", 120, SHA_ABC, NULL, NULL));
+    ASSERT_OK(tn_file_record(f.g, "g.bin", 7, SHA_ABC, NULL, NULL));
+    ASSERT_OK(tn_session_exec(f.a, "INSERT INTO items (id, data) VALUES ('i1', '1')", NULL, NULL));
+    ASSERT_INT_EQ(console_scalar(f.a, "SELECT count(*) FROM usage"), 1);
+    ASSERT_INT_EQ(console_scalar(f.a, "SELECT file_bytes FROM usage"), 420);
+    ASSERT_INT_EQ(console_scalar(f.a, "SELECT items FROM usage"),
+                  console_scalar(f.a, "SELECT count(*) FROM items"));
+    ASSERT(console_scalar(f.a, "SELECT items FROM usage") >= 1);
+    ASSERT_INT_EQ(console_scalar(f.a, "SELECT max_file_bytes FROM usage"), 1000);
+    ASSERT_INT_EQ(console_scalar(f.g, "SELECT count(*) FROM usage"), 0); /* acme's row is not globex's */
+    const char *writes[] = {"UPDATE usage SET file_bytes = 0", "DELETE FROM usage",
+                            "INSERT INTO usage VALUES (0, 0, NULL, NULL)",
+                            "UPDATE usage SET max_file_bytes = NULL", NULL};
+    for (int i = 0; writes[i]; i++)
+        if (tn_session_exec(f.a, writes[i], NULL, NULL) == TN_OK) TN_FAIL_("not refused: %s", writes[i]);
+    ASSERT_INT_EQ(console_scalar(f.a, "SELECT file_bytes FROM usage"), 420);
+    int64_t bytes = 0;
+    ASSERT_OK(tn_file_bytes(f.a, &bytes));
+    ASSERT_INT_EQ(bytes, 420);
+    ASSERT_OK(tn_file_bytes(f.g, &bytes)); /* no quota: the sum */
+    ASSERT_INT_EQ(bytes, 7);
+    ASSERT_OK(tn_file_delete(f.a, "a.bin"));
+    ASSERT_OK(tn_file_bytes(f.a, &bytes));
+    ASSERT_INT_EQ(bytes, 120);
+    fixture_done(&f);
+}
+
 /* What the file calls refuse, the schema refuses too, for every caller: a
  * trusted connection writing _files directly included. */
 TEST(file_rows_are_checked_by_the_schema_for_every_caller) {

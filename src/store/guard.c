@@ -82,7 +82,7 @@ static const char *const allowed_functions[] = {
     "unlikely", "upper", "zeroblob",
 };
 
-static const char *const readable_tables[] = {"items", "files", "json_each", "json_tree"};
+static const char *const readable_tables[] = {"items", "files", "usage", "json_each", "json_tree"};
 
 /* The private tables that the schema's views and triggers work on. */
 static const char *const view_tables[] = {"_items", "_files", "_outbox", "_tenant_usage"};

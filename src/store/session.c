@@ -474,8 +474,12 @@ static const char SQL_FILE_DELETE[] = "DELETE FROM files WHERE name = ?1";
 static const char SQL_FILE_LIST[] =
     "SELECT name, size, sha256, content_type, version, created_at, updated_at "
     "  FROM files WHERE name > ?1 ORDER BY name LIMIT ?2";
-/* total() is a float and cannot overflow, whatever rows an older store holds. */
-static const char SQL_FILE_BYTES[] = "SELECT min(total(size), 9.2e18) FROM files";
+/* The tenant's usage row when it has a quota (kept by the schema: no scan);
+ * else the sum, with total(), a float that cannot overflow whatever rows an
+ * older store holds.  coalesce() runs the second subquery only when needed. */
+static const char SQL_FILE_BYTES[] =
+    "SELECT coalesce((SELECT file_bytes FROM usage),"
+    "                (SELECT min(total(size), 9.2e18) FROM files))";
 
 void tn_file_clear(tn_file *f) {
     if (!f) return;
