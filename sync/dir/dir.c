@@ -27,7 +27,17 @@
  * {"sk":"<sort key>","version":"<decimal>"} per accepted row write.  A cursor
  * is "<feed id>:<byte offset>"; a cursor from another feed (the directory was
  * replaced) starts again from the top, so it never skips.  A row's "feed" is
- * the offset of its line.
+ * the offset of its line (it orders a page; nothing depends on it).
+ *
+ * Compaction.  Every accepted write adds a line, so a busy tenant's feed
+ * would grow for ever (tens of MB a day at ten writes a second).  A writer
+ * that finds the feed past feed_compact bytes and twice its size after the
+ * last compaction (kept in tenants/<uuid>/compacted) rewrites it, under the
+ * exclusive lock, with only each key's last line, in their order, under a
+ * new feed id: a cursor into the old feed then starts again from the top of
+ * the new one, so a reader re-reads each live key once (a replay, applied as
+ * nothing) and skips nothing.  A feed with more than COMPACT_KEYS_MAX keys is
+ * left as it is (the memory the rewrite needs is bounded).
  *
  * Writes.  A writer holds the tenant's lock exclusively from the comparison
  * to the rename: it reads the held version, writes each winning row to a temp
@@ -113,6 +123,8 @@
 #define PARTS_MAX 10000
 #define BATCH_ROWS 25
 #define COPY_CHUNK (1 << 20)
+#define FEED_COMPACT (64 << 20) /* a feed past this is compacted (TENANTRY_DIR_FEED_COMPACT) */
+#define COMPACT_KEYS_MAX (4 << 20) /* distinct keys a compaction holds, at most */
 #define TMP_STALE_S 3600       /* an object's temp file untouched this long: a crash's */
 #define UPLOAD_STALE_S (7 * 86400) /* an upload untouched this long: abandoned */
 #define UPLOAD_ID_LEN 49       /* 16 hex of the object's hash, '-', 32 random hex */
@@ -123,6 +135,7 @@ typedef struct dir_remote {
     tn_remote base;
     char root[ROOT_MAX + 1]; /* no trailing '/' ("" for the file system's root) */
     tn__pace pace;           /* the bandwidth cap, shared by the connections opened with one */
+    int64_t feed_compact;    /* bytes of feed that start a compaction */
 } dir_remote;
 
 typedef char name_slot[72]; /* a row file's name, "<64 hex>.json", and its NUL */
@@ -690,6 +703,173 @@ static void feed_line(tn__sbuf *b, const char *sk, int64_t version) {
     tn__sb_fmt(b, ",\"version\":\"%lld\"}\n", (long long)version);
 }
 
+/* ---- compaction (see the top of the file) ---------------------------------- */
+
+/* Each key's last line: a table of 16 bytes of SHA-256 of the sort key. */
+typedef struct last_line {
+    unsigned char h[16];
+    int64_t line; /* 0: an empty slot, else the line's number + 1 */
+} last_line;
+
+typedef struct last_lines {
+    last_line *t;
+    size_t cap, n;
+    int64_t lines; /* lines seen */
+} last_lines;
+
+static int last_set(last_lines *m, const unsigned char h[16], int64_t line) {
+    if (m->n * 2 >= m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 4096;
+        last_line *t = calloc(cap, sizeof *t);
+        if (!t) return TN_NOMEM;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->t[i].line) continue;
+            size_t j;
+            memcpy(&j, m->t[i].h, sizeof j);
+            for (j %= cap; t[j].line; j = (j + 1) % cap) {}
+            t[j] = m->t[i];
+        }
+        free(m->t);
+        m->t = t;
+        m->cap = cap;
+    }
+    size_t j;
+    memcpy(&j, h, sizeof j);
+    for (j %= m->cap; m->t[j].line && memcmp(m->t[j].h, h, 16) != 0; j = (j + 1) % m->cap) {}
+    if (!m->t[j].line) {
+        if (m->n >= COMPACT_KEYS_MAX) return TN_TOOBIG;
+        memcpy(m->t[j].h, h, 16);
+        m->n++;
+    }
+    m->t[j].line = line + 1;
+    return TN_OK;
+}
+
+/* Calls fn for each whole line of fd after the header, with its number. */
+static int each_line(int fd, int (*fn)(void *arg, const char *line, size_t len, int64_t no),
+                     void *arg) {
+    char *buf = malloc(FEED_BUF + FEED_LINE_MAX);
+    if (!buf) return TN_NOMEM;
+    int64_t off = FEED_HEADER_LEN, no = 0;
+    size_t have = 0;
+    int rc = TN_OK;
+    for (;;) {
+        ssize_t got = pread(fd, buf + have, FEED_BUF, off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) rc = code_of(errno);
+        if (got <= 0) break;
+        off += got;
+        have += (size_t)got;
+        size_t i = 0;
+        char *nl;
+        while (rc == TN_OK && (nl = memchr(buf + i, '\n', have - i)) != NULL) {
+            rc = fn(arg, buf + i, (size_t)(nl - (buf + i)), no++);
+            i = (size_t)(nl - buf) + 1;
+        }
+        if (rc != TN_OK) break;
+        memmove(buf, buf + i, have - i);
+        have -= i;
+        if (have > FEED_LINE_MAX) have = 0; /* a line past any line's size: dropped */
+    }
+    free(buf);
+    return rc;
+}
+
+static int line_hash(const char *line, size_t len, unsigned char h[16]) {
+    cJSON *j = cJSON_ParseWithLength(line, len);
+    const char *sk = jstr(j, "sk"), *key;
+    int ok = sk && sort_kind(sk, &key);
+    if (ok) {
+        unsigned char d[TN_SHA256_LEN];
+        tn__sha256(sk, strlen(sk), d);
+        memcpy(h, d, 16);
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
+static int note_line(void *arg, const char *line, size_t len, int64_t no) {
+    last_lines *m = arg;
+    unsigned char h[16];
+    m->lines = no + 1;
+    return line_hash(line, len, h) ? last_set(m, h, no) : TN_OK;
+}
+
+typedef struct keep_lines {
+    const unsigned char *keep; /* a bit per line */
+    int64_t lines;             /* lines the bits cover */
+    tn__sbuf out;
+    int fd;
+} keep_lines;
+
+static int copy_line(void *arg, const char *line, size_t len, int64_t no) {
+    keep_lines *k = arg;
+    if (no >= k->lines || !(k->keep[no / 8] & (1u << (no % 8)))) return TN_OK;
+    tn__sb_add(&k->out, line, len);
+    tn__sb_str(&k->out, "\n");
+    if (k->out.failed) return TN_NOMEM;
+    if (k->out.len < FEED_BUF) return TN_OK;
+    int rc = write_all(k->fd, k->out.p, k->out.len);
+    k->out.len = 0;
+    return rc;
+}
+
+/* Rewrites tenant's feed (size bytes; the lock held exclusively) when it is
+ * due.  Best effort: on any failure the old feed stays, whole. */
+static void feed_compact(dir_conn *c, const char *tenant, int64_t size) {
+    char p[PATH_BUF], dir[PATH_BUF], tmp[PATH_BUF], *text = NULL;
+    size_t n;
+    int64_t last = 0;
+    if (size < c->d->feed_compact || mkpath(dir, c->d, "tenants/%s", tenant) != TN_OK ||
+        mkpath(p, c->d, "tenants/%s/compacted", tenant) != TN_OK)
+        return;
+    if (read_small(p, 32, &text, &n) == TN_OK && !parse_dec(text, n, &last)) last = 0;
+    free(text);
+    if (size < 2 * last) return;
+    if (mkpath(p, c->d, "tenants/%s/feed", tenant) != TN_OK) return;
+    int fd = open(p, O_RDONLY | O_CLOEXEC), out = -1;
+    if (fd < 0) return;
+    last_lines m = {0};
+    keep_lines k = {NULL, 0, {0}, -1};
+    int rc = each_line(fd, note_line, &m);
+    if (rc == TN_TOOBIG) {
+        /* Too many keys to hold: not again until the feed has doubled. */
+        char num[24];
+        int len = snprintf(num, sizeof num, "%lld", (long long)size);
+        put_file(NULL, dir, "compacted", num, (size_t)len);
+    }
+    int64_t lines = m.lines;
+    unsigned char *keep = rc == TN_OK ? calloc((size_t)lines / 8 + 1, 1) : NULL;
+    if (rc == TN_OK && !keep) rc = TN_NOMEM;
+    for (size_t i = 0; rc == TN_OK && i < m.cap; i++)
+        if (m.t[i].line) keep[(m.t[i].line - 1) / 8] |= (unsigned char)(1u << ((m.t[i].line - 1) % 8));
+    free(m.t);
+    if (rc == TN_OK) rc = tmp_create(dir, tmp, &out);
+    if (rc == TN_OK) {
+        char id[33], header[FEED_HEADER_LEN + 1];
+        rand_hex(id, 16);
+        snprintf(header, sizeof header, "{\"feed\":\"%s\"}\n", id);
+        k = (keep_lines){keep, lines, {0}, out};
+        rc = write_all(out, header, FEED_HEADER_LEN);
+        if (rc == TN_OK) rc = each_line(fd, copy_line, &k);
+        if (rc == TN_OK && k.out.len) rc = write_all(out, k.out.p, k.out.len);
+        struct stat st;
+        if (rc == TN_OK && (fdatasync(out) != 0 || fstat(out, &st) != 0)) rc = code_of(errno);
+        if (close(out) != 0 && rc == TN_OK) rc = code_of(errno);
+        if (rc == TN_OK && rename(tmp, p) != 0) rc = code_of(errno);
+        if (rc != TN_OK) unlink(tmp);
+        if (rc == TN_OK) rc = fsync_dir(dir);
+        if (rc == TN_OK) {
+            char num[24];
+            int len = snprintf(num, sizeof num, "%lld", (long long)st.st_size);
+            put_file(NULL, dir, "compacted", num, (size_t)len);
+        }
+        tn__sb_free(&k.out);
+    }
+    free(keep);
+    close(fd);
+}
+
 /* ---- put_rows -------------------------------------------------------------- */
 
 typedef struct pending {
@@ -793,6 +973,7 @@ static void put_tenant(dir_conn *c, const tn_remote_row *rows, const int *idx, i
     rc = fsync_dir(rowsdir);
     for (int i = 0; rc != TN_OK && i < m; i++)
         if (ps[i].accepted) out[idx[i]].code = rc;
+    if (rc == TN_OK) feed_compact(c, tenant, off);
 done:
     if (feedfd >= 0) close(feedfd);
     unlock_tenant(lockfd);
@@ -1032,6 +1213,7 @@ static int dir_tenants(tn_remote_conn *cn, const char *page_token, tn_remote_pag
 
 typedef struct feed_key {
     char hex[65];
+    int row; /* its row in the page, or -1 (no row: purged) */
 } feed_key;
 
 typedef struct feed_scan {
@@ -1048,9 +1230,11 @@ static int cmp_feed(const void *a, const void *b) {
     return x->feed < y->feed ? -1 : x->feed > y->feed;
 }
 
-/* One feed line.  1: consumed; 0: the page is full (not consumed); <0: an
- * error (negated code). */
-static int scan_line(feed_scan *s, const char *line, size_t len) {
+/* One feed line, at offset at.  1: consumed; 0: the page is full (not
+ * consumed); <0: an error (negated code).  A row's place in the page is its
+ * key's last line in this scan (so pages follow the feed being read, a
+ * compacted one too, not the offset the row file was written with). */
+static int scan_line(feed_scan *s, const char *line, size_t len, int64_t at) {
     if (len > FEED_LINE_MAX) {
         s->out->refused++;
         return 1;
@@ -1069,13 +1253,22 @@ static int scan_line(feed_scan *s, const char *line, size_t len) {
     }
     tn__remote_key_free(&ref.k);
     for (int i = 0; i < s->nseen; i++)
-        if (memcmp(s->seen[i].hex, ref.hex, 64) == 0) return 1; /* already read, at its newest */
+        if (memcmp(s->seen[i].hex, ref.hex, 64) == 0) { /* already read, at its newest */
+            if (s->seen[i].row >= 0) s->out->rows[s->seen[i].row].feed = at;
+            return 1;
+        }
     if (s->out->n == s->max || (s->out->n > 0 && s->bytes >= PAGE_BYTES) || s->nseen == s->seen_cap)
         return 0;
-    memcpy(s->seen[s->nseen++].hex, ref.hex, 65);
+    feed_key *fk = &s->seen[s->nseen++];
+    memcpy(fk->hex, ref.hex, 65);
+    fk->row = -1;
     tn_remote_row r;
     int rc = row_load(s->c->d, s->tenant, ref.hex, &j, &r);
-    if (rc == TN_OK) rc = page_copy(s->out, &r, &s->bytes);
+    if (rc == TN_OK) {
+        r.feed = at;
+        fk->row = s->out->n;
+        rc = page_copy(s->out, &r, &s->bytes);
+    }
     else if (rc == TN_CORRUPT) s->out->refused++;
     /* TN_NOTFOUND: a purged row, or a write that never landed. */
     if (rc == TN_CORRUPT || rc == TN_NOTFOUND) rc = TN_OK;
@@ -1099,7 +1292,7 @@ static int scan_feed(feed_scan *s, int fd, int64_t *off) {
         char *nl;
         while (!full && (nl = memchr(buf + i, '\n', (size_t)got - i)) != NULL) {
             size_t len = (size_t)(nl - (buf + i));
-            int r = scan_line(s, buf + i, len);
+            int r = scan_line(s, buf + i, len, *off);
             if (r < 0) rc = -r;
             if (r <= 0) {
                 full = 1;
@@ -1651,6 +1844,9 @@ int tn_remote_dir_open(const char *path, tn_remote **out, char *err, size_t errl
     }
     memcpy(d->root, path, n);
     tn__pace_init(&d->pace);
+    const char *fc = getenv("TENANTRY_DIR_FEED_COMPACT");
+    int64_t fcv = 0;
+    d->feed_compact = fc && parse_dec(fc, strlen(fc), &fcv) && fcv >= 4096 ? fcv : FEED_COMPACT;
     d->base.m = &dir_methods;
     d->base.batch_rows = BATCH_ROWS;
     *out = &d->base;
