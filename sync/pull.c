@@ -63,6 +63,16 @@ static void fsync_dir_of(const char *path) {
     free(d);
 }
 
+/* The object of file row f into fd, checked against the row's SHA-256:
+ * TN_INVALID when the bytes are not the row's. */
+static int get_checked(tn_remote *r, tn_remote_conn *c, const tn_remote_row *f, int fd) {
+    int rc = r->m->get_object(c, f, fd);
+    char hex[65];
+    if (rc == TN_OK && (tn__digest_fd_hex(fd, hex) != TN_OK || !f->sha256 || strcmp(hex, f->sha256) != 0))
+        rc = TN_INVALID;
+    return rc;
+}
+
 /* The bytes of file row f, fetched into a temporary file beside its place
  * and checked: *tmp (malloc'd) is ready to be renamed to *dest. */
 static int fetch_file(tn_store *st, tn_remote *r, tn_remote_conn *c, const tn_remote_row *f,
@@ -81,12 +91,10 @@ static int fetch_file(tn_store *st, tn_remote *r, tn_remote_conn *c, const tn_re
     if ((rc = mkdirs(*tmp)) != TN_OK) return rc;
     int fd = mkstemp(*tmp);
     if (fd < 0) return TN_IO;
-    rc = r->m->get_object(c, f, fd);
-    char hex[65];
+    /* Bytes that do not match their row never count. */
+    rc = get_checked(r, c, f, fd);
     struct stat sb;
     if (rc == TN_OK && (fstat(fd, &sb) != 0 || sb.st_size != f->size)) rc = TN_INVALID;
-    if (rc == TN_OK && (tn__digest_fd_hex(fd, hex) != TN_OK || !f->sha256 || strcmp(hex, f->sha256) != 0))
-        rc = TN_INVALID; /* bytes that do not match their row never count */
     if (rc == TN_OK && fsync(fd) != 0) rc = TN_IO;
     close(fd);
     if (rc != TN_OK) unlink(*tmp);
@@ -633,10 +641,7 @@ static void object_check(void *arg, tn_remote_conn *c, int k) {
     int fd = mkstemp(path);
     if (fd < 0) return; /* cannot tell: not a difference */
     unlink(path);
-    int rc = v->r->m->get_object(c, f, fd);
-    char hex[65];
-    v->bad[k] = !(rc == TN_OK && tn__digest_fd_hex(fd, hex) == TN_OK && f->sha256 &&
-                  strcmp(hex, f->sha256) == 0);
+    v->bad[k] = get_checked(v->r, c, f, fd) != TN_OK;
     close(fd);
 }
 
