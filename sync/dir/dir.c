@@ -36,8 +36,9 @@
  * exclusive lock, with only each key's last line, in their order, under a
  * new feed id: a cursor into the old feed then starts again from the top of
  * the new one, so a reader re-reads each live key once (a replay, applied as
- * nothing) and skips nothing.  A feed with more than COMPACT_KEYS_MAX keys is
- * left as it is (the memory the rewrite needs is bounded).
+ * nothing) and skips nothing.  A feed with more than COMPACT_KEYS_MAX keys or
+ * COMPACT_LINES_MAX lines (another writer's feed is untrusted) is left as it
+ * is until it doubles: the memory the rewrite needs is bounded.
  *
  * Writes.  A writer holds the tenant's lock exclusively from the comparison
  * to the rename: it reads the held version, writes each winning row to a temp
@@ -124,7 +125,8 @@
 #define BATCH_ROWS 25
 #define COPY_CHUNK (1 << 20)
 #define FEED_COMPACT (64 << 20) /* a feed past this is compacted (TENANTRY_DIR_FEED_COMPACT) */
-#define COMPACT_KEYS_MAX (4 << 20) /* distinct keys a compaction holds, at most */
+#define COMPACT_KEYS_MAX (1 << 20)   /* distinct keys a compaction holds (48 MiB of table) */
+#define COMPACT_LINES_MAX (64 << 20) /* lines a compaction reads (8 MiB of bits) */
 #define TMP_STALE_S 3600       /* an object's temp file untouched this long: a crash's */
 #define UPLOAD_STALE_S (7 * 86400) /* an upload untouched this long: abandoned */
 #define UPLOAD_ID_LEN 49       /* 16 hex of the object's hash, '-', 32 random hex */
@@ -792,6 +794,7 @@ static int note_line(void *arg, const char *line, size_t len, int64_t no) {
     last_lines *m = arg;
     unsigned char h[16];
     m->lines = no + 1;
+    if (m->lines > COMPACT_LINES_MAX) return TN_TOOBIG;
     return line_hash(line, len, h) ? last_set(m, h, no) : TN_OK;
 }
 
@@ -814,6 +817,14 @@ static int copy_line(void *arg, const char *line, size_t len, int64_t no) {
     return rc;
 }
 
+/* Records in tenant folder dir the feed's size after a compaction (the next
+ * is due when the feed has doubled). */
+static void note_compacted(const char *dir, int64_t size) {
+    char num[24];
+    int len = snprintf(num, sizeof num, "%lld", (long long)size);
+    put_file(NULL, dir, "compacted", num, (size_t)len);
+}
+
 /* Rewrites tenant's feed (size bytes; the lock held exclusively) when it is
  * due.  Best effort: on any failure the old feed stays, whole. */
 static void feed_compact(dir_conn *c, const char *tenant, int64_t size) {
@@ -832,12 +843,7 @@ static void feed_compact(dir_conn *c, const char *tenant, int64_t size) {
     last_lines m = {0};
     keep_lines k = {NULL, 0, {0}, -1};
     int rc = each_line(fd, note_line, &m);
-    if (rc == TN_TOOBIG) {
-        /* Too many keys to hold: not again until the feed has doubled. */
-        char num[24];
-        int len = snprintf(num, sizeof num, "%lld", (long long)size);
-        put_file(NULL, dir, "compacted", num, (size_t)len);
-    }
+    if (rc == TN_TOOBIG) note_compacted(dir, size); /* too many keys or lines: not before it doubles */
     int64_t lines = m.lines;
     unsigned char *keep = rc == TN_OK ? calloc((size_t)lines / 8 + 1, 1) : NULL;
     if (rc == TN_OK && !keep) rc = TN_NOMEM;
@@ -859,11 +865,7 @@ static void feed_compact(dir_conn *c, const char *tenant, int64_t size) {
         if (rc == TN_OK && rename(tmp, p) != 0) rc = code_of(errno);
         if (rc != TN_OK) unlink(tmp);
         if (rc == TN_OK) rc = fsync_dir(dir);
-        if (rc == TN_OK) {
-            char num[24];
-            int len = snprintf(num, sizeof num, "%lld", (long long)st.st_size);
-            put_file(NULL, dir, "compacted", num, (size_t)len);
-        }
+        if (rc == TN_OK) note_compacted(dir, st.st_size);
         tn__sb_free(&k.out);
     }
     free(keep);
