@@ -687,7 +687,7 @@ static void moto_open_table(moto *m, const char *table, int init) {
     if (rc != TN_OK) TN_FAIL_("remote init: %d %s", rc, what ? what : "");
     ASSERT_INT_EQ(m->r->m->conn_open(m->r, 0, &m->c), TN_OK);
     ASSERT_INT_EQ(tn__aws_load(&m->aws, NULL, err, sizeof err), TN_OK);
-    ASSERT_INT_EQ(tn__http_new(60, NULL, &m->h), TN_OK);
+    ASSERT_INT_EQ(tn__http_new(60, NULL, NULL, &m->h), TN_OK);
 }
 
 static void moto_open(moto *m, const char *table) { moto_open_table(m, table, 1); }

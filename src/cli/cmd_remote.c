@@ -667,7 +667,7 @@ static int print_quick_create(const opts *o) {
     /* A bucket name with dots does not match the TLS certificate of a
      * virtual-hosted name. */
     if (strchr(l.bucket, '.')) a.path_style = 1;
-    if ((rc = tn__http_new(60, NULL, &h)) == TN_OK)
+    if ((rc = tn__http_new(60, NULL, NULL, &h)) == TN_OK)
         rc = tn__s3_presign(&a, h, "GET", l.key, NULL, NULL, ttl, &url);
     if (rc == TN_OK && tn__sigv4_uri_encode(url, strlen(url), 0, &enc) != 0) rc = TN_NOMEM;
     if (rc != TN_OK) {

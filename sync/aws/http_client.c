@@ -13,6 +13,11 @@
  * so it would notice a stall right after a burst only seconds late: the
  * progress callback watches the byte counters instead.
  *
+ * A stopping engine (the remote's stop flag) ends a request at once, as
+ * TN_TIMEOUT: its outcome is unknown, so the rows stay in the outbox and
+ * the conditional write is sent again by the next run.  A daemon told to
+ * stop does not wait for a remote that is slow to answer.
+ *
  * A bandwidth cap is a budget shared by every handle of a remote (pace.h):
  * the body's bytes are handed to curl, and the answer's taken from it, in
  * the budget's chunks, each after its slot on the link.  (curl's own speed
@@ -38,6 +43,7 @@ struct tn__http {
     CURL *curl;
     long timeout_s;
     tn__pace *pace;
+    const volatile int *const *stop; /* the remote's stop flag, read per callback */
     int64_t sent;
     int64_t requests;
 };
@@ -46,12 +52,14 @@ struct tn__http {
 typedef struct progress {
     curl_off_t moved;
     int64_t at_ms;
+    const volatile int *const *stop;
 } progress;
 
 typedef struct upload {
     const unsigned char *p;
     size_t len, off;
     tn__pace *pace;
+    const volatile int *stop;
 } upload;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -65,7 +73,7 @@ static void curl_init_once(void) {
     if (v && *v && !*end && t >= 1 && t <= 3600) stall_s = t;
 }
 
-int tn__http_new(long timeout_s, tn__pace *pace, tn__http **out) {
+int tn__http_new(long timeout_s, tn__pace *pace, const volatile int *const *stop, tn__http **out) {
     *out = NULL;
     pthread_once(&curl_once, curl_init_once);
     tn__http *h = calloc(1, sizeof *h);
@@ -77,6 +85,7 @@ int tn__http_new(long timeout_s, tn__pace *pace, tn__http **out) {
     }
     h->timeout_s = timeout_s;
     h->pace = pace;
+    h->stop = stop;
     *out = h;
     return TN_OK;
 }
@@ -126,11 +135,22 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg) {
 
 
 /* curl calls this at least once a second while a transfer runs. */
+/* The stop flag behind stop, or NULL. */
+static const volatile int *stop_ptr(const volatile int *const *stop) {
+    return stop ? *stop : NULL;
+}
+
+static int stop_flag(const volatile int *const *stop) {
+    const volatile int *f = stop_ptr(stop);
+    return f && *f;
+}
+
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow) {
     (void)dltotal;
     (void)ultotal;
     progress *pr = arg;
+    if (stop_flag(pr->stop)) return 1;
     int64_t now = tn__mono_ms();
     if (dlnow + ulnow != pr->moved) {
         pr->moved = dlnow + ulnow;
@@ -147,7 +167,7 @@ static size_t on_read(char *dst, size_t sz, size_t n, void *arg) {
     if (u->pace && want) {
         size_t chunk = tn__pace_chunk(u->pace);
         if (want > chunk) want = chunk;
-        tn__pace_take(u->pace, want, NULL);
+        if (tn__pace_take(u->pace, want, u->stop) != 0) return CURL_READFUNC_ABORT;
     }
     memcpy(dst, u->p + u->off, want);
     u->off += want;
@@ -177,7 +197,7 @@ static struct curl_slist *setup(tn__http *h, const char *url, const char *const 
         return NULL;
     }
     hl = n;
-    *pr = (progress){0, tn__mono_ms()};
+    *pr = (progress){0, tn__mono_ms(), h->stop};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -201,11 +221,12 @@ static int curl_code(CURLcode cc) {
 int tn__http_do(tn__http *h, const char *method, const char *url, const char *const *headers,
                 size_t nheaders, const void *body, size_t len, tn__http_resp *r) {
     memset(r, 0, sizeof *r);
+    if (stop_flag(h->stop)) return TN_TIMEOUT;
     CURL *c = h->curl;
     progress pr;
     struct curl_slist *hl = setup(h, url, headers, nheaders, &pr, h->timeout_s, r);
     if (!hl) return TN_NOMEM;
-    upload u = {body, len, 0, h->pace};
+    upload u = {body, len, 0, h->pace, stop_ptr(h->stop)};
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     if (strcmp(method, "GET") == 0) {
@@ -224,7 +245,10 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         /* A request of rows: small, handed over whole, counted first. */
-        if (h->pace) tn__pace_take(h->pace, len, NULL);
+        if (h->pace && tn__pace_take(h->pace, len, stop_ptr(h->stop)) != 0) {
+            curl_slist_free_all(hl);
+            return TN_TIMEOUT;
+        }
     }
     CURLcode cc = curl_easy_perform(c);
     h->requests++;
@@ -254,6 +278,7 @@ int tn__http_do(tn__http *h, const char *method, const char *url, const char *co
 typedef struct sink {
     CURL *c;
     tn__pace *pace;
+    const volatile int *stop;
     int fd;
     int64_t max, written;
     int known, ok; /* the status was read; it is a 2xx */
@@ -292,7 +317,10 @@ static size_t on_fd(char *p, size_t sz, size_t n, void *arg) {
         return 0;
     }
     /* curl hands over at most 16 KiB at a time: each waits for its slot. */
-    if (s->pace) tn__pace_take(s->pace, len, NULL);
+    if (s->pace && tn__pace_take(s->pace, len, s->stop) != 0) {
+        s->err = TN_TIMEOUT;
+        return 0;
+    }
     for (size_t off = 0; off < len;) {
         ssize_t w = write(s->fd, p + off, len - off);
         if (w < 0 && errno == EINTR) continue;
@@ -311,6 +339,7 @@ int tn__http_get_fd(tn__http *h, const char *url, const char *const *headers, si
     memset(r, 0, sizeof *r);
     *written = 0;
     if (max < 0) return TN_INVALID;
+    if (stop_flag(h->stop)) return TN_TIMEOUT;
     CURL *c = h->curl;
     int64_t cap = h->pace ? tn__pace_rate(h->pace) : 0;
     int64_t rate = cap > 0 && cap / 2 < MIN_RATE ? (cap / 2 > 0 ? cap / 2 : 1) : MIN_RATE;
@@ -318,7 +347,7 @@ int tn__http_get_fd(tn__http *h, const char *url, const char *const *headers, si
     progress pr;
     struct curl_slist *hl = setup(h, url, headers, nheaders, &pr, timeout, r);
     if (!hl) return TN_NOMEM;
-    sink s = {c, h->pace, fd, max, 0, 0, 0, 0, r};
+    sink s = {c, h->pace, stop_ptr(h->stop), fd, max, 0, 0, 0, 0, r};
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_fd);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);

@@ -28,8 +28,10 @@ typedef struct tn__http_resp {
 
 /* timeout_s: whole-request limit (0: none, only the low-speed limit).
  * pace: the bandwidth budget the bytes sent and received are paced through,
- * shared with other handles (NULL: none). */
-int tn__http_new(long timeout_s, tn__pace *pace, tn__http **out);
+ * shared with other handles (NULL: none).  stop: where the remote keeps its
+ * stop flag (NULL: none); once the flag is set, a request in flight ends
+ * and new ones do not start, as TN_TIMEOUT. */
+int tn__http_new(long timeout_s, tn__pace *pace, const volatile int *const *stop, tn__http **out);
 void tn__http_free(tn__http *h);
 
 /*

@@ -834,7 +834,7 @@ static int aws_init(tn_remote *base, const char **what) {
     aws_remote *r = (aws_remote *)base;
     *what = NULL;
     tn__http *h = NULL;
-    int rc = tn__http_new(60, NULL, &h);
+    int rc = tn__http_new(60, NULL, &r->base.stop, &h);
     if (rc != TN_OK) return rc;
     tn__sbuf b = {0};
     tn__sb_str(&b, "{\"TableName\":");
@@ -938,7 +938,7 @@ static int aws_conn_open(tn_remote *base, int64_t bandwidth, tn_remote_conn **ou
     if (!c) return TN_NOMEM;
     c->r = (aws_remote *)base;
     if (bandwidth > 0) tn__pace_set(&c->r->pace, bandwidth);
-    int rc = tn__http_new(300, bandwidth > 0 ? &c->r->pace : NULL, &c->h);
+    int rc = tn__http_new(300, bandwidth > 0 ? &c->r->pace : NULL, &c->r->base.stop, &c->h);
     if (rc != TN_OK) {
         free(c);
         return rc;

@@ -473,6 +473,57 @@ def assume_role_is_called_once_for_many_requests():
 
 
 @test
+def a_stopping_engine_does_not_wait_for_a_remote_that_never_answers():
+    """SIGTERM while a request is in flight to a remote that read it and never
+    answers: the engine ends the request (its rows stay pending) and the
+    process exits 0 within a few seconds, not after the 30 s stall limit."""
+    proxy = faultproxy.FaultProxy(MOTO.port).start()
+    s = p = None
+    try:
+        s = Setup(tenants=("acme",), endpoint=proxy.url)
+        for i in range(3):
+            s.put("acme", "h%d" % i, {"i": i})
+        s.store().put_file("acme", "h.bin", os.urandom(64 * 1024))
+        for kind in ("ddb:", "s3:put"):
+            proxy.clear()
+            proxy.plan(faultproxy.Rule(kind, "hang"))
+            env = dict(s.env, TENANTRY_SYNC_INTERVAL="1")
+            p = subprocess.Popen([TENANTRY, "sync"], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+            end = time.time() + 20
+            while time.time() < end and not proxy.faults(kind):
+                time.sleep(0.05)
+            if not proxy.faults(kind):
+                os.kill(p.pid, 9)
+                p.wait(5)
+                check(False, "a %s request reached the proxy and hangs: %r %s"
+                      % (kind, proxy.counts(), p.stderr.read()[-2000:]))
+            time.sleep(0.5)
+            t0 = time.time()
+            os.kill(p.pid, 15)
+            try:
+                rc = p.wait(8)
+            except subprocess.TimeoutExpired:
+                rc = None
+            check(rc == 0, "%s hangs: exit status %r %.1f s after SIGTERM" % (kind, rc, time.time() - t0))
+            if p.poll() is None:
+                os.kill(p.pid, 9)
+                p.wait(5)
+            p = None
+        proxy.plan()
+        _, summary, _ = s.sync()
+        check(summary["items"] == 3 and summary["files"] == 1 and summary["pending"] == 0,
+              "what the stopped passes left is sent by the next: %r" % summary)
+    finally:
+        if p and p.poll() is None:
+            os.kill(p.pid, 9)
+            p.wait(5)
+        proxy.stop()
+        if s:
+            s.close()
+
+
+@test
 def the_background_engine_syncs_and_stops_on_signal():
     s = Setup(tenants=("acme",))
     p = None
