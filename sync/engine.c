@@ -27,6 +27,8 @@
  */
 #include "engine.h"
 
+#include "adapt.h"
+
 #include "clock.h"
 #include "conn.h"
 #include "crypto.h"
@@ -150,6 +152,13 @@ typedef struct ctx {
     int skip_code[MAX_SKIP];
     int nskip;
     int lock_fd;            /* <data>/sync.lock, held while this engine runs */
+    tn__adapt pace;         /* the row writes' rate, once the remote throttled them */
+    int64_t throttled;      /* atomic: row write requests throttled in this pass */
+    /* Failed sends of each row in this pass, by (kind, ref): a pass that goes
+     * on through throttling still sends no row more than max_attempts times. */
+    uint64_t *worn_key;
+    unsigned char *worn_n;
+    size_t worn_cap, worn_used;
 } ctx;
 
 static void set_what(ctx *x, int code, const char *what) {
@@ -185,6 +194,7 @@ static int ctx_open(ctx *x, tn_store *st, const tn_sync_config *cfg, tn_sync_sta
     x->stats = stats;
     x->stop = &x->never;
     pthread_mutex_init(&x->skip_mu, NULL);
+    tn__adapt_init(&x->pace);
     int rc = take_lock(x);
     if (rc != TN_OK) return rc;
     if (cfg) x->cfg = *cfg;
@@ -234,6 +244,55 @@ static void ctx_close(ctx *x) {
     x->r = NULL;
     x->own_remote = 0;
     pthread_mutex_destroy(&x->skip_mu);
+    tn__adapt_destroy(&x->pace);
+    free(x->worn_key);
+    free(x->worn_n);
+    x->worn_key = NULL;
+    x->worn_n = NULL;
+}
+
+/* One more failed send of ch in this pass; returns how many it has had
+ * (255 when the table cannot grow: the row counts as worn). */
+static int worn_bump(ctx *x, const tn__change *ch) {
+    if (x->worn_used * 2 >= x->worn_cap) {
+        size_t cap = x->worn_cap ? x->worn_cap * 2 : 256;
+        uint64_t *k = calloc(cap, sizeof *k);
+        unsigned char *n = calloc(cap, 1);
+        if (!k || !n) {
+            free(k);
+            free(n);
+            return 255;
+        }
+        for (size_t i = 0; i < x->worn_cap; i++) {
+            if (!x->worn_key[i]) continue;
+            size_t j = (size_t)(x->worn_key[i] * 0x9E3779B97F4A7C15ull) & (cap - 1);
+            while (k[j]) j = (j + 1) & (cap - 1);
+            k[j] = x->worn_key[i];
+            n[j] = x->worn_n[i];
+        }
+        free(x->worn_key);
+        free(x->worn_n);
+        x->worn_key = k;
+        x->worn_n = n;
+        x->worn_cap = cap;
+    }
+    uint64_t key = ((uint64_t)ch->kind << 60 ^ (uint64_t)ch->ref) + 1;
+    size_t j = (size_t)(key * 0x9E3779B97F4A7C15ull) & (x->worn_cap - 1);
+    while (x->worn_key[j] && x->worn_key[j] != key) j = (j + 1) & (x->worn_cap - 1);
+    if (!x->worn_key[j]) {
+        x->worn_key[j] = key;
+        x->worn_used++;
+    }
+    if (x->worn_n[j] < 255) x->worn_n[j]++;
+    return x->worn_n[j];
+}
+
+static void worn_clear(ctx *x) {
+    if (x->worn_cap) {
+        memset(x->worn_key, 0, x->worn_cap * sizeof *x->worn_key);
+        memset(x->worn_n, 0, x->worn_cap);
+    }
+    x->worn_used = 0;
 }
 
 static int stopping(ctx *x) { return *x->stop; }
@@ -631,9 +690,19 @@ static void write_chunk(ctx *x, worker *w, job *j, const int *idx, int n) {
     memset(rows, 0, sizeof rows);
     memset(out, 0, sizeof out);
     for (int k = 0; k < n; k++) rows[k] = j->rows[idx[k]];
+    /* Its turn at the rate the remote takes; a batch held back meanwhile
+     * (another request failed) leaves these rows untried. */
+    int64_t sent = tn__adapt_take(&x->pace, x->stop, &j->held_back);
+    if (sent < 0) return;
     x->r->m->put_rows(w->c, rows, n, out);
-    for (int k = 0; k < n; k++)
+    int accepted = 0, throttled = 0;
+    for (int k = 0; k < n; k++) {
         if (tn_err_retryable(out[k].code)) __atomic_store_n(&j->held_back, 1, __ATOMIC_RELAXED);
+        accepted |= out[k].code == TN_OK || out[k].code == TN_CONFLICT;
+        throttled |= out[k].code == TN_THROTTLED;
+    }
+    tn__adapt_answer(&x->pace, sent, accepted, throttled);
+    if (throttled) __atomic_add_fetch(&x->throttled, 1, __ATOMIC_RELAXED);
     for (int k = 0; k < n; k++) {
         int i = idx[k];
         const tn__change *ch = &j->b->changes[i];
@@ -871,16 +940,31 @@ static int pull_all(ctx *x) {
     return rc != TN_OK ? rc : first;
 }
 
+/* A tenant's own row, at the rate the remote takes; throttled, it goes
+ * again after a backoff, up to max_attempts times. */
+static int push_tenant(ctx *x, const char *id, int max_attempts) {
+    int trc = TN_OK;
+    for (int attempt = 0; attempt < max_attempts && !stopping(x); attempt++) {
+        if (attempt)
+            nap(x, tn__sync_backoff_ms(attempt, x->cfg.backoff_base_ms, x->cfg.backoff_cap_ms,
+                                       randombytes_random()));
+        trc = tn__push_tenant_row(x->st, x->r, x->w[0].c, id, &x->pace);
+        if (trc != TN_THROTTLED) break;
+        __atomic_add_fetch(&x->throttled, 1, __ATOMIC_RELAXED);
+    }
+    return trc;
+}
+
 /* After the push: each tenant's own row when it changed, and the purge of
  * tenants deleted here. */
-static int tenants_up(ctx *x) {
+static int tenants_up(ctx *x, int max_attempts) {
     char (*ids)[37] = NULL;
     int n = 0, rc = tn__sync_tenants(x->st, &ids, &n);
     for (int i = 0; rc == TN_OK && i < n && !stopping(x); i++)
         if (!skipping(x, ids[i])) {
-            int trc = tn__push_tenant_row(x->st, x->r, x->w[0].c, ids[i]);
+            int trc = push_tenant(x, ids[i], max_attempts);
             if (is_blocking(trc)) skip_tenant(x, ids[i], trc);
-            else if (trc != TN_OK) rc = trc;
+            else if (trc != TN_OK && trc != TN_BUSY) rc = trc; /* BUSY: stopping */
         }
     free(ids);
     int64_t purged = 0;
@@ -893,6 +977,8 @@ static int pass(ctx *x, int max_attempts) {
     tn_sync_stats *s = x->stats;
     int attempt = 0, rc = TN_OK, empty_scans = 0;
     x->nskip = 0;
+    x->throttled = 0;
+    worn_clear(x);
     int pull_rc = pull_all(x);
     tn__outbox_pending_tenant(x->st, NULL, s ? &s->pending_start : &(int64_t){0});
     while (!stopping(x)) {
@@ -921,12 +1007,19 @@ static int pass(ctx *x, int max_attempts) {
         tn__result *res = calloc((size_t)b.n, sizeof *res);
         unsigned char *done = calloc((size_t)b.n, 1);
         rc = res && done ? process(x, &b, res) : TN_NOMEM;
-        int retry_code = 0, any_done = 0;
+        int retry_code = 0, any_done = 0, throttled = 0, other = 0, worn = 0, took = 0;
         for (int i = 0; rc == TN_OK && i < b.n; i++) {
             done[i] = res[i].outcome != TN__OUT_RETRY;
             any_done |= done[i];
-            if (!done[i] && !is_blocking(res[i].code) && !skipping(x, b.changes[i].tenant_id))
+            took |= res[i].outcome == TN__OUT_OK || res[i].outcome == TN__OUT_CONFLICT;
+            if (!done[i] && !is_blocking(res[i].code) && !skipping(x, b.changes[i].tenant_id)) {
                 retry_code = res[i].code ? res[i].code : TN_NETWORK;
+                if (res[i].code) { /* sent and refused (the others were held back untried) */
+                    if (res[i].code == TN_THROTTLED) throttled = 1;
+                    else other = 1;
+                    if (worn_bump(x, &b.changes[i]) >= max_attempts) worn = 1;
+                }
+            }
             if (!s) continue;
             if (res[i].outcome == TN__OUT_OK) {
                 if (b.changes[i].kind == TN__KIND_ITEM) s->items++;
@@ -955,7 +1048,14 @@ static int pass(ctx *x, int max_attempts) {
             tn__outbox_pending_tenant(x->st, NULL, &s->pending);
             x->cfg.progress(s, x->cfg.progress_arg);
         }
-        if (retry_code) {
+        /* A batch the remote took some of and throttled the rest of is paced,
+         * not failed: the rate is cut (adapt.h) and the pass goes on while
+         * rows get through, each sent at most max_attempts times. */
+        int paced = retry_code && throttled && !other && !worn && took;
+        if (paced) {
+            nap(x, backoff);
+        } else if (retry_code) {
+            if (worn) attempt = max_attempts; /* a row refused that often ends the pass */
             if (++attempt >= max_attempts) {
                 rc = retry_code;
                 set_what(x, rc, describe(rc));
@@ -967,7 +1067,7 @@ static int pass(ctx *x, int max_attempts) {
         }
     }
     if (rc == TN_OK && !stopping(x)) {
-        int trc = tenants_up(x);
+        int trc = tenants_up(x, max_attempts);
         if (trc != TN_OK && !is_blocking(trc)) {
             rc = trc;
             set_what(x, rc, "cannot send the tenants' own rows");
@@ -981,7 +1081,10 @@ static int pass(ctx *x, int max_attempts) {
         rc = x->skip_code[0];
         set_what(x, rc, describe(rc));
     }
-    if (s) tn__outbox_pending_tenant(x->st, NULL, &s->pending);
+    if (s) {
+        tn__outbox_pending_tenant(x->st, NULL, &s->pending);
+        s->throttled = __atomic_load_n(&x->throttled, __ATOMIC_RELAXED);
+    }
     return rc;
 }
 

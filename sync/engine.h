@@ -43,6 +43,7 @@ typedef struct tn_sync_stats {
     int64_t pull_refused; /* pulled rows refused (malformed, foreign, damaged bytes) */
     int64_t pull_read; /* rows the remotes' change feeds sent (what a pull costs) */
     int64_t purged;    /* remote rows of deleted tenants removed */
+    int64_t throttled; /* row write requests the remote throttled (the pass slowed to its rate) */
     int error;         /* 0, or the tn code that stopped the run */
     char what[128];    /* generic description of that error (no secrets) */
 } tn_sync_stats;

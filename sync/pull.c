@@ -332,7 +332,8 @@ static int apply_tenant_row(tn_store *st, const tn_remote_row *row, int *gone) {
     return rc;
 }
 
-int tn__push_tenant_row(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant) {
+int tn__push_tenant_row(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant,
+                        tn__adapt *pace) {
     char *json = NULL, pushed[65], hash[65];
     int rc = tn__tenant_row(st, tenant, &json, pushed);
     if (rc != TN_OK) return rc;
@@ -347,7 +348,15 @@ int tn__push_tenant_row(tn_store *st, tn_remote *r, tn_remote_conn *c, const cha
         row.version = row.updated_at << 16;
         row.data = json;
         tn_remote_put out;
+        int64_t sent = pace ? tn__adapt_take(pace, r->stop, NULL) : 0;
+        if (sent < 0) {
+            free(json);
+            return TN_BUSY;
+        }
         r->m->put_rows(c, &row, 1, &out);
+        if (pace)
+            tn__adapt_answer(pace, sent, out.code == TN_OK || out.code == TN_CONFLICT,
+                             out.code == TN_THROTTLED);
         /* A newer tenant row from another appliance wins; it comes back with
          * the next pull. */
         rc = out.code == TN_CONFLICT ? TN_OK : out.code;

@@ -10,6 +10,7 @@
 #ifndef TN_PULL_H
 #define TN_PULL_H
 
+#include "adapt.h"
 #include "remote.h"
 #include "tenantry.h"
 
@@ -32,8 +33,10 @@ typedef struct tn__pull_stats {
  * c's bandwidth cap; more open connections of their own, uncapped). */
 int tn__pull_tenant(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant,
                     int64_t default_ttl_s, int fetchers, tn__pull_stats *ps);
-/* Pushes the tenant's own row when its name or settings changed. */
-int tn__push_tenant_row(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant);
+/* Pushes the tenant's own row when its name or settings changed, at pace's
+ * rate (may be NULL: at once).  TN_BUSY when the engine stopped meanwhile. */
+int tn__push_tenant_row(tn_store *st, tn_remote *r, tn_remote_conn *c, const char *tenant,
+                        tn__adapt *pace);
 /* Works off the purge of deleted tenants: the marker, then every object and
  * row.  *rows += rows removed. */
 int tn__purge_tenants(tn_store *st, tn_remote *r, tn_remote_conn *c, int64_t *rows);

@@ -13,6 +13,7 @@
  */
 #include "harness.h"
 
+#include "adapt.h"
 #include "aws.h"
 #include "clock.h"
 #include "crypto.h"
@@ -1400,4 +1401,65 @@ TEST(sync_pace_is_one_budget_for_every_sender) {
     ASSERT_INT_EQ(tn__pace_take(&p, 1024, &stop), -1);
     ASSERT(tn__mono_ms() - t0 < 1000);
     tn__pace_destroy(&p);
+}
+
+/* The learned rate: off until a throttling answer; then 0.7 of what the
+ * remote accepted over the last second (a throttling with nothing accepted
+ * leaves it off); a throttled answer to a request sent before the cut
+ * changes nothing; later ones cut again; accepted
+ * answers let it grow back, staying under the rate of the last cut at
+ * first (the cubic curve is flat near it). */
+TEST(sync_adapt_cuts_once_per_throttling_and_grows_back) {
+    tn__adapt a;
+    tn__adapt_init(&a);
+    int64_t t0 = tn__mono_us();
+    int64_t sent = tn__adapt_take(&a, NULL, NULL);
+    ASSERT(sent >= t0);
+    ASSERT(tn__adapt_rate(&a) == 0);
+    for (int i = 0; i < 100; i++) tn__adapt_answer(&a, sent, 1, 0);
+    ASSERT(tn__adapt_rate(&a) == 0); /* accepted answers alone do not turn it on */
+    int64_t before_cut = tn__mono_us();
+    tn__adapt_answer(&a, sent, 0, 1);
+    /* 100 accepted over at least 20 ms and at most the wall time since. */
+    double first = tn__adapt_rate(&a);
+    int64_t span_us = tn__mono_us() - t0;
+    double most = 0.7 * 100 * 1e6 / 20000,
+           least = 0.7 * 100 * 1e6 / (double)(span_us > 20000 ? span_us : 20000);
+    if (first > most + 1e-6 || first < least - 1e-6)
+        TN_FAIL_("first cut to %.1f, want between %.1f and %.1f", first, least, most);
+    /* Thirty more throttled answers of requests sent before the cut. */
+    for (int i = 0; i < 30; i++) tn__adapt_answer(&a, before_cut - 1, 0, 1);
+    ASSERT(tn__adapt_rate(&a) == first);
+    /* A request sent after the cut and throttled: cut again. */
+    int64_t later = tn__adapt_take(&a, NULL, NULL);
+    tn__adapt_answer(&a, later, 0, 1);
+    double second = tn__adapt_rate(&a);
+    if (!(second <= 0.7 * first + 1e-6)) TN_FAIL_("second cut to %.1f after %.1f", second, first);
+    ASSERT(second >= 5.0); /* the floor */
+    /* Accepted answers: the rate grows with the time since the cut. */
+    double last = second;
+    for (int i = 0; i < 3; i++) {
+        struct timespec ts = {0, 60 * 1000000};
+        nanosleep(&ts, NULL);
+        tn__adapt_answer(&a, tn__mono_us(), 1, 0);
+        double r = tn__adapt_rate(&a);
+        if (!(r > last)) TN_FAIL_("rate %.3f after %.3f: no growth", r, last);
+        last = r;
+    }
+    double w = second / 0.7; /* the rate at the last cut */
+    if (!(last < w)) TN_FAIL_("rate %.3f passed the last cut's %.3f within 0.2 s", last, w);
+    /* Requests wait for their turns (no burst): the next one would wait, and
+     * a stop ends that wait at once. */
+    volatile int stop = 1;
+    int64_t t1 = tn__mono_ms(), got = 0;
+    for (int i = 0; i < 100000 && got >= 0; i++) got = tn__adapt_take(&a, &stop, NULL);
+    ASSERT_INT_EQ(got, -1);
+    ASSERT(tn__mono_ms() - t1 < 500);
+    tn__adapt_destroy(&a);
+    /* Throttled with nothing accepted: a refusal, not a rate; it stays off. */
+    tn__adapt_init(&a);
+    sent = tn__adapt_take(&a, NULL, NULL);
+    tn__adapt_answer(&a, sent, 0, 1);
+    ASSERT(tn__adapt_rate(&a) == 0);
+    tn__adapt_destroy(&a);
 }

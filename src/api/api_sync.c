@@ -9,7 +9,7 @@
  *   {"progress":{"items":N,"files":N,"bytes":N,"conflicts":N,"dead_letters":N,
  *                "pending":N}}                      about every second, changed
  *   {"ok":B,"items":N,"files":N,"bytes":N,"parts":N,"conflicts":N,
- *    "dead_letters":N,"pending":N,"pulled":N,"pull_read":N,
+ *    "dead_letters":N,"pending":N,"pulled":N,"pull_read":N,"throttled":N,
  *    "error":null|"..."}                               last, once
  * "ok" is as for `sync --once`: the pass ended without error and moved
  * nothing to the dead letters.  409 when the daemon runs no engine.
@@ -75,11 +75,11 @@ static void result_line(tn__stream *out, const tn_sync_stats *s, int rc) {
     int failed = rc != TN_OK || s->error != 0;
     tn__sb_fmt(&b, "{\"ok\":%s,\"items\":%lld,\"files\":%lld,\"bytes\":%lld,\"parts\":%lld,"
                    "\"conflicts\":%lld,\"dead_letters\":%lld,\"pending\":%lld,\"pulled\":%lld,"
-                   "\"pull_read\":%lld,\"error\":",
+                   "\"pull_read\":%lld,\"throttled\":%lld,\"error\":",
                !failed && s->dead == 0 ? "true" : "false", (long long)s->items,
                (long long)s->files, (long long)s->bytes, (long long)s->parts,
                (long long)s->conflicts, (long long)s->dead, (long long)s->pending,
-               (long long)s->pulled, (long long)s->pull_read);
+               (long long)s->pulled, (long long)s->pull_read, (long long)s->throttled);
     if (rc == TN_BUSY) tn__sb_json_str(&b, "the daemon is stopping");
     else if (failed) tn__sb_json_str(&b, s->what[0] ? s->what : tn_strerror(s->error));
     else tn__sb_str(&b, "null");

@@ -232,7 +232,7 @@ static int once_on_daemon(tn_store *st, const char *admin_key, bar *b) {
     double el = now_s() - b->t0;
     cJSON *j = cJSON_CreateObject();
     const char *keys[] = {"items", "files", "bytes", "parts", "conflicts", "dead_letters",
-                          "pending", "pulled", "pull_read"};
+                          "pending", "pulled", "pull_read", "throttled"};
     cJSON *ok = cJSON_GetObjectItemCaseSensitive(r, "ok");
     cJSON_AddBoolToObject(j, "ok", cJSON_IsTrue(ok));
     char n[32];
@@ -347,6 +347,7 @@ int tn__cmd_sync(int argc, char **argv) {
     RAW("pending", s.pending);
     RAW("pulled", s.pulled);
     RAW("pull_read", s.pull_read);
+    RAW("throttled", s.throttled);
     RAW("tombstones_purged", purged);
 #undef RAW
     cJSON_AddNumberToObject(j, "seconds", (double)(long long)(el * 1000) / 1000.0);

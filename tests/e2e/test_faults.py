@@ -484,6 +484,60 @@ def idle_cpu_while_offline():
             shutil.rmtree(d, ignore_errors=True)
 
 
+class RateLimit:
+    """A remote's write capacity: True (throttle) for a row write beyond rate
+    per second, after a burst of `burst` (a token bucket, like a DynamoDB
+    partition at its limit)."""
+
+    def __init__(self, rate, burst):
+        self.rate, self.burst = float(rate), float(burst)
+        self.tokens, self.at = self.burst, time.time()
+        self.throttled = self.passed = 0
+
+    def __call__(self, kind, req):
+        if kind not in ROW_WRITES:
+            return False
+        now = time.time()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.passed += 1
+            return False
+        self.throttled += 1
+        return True
+
+
+def throttled_above_a_rate():
+    """A remote that throttles row writes beyond 80 per second, for a whole
+    run: one `sync --once` paces itself to what the remote accepts and sends
+    every row (a run ends only when no row gets through), no row more often
+    than the attempts allow."""
+    s = Setup({"TENANTRY_SYNC_BACKOFF_MS": "100"})
+    try:
+        for t in ("acme", "globex"):
+            s.store.put_items(t, (("%s-%d" % (t, i), json.dumps({"i": i})) for i in range(300)))
+        limit = RateLimit(80, 10)
+        PROXY.clear()
+        PROXY.plan(Rule(limit, "throttle"))
+        t0 = time.time()
+        rc, summary, err = s.sync()
+        took = time.time() - t0
+        T.check(limit.throttled > 0, "the remote throttled some writes (%d passed)" % limit.passed)
+        T.eq(rc, 0, "one run sends everything: %r %s" % (summary, err[-300:]))
+        T.eq(summary.get("items"), 600, "items sent: %r" % summary)
+        T.eq(summary.get("pending"), 0, "nothing left: %r" % summary)
+        worst = max(PROXY.per_key(ROW_WRITES).values() or [0])
+        T.check(worst <= ROW_LIMIT, "one row written %d times (limit %d)" % (worst, ROW_LIMIT))
+        T.check(took < 60, "in bounded time (%.1f s)" % took)
+        check_acknowledged_are_remote(s, "rate")
+        print("  600 rows at 80 writes/s: %.1f s, %d writes throttled, %d passed"
+              % (took, limit.throttled, limit.passed))
+    finally:
+        PROXY.plan()
+        s.close()
+
+
 def one_tenant_refused_others_drain():
     """A role whose policy leaves one tenant out (every request naming its
     partition or prefix is refused): the other tenant drains in the same pass,
@@ -538,7 +592,7 @@ def main():
     try:
         for fn in (connection_resets, timeouts_and_stalls, server_errors_500_and_503,
                    throttling, transactions_cancelled_by_throttling,
-                   provisioned_throughput_exceeded_everywhere,
+                   provisioned_throughput_exceeded_everywhere, throttled_above_a_rate,
                    batch_unprocessed_items, errors_that_are_not_the_services, truncated_bodies,
                    garbage_bodies, multipart_uploads, slow_responses,
                    retries_are_bounded_and_jittered, idle_cpu_while_offline,

@@ -845,7 +845,7 @@ def sync_once_next_to_serve_hands_the_run_to_the_daemon():
                   and summary["error"] is None,
                   "the daemon's pass, reported: rc=%d %r %r" % (rc, summary, err))
             check(set(summary) == {"ok", "items", "files", "bytes", "parts", "conflicts",
-                                   "dead_letters", "pending", "pulled", "pull_read",
+                                   "dead_letters", "pending", "pulled", "pull_read", "throttled",
                                    "tombstones_purged", "seconds", "error"},
                   "the summary has sync --once's keys: %r" % summary)
             check("asking it for a pass" in err, "says it asked the daemon: %r" % err)
