@@ -695,6 +695,7 @@ static void write_chunk(ctx *x, worker *w, job *j, const int *idx, int n) {
     int64_t sent = tn__adapt_take(&x->pace, x->stop, &j->held_back);
     if (sent < 0) return;
     x->r->m->put_rows(w->c, rows, n, out);
+    for (int k = 0; k < n; k++) j->res[idx[k]].sent = 1;
     int accepted = 0, throttled = 0;
     for (int k = 0; k < n; k++) {
         if (tn_err_retryable(out[k].code)) __atomic_store_n(&j->held_back, 1, __ATOMIC_RELAXED);
@@ -724,6 +725,7 @@ static void *job_worker(void *arg) {
             const tn__change *ch = &j->b->changes[i];
             if (skipping(x, ch->tenant_id)) continue;
             upload(x, a->w, ch, &j->rows[i], j->rv[i], &j->res[i]);
+            j->res[i].sent = 1;
             if (j->res[i].outcome == TN__OUT_RETRY && tn_err_retryable(j->res[i].code))
                 __atomic_store_n(&j->held_back, 1, __ATOMIC_RELAXED);
         } else {
@@ -810,8 +812,12 @@ static int process(ctx *x, tn__batch *b, tn__result *res) {
             if (tn_err_retryable(vrc)) held = 1;
             for (int j = 0; j < cnt_k; j++) {
                 int i = idx[k + j];
-                if (v[j] >= 0) rv[i] = v[j];
-                else row_error(x, &b->changes[i], &res[i], vrc != TN_OK ? vrc : TN_NETWORK);
+                if (v[j] >= 0) {
+                    rv[i] = v[j];
+                } else {
+                    row_error(x, &b->changes[i], &res[i], vrc != TN_OK ? vrc : TN_NETWORK);
+                    res[i].sent = 1; /* its version was asked for */
+                }
             }
         }
         int m2 = 0;
@@ -1014,11 +1020,11 @@ static int pass(ctx *x, int max_attempts) {
             took |= res[i].outcome == TN__OUT_OK || res[i].outcome == TN__OUT_CONFLICT;
             if (!done[i] && !is_blocking(res[i].code) && !skipping(x, b.changes[i].tenant_id)) {
                 retry_code = res[i].code ? res[i].code : TN_NETWORK;
-                if (res[i].code) { /* sent and refused (the others were held back untried) */
-                    if (res[i].code == TN_THROTTLED) throttled = 1;
-                    else other = 1;
-                    if (worn_bump(x, &b.changes[i]) >= max_attempts) worn = 1;
-                }
+                if (res[i].code == TN_THROTTLED) throttled = 1;
+                else if (res[i].code) other = 1; /* 0: held back untried */
+                /* Every change a request went out for counts, also a file
+                 * whose upload went and whose row was then held back. */
+                if (res[i].sent && worn_bump(x, &b.changes[i]) >= max_attempts) worn = 1;
             }
             if (!s) continue;
             if (res[i].outcome == TN__OUT_OK) {

@@ -21,6 +21,7 @@ typedef struct tn__result {
     int code;           /* tn code for DEAD / RETRY */
     int64_t remote_version;
     int superseded;     /* OK with nothing written: a newer local change replaced it */
+    int sent;           /* a request went out for it in this batch (its upload or its row) */
 } tn__result;
 
 struct tn__batch;
