@@ -495,7 +495,7 @@ def main():
     log("restore benchmark: %d items, %d files of %g MiB, %d rounds" % (N_ITEMS, N_FILES, FILE_MIB,
                                                                        RUNS))
     root = tempfile.mkdtemp(prefix="tn-bench-restore-")
-    moto = awslib.Moto()
+    moto = awslib.Moto(isolated=False)
     counter = None
     try:
         b = Bench(root, moto)

@@ -138,7 +138,7 @@ class Dynalite:
 
 
 def start_server(kind):
-    return awslib.Moto() if kind == "moto" else Dynalite()
+    return awslib.Moto(isolated=False) if kind == "moto" else Dynalite()
 
 
 class Link:

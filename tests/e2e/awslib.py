@@ -73,13 +73,18 @@ def _die_with_parent():
 class Moto:
     """moto_server on 127.0.0.1:port (env: extra environment, e.g.
     INITIAL_NO_AUTH_ACTION_COUNT); stop() kills it by PID.  Its answers name
-    tenants by design, so tnlib's response checker leaves its port alone."""
+    tenants by design, so tnlib's response checker leaves its port alone.
+    isolated: its DynamoDB writes take one lock (moto_serial.py: moto undoes
+    other threads' writes when a transaction is cancelled); the benchmarks
+    run it as it ships."""
 
-    def __init__(self, port=None, env=None):
+    def __init__(self, port=None, env=None, isolated=True):
         self.port = port or free_port()
         tnlib.not_the_daemon(self.port)
+        entry = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_serial.py")] \
+            if isolated else ["-m", "moto.server"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-p", str(self.port), "-H", "127.0.0.1"],
+            [sys.executable] + entry + ["-p", str(self.port), "-H", "127.0.0.1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
             env=dict(os.environ, **env) if env else None)
         self.pid = self.proc.pid
