@@ -50,13 +50,24 @@ static const nfield reals[] = {N(rate, 0.001, 1e6), N(burst, 1, 1e6),
                                N(auth_fail_rate, 0.001, 1e6), N(auth_fail_burst, 1, 1e6),
                                N(tenant_rate, 0, 1e6), N(tenant_burst, 1, 1e6)};
 
+/* Written as `key = "value"  # again`, or as short a form as fits the line
+ * limit the parser keeps: a value accepted from a line of at most the limit
+ * fits as `key="value"` when it came quoted (the same escapes), and as
+ * `key=value` when it came unquoted (no quote, no outer space, no " #"). */
 static void put_str(char **p, const char *key, const char *v) {
-    *p += sprintf(*p, "%s = \"", key);
+    size_t esc = 0, klen = strlen(key);
+    for (const char *q = v; *q; q++) esc += 1 + (*q == '"' || *q == '\\');
+    if (klen + esc + 3 > TN__CONF_LINE_MAX && !strchr(v, '"')) {
+        *p += sprintf(*p, "%s=%s\n", key, v);
+        return;
+    }
+    int roomy = klen + esc + 14 <= TN__CONF_LINE_MAX;
+    *p += sprintf(*p, roomy ? "%s = \"" : "%s=\"", key);
     for (; *v; v++) {
         if (*v == '"' || *v == '\\') *(*p)++ = '\\';
         *(*p)++ = *v;
     }
-    *p += sprintf(*p, "\"  # again\n");
+    *p += sprintf(*p, roomy ? "\"  # again\n" : "\"\n");
 }
 
 /* c written back as a file (malloc'd). */
