@@ -452,9 +452,11 @@ class Driver:
                       "b_cycles": 0, "b_kills": 0, "b_kill_query": 0, "b_kill_get": 0,
                       "b_kill_timer": 0, "b_synced": 0, "b_writes": 0, "ab_rows_equal": 0,
                       # Restores: "restore_kills" when killed by us, "restore_unfinished"
-                      # when check then said so (exit 5), "restores" when one completed
-                      # and equalled the others.
+                      # when check then said so (exit 5), "restore_killed_after_the_end"
+                      # when the kill came after its last step, "restores" when one
+                      # completed and equalled the others.
                       "restores": 0, "restore_kills": 0, "restore_unfinished": 0,
+                      "restore_killed_after_the_end": 0,
                       "restored_rows_compared": 0}
         self.sigkilled = set()   # pids this driver sent SIGKILL
         self.modes = {}
@@ -976,6 +978,19 @@ class Driver:
             len(ra)))
         self.stats["b_cycles"] += 1
 
+    @staticmethod
+    def has_tenants(db):
+        """The store file at db exists and holds at least one tenant."""
+        if not os.path.exists(db):
+            return False
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+        try:
+            return c.execute("SELECT count(*) FROM _tenants").fetchone()[0] > 0
+        except sqlite3.Error:
+            return False  # killed before its schema was in
+        finally:
+            c.close()
+
     def restore_cycle(self, suite, label):
         """A third data directory restored from the remote, SIGKILLed half way
         (while `check` must call it unfinished), run again to completion, then
@@ -993,10 +1008,14 @@ class Driver:
             rc, fired, ours = self.killed_run(["restore"], self.env_c, (when, kinds[what]),
                                               r.randint(1, 3), 20.0)
         db = os.path.join(self.data_c, "tenantry.db")
+        finished = False  # the kill came after the restore's last step
         if ours:
             self.stats["restore_kills"] += 1
             marked = os.path.exists(db) and sqlite3.connect(db).execute(
                 "SELECT count(*) FROM _meta WHERE key = 'restore_incomplete'").fetchone()[0]
+            finished = not marked and self.has_tenants(db)
+            if finished:
+                self.stats["restore_killed_after_the_end"] += 1
             if marked:
                 p = self.tn(["check"], env=self.env_c)
                 if p.returncode == 5 and "restore" in p.stdout + p.stderr:
@@ -1009,9 +1028,17 @@ class Driver:
         if rc != 0:
             p = self.tn(["restore"], env=self.env_c)
             lines = p.stdout.strip().splitlines()
-            suite.check(p.returncode == 0 and lines and json.loads(lines[-1]).get("ok"),
-                        "%s: restore run again: rc %d %s %s" % (label, p.returncode,
-                                                                p.stdout[-300:], p.stderr[-300:]))
+            if finished:
+                # Unmarked with its tenants in: a whole store, which no
+                # restore may overwrite (and the comparisons below check it
+                # is whole).
+                suite.check(p.returncode == 4 and "restore needs an empty one" in p.stderr,
+                            "%s: a restore run over a finished one is refused: rc %d %s %s"
+                            % (label, p.returncode, p.stdout[-300:], p.stderr[-300:]))
+            else:
+                suite.check(p.returncode == 0 and lines and json.loads(lines[-1]).get("ok"),
+                            "%s: restore run again: rc %d %s %s" % (label, p.returncode,
+                                                                    p.stdout[-300:], p.stderr[-300:]))
         self.check_dir(suite, self.env_c, "restored, " + label)
         rc_, ra = self.rows(self.data_c), self.rows(self.data)
         if self.same_rows(suite, rc_, ra, "%s: the restored store and a" % label):

@@ -80,7 +80,8 @@ def the_driver_fails_a_daemon_that_dies_by_itself(suite, crash):
     SIGTERM (here SIGABRT just before it); neither counts as a kill or a clean
     stop.  A third cycle with nothing done to it passes (its second appliance's
     pull and its restore too); in a fourth, the second appliance's pull
-    skips what is new, and the cycle fails."""
+    skips what is new, and the cycle fails.  A restore killed after its last
+    step is a whole store, not one to restore again."""
     import signal
     drv = crash.Driver(7, log=lambda s: print("  self-test " + s, flush=True))
     try:
@@ -110,6 +111,21 @@ def the_driver_fails_a_daemon_that_dies_by_itself(suite, crash):
         suite.check(any("a and b" in f and "rows differ" in f for f in rec.failures),
                     "a pull that skipped a page fails the cycle: %r" % [f[:200] for f in rec.failures])
         suite.eq(drv.stats["ab_rows_equal"], 3, "the skipped pull is not counted as equal")
+        # A restore whose kill came after its last step (it ran to its end;
+        # the kill found it still exiting): a whole store, which the driver
+        # must not expect a second restore to write over.
+        real = drv.killed_run
+
+        def ran_to_the_end(args, env, aim, nth, budget):
+            rc, fired, _ = real(args, env, None, 0, 120.0)
+            suite.eq(rc, 0, "the self-test's restore ran to its end")
+            return -9, fired, True
+        drv.killed_run = ran_to_the_end
+        rec = Recorder()
+        drv.restore_cycle(rec, "self-test")
+        drv.killed_run = real
+        suite.eq(rec.failures, [], "a restore killed after its last step passes its cycle")
+        suite.eq(drv.stats["restore_killed_after_the_end"], 1, "and is counted as such")
     finally:
         drv.close()
 
